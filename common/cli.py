@@ -1,0 +1,29 @@
+"""Helpers shared by the thin ``__main__`` entry points."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from common.errors import UserError
+
+
+def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run an entry point, turning user errors into a message and exit status 2.
+
+    Args:
+        main: The function that parses ``argv`` and does the work; returns an exit
+            status or None for success.
+        argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        The process exit status.
+    """
+    try:
+        return main(list(sys.argv[1:] if argv is None else argv)) or 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

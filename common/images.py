@@ -1,0 +1,112 @@
+"""Decoding an image file into a network input: the one deterministic preprocessing.
+
+Training (un-augmented), export parity checks and evaluation all call
+:func:`load_image`, so an image reaches the network identically in every stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from common.contract import InputContract
+from common.errors import UserError
+from common.lists import Dataset, Sample
+
+log = logging.getLogger(__name__)
+
+_RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+ON_UNREADABLE = ("error", "skip")
+"""What to do with an image that cannot be decoded: stop with an error, or log and skip."""
+
+
+class UnreadableImageError(UserError):
+    """An image file exists but cannot be decoded."""
+
+
+def load_image(path: Path, contract: InputContract) -> np.ndarray:
+    """Decode one image file as the network expects it.
+
+    Steps: decode with Pillow, apply the EXIF orientation, convert to
+    ``contract.color_mode``, resize to ``(contract.height, contract.width)`` with
+    ``contract.interpolation`` (skipped when the size already matches).
+
+    Args:
+        path: The image file; any format Pillow reads.
+        contract: The network's input contract.
+
+    Returns:
+        ``uint8`` array of shape ``(C, H, W)``, values 0..255, channels in
+        ``contract.color_mode`` order.
+
+    Raises:
+        UnreadableImageError: When the file cannot be decoded.
+    """
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened).convert(contract.color_mode)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImageError(f"{path}: cannot decode image ({exc})") from None
+    if image.size != (contract.width, contract.height):
+        image = image.resize((contract.width, contract.height), resample=_RESAMPLING[contract.interpolation])
+    pixels = np.asarray(image, dtype=np.uint8)
+    if pixels.ndim == 2:
+        return pixels[np.newaxis]  # (H, W) -> (1, H, W)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+
+
+def load_samples(
+    dataset: Dataset,
+    samples: Sequence[Sample],
+    contract: InputContract,
+    on_unreadable: str = "error",
+) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
+    """Decode a list of samples into one array, for data sets that fit in memory.
+
+    Args:
+        dataset: The data set the sample paths are relative to.
+        samples: The samples, e.g. from :func:`common.lists.read_split`.
+        contract: The network's input contract.
+        on_unreadable: ``"error"`` stops at the first unreadable image, naming the
+            list file and line; ``"skip"`` logs a warning per image and leaves it out.
+
+    Returns:
+        ``(images, labels, kept)``: ``uint8`` images ``(N, C, H, W)``, ``int64``
+        labels ``(N,)`` and the samples that were decoded, in order.
+
+    Raises:
+        UnreadableImageError: On an unreadable image when ``on_unreadable="error"``,
+            or when every image was skipped.
+    """
+    if on_unreadable not in ON_UNREADABLE:
+        raise UserError(f"on_unreadable: {on_unreadable!r} is not one of {list(ON_UNREADABLE)}")
+    images = np.empty((len(samples), *contract.shape), dtype=np.uint8)
+    kept: list[Sample] = []
+    for sample in samples:
+        try:
+            images[len(kept)] = load_image(dataset.image_path(sample), contract)
+        except UnreadableImageError as exc:
+            where = f"{sample.source}:{sample.line}"
+            if on_unreadable == "error":
+                raise UnreadableImageError(
+                    f"{where}: {exc} (fix or remove the line, or set on_unreadable to 'skip')"
+                ) from None
+            log.warning("%s: skipped unreadable image: %s", where, exc)
+            continue
+        kept.append(sample)
+    if samples and not kept:
+        raise UnreadableImageError(f"{samples[0].source}: none of the {len(samples)} images could be decoded")
+    labels = np.fromiter((s.label for s in kept), dtype=np.int64, count=len(kept))
+    return images[: len(kept)], labels, kept

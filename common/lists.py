@@ -1,0 +1,252 @@
+"""Data sets on disk: ``classes.txt`` and list files, read and validated.
+
+A data set is a folder (``data/<ds>/``) holding::
+
+    classes.txt         one class name per line; line number (from 0) = label
+    lists/<split>.txt   one sample per line: <image path relative to the folder> <label>
+    raw/...             the images (any layout; the lists point into it)
+
+In list files, blank lines and lines starting with ``#`` are ignored; the label is
+the last whitespace-separated field, so image paths may contain spaces. Paths use
+``/`` and may not leave the data set folder.
+
+Every problem found in a list file is reported at once, each with file and line.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.errors import UserError
+from common.paths import display_path
+
+SPLITS: tuple[str, ...] = ("train", "val", "test", "dev")
+"""The conventional splits; ``dev`` is a small subset for quick debug runs."""
+
+MAX_REPORTED = 20
+"""How many problems a list-file error message spells out before summarising."""
+
+
+class ListFileError(UserError):
+    """A list file or ``classes.txt`` has one or more problems.
+
+    Attributes:
+        problems: One ``"<file>:<line>: <what is wrong>"`` string per problem.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        shown = self.problems[:MAX_REPORTED]
+        message = "\n  ".join(shown)
+        if len(self.problems) > len(shown):
+            message += f"\n  ... and {len(self.problems) - len(shown)} more problem(s)"
+        head = "1 problem" if len(self.problems) == 1 else f"{len(self.problems)} problems"
+        super().__init__(f"{head} in the data set files:\n  {message}")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One line of a list file.
+
+    Attributes:
+        path: Image path relative to the data set folder, normalised, ``/``-separated.
+        label: Class index into the data set's class names.
+        source: The list file, as shown to the user.
+        line: 1-based line number in that file.
+    """
+
+    path: str
+    label: int
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set folder and its class names.
+
+    Attributes:
+        root: The data set folder (``data/<ds>``).
+        class_names: Names from ``classes.txt``; index = label.
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def list_path(self, split: str) -> Path:
+        """The list file of a split, ``<root>/lists/<split>.txt``."""
+        return self.root / "lists" / f"{split}.txt"
+
+    def image_path(self, sample: Sample) -> Path:
+        """The image file of a sample."""
+        return self.root / sample.path
+
+
+def load_dataset(root: Path) -> Dataset:
+    """Open a data set folder and read its ``classes.txt``.
+
+    Args:
+        root: The data set folder.
+
+    Raises:
+        UserError: When the folder or ``classes.txt`` is missing.
+        ListFileError: When ``classes.txt`` has blank or duplicate names.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(
+            f"{display_path(root)}: data set folder not found "
+            "(run `pipenv run prepare-data` for the bundled digits, or see data/README.md)"
+        )
+    classes_file = root / "classes.txt"
+    if not classes_file.is_file():
+        raise UserError(
+            f"{display_path(classes_file)}: missing; write one class name per line "
+            "(the line number, from 0, is the label)"
+        )
+    shown = display_path(classes_file)
+    lines = _read_text(classes_file).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    problems = []
+    first_seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        name = raw.strip()
+        if not name:
+            problems.append(f"{shown}:{number}: blank class name (every line up to the last is a class)")
+        elif name in first_seen:
+            problems.append(f"{shown}:{number}: class {name!r} repeats line {first_seen[name]}")
+        else:
+            first_seen[name] = number
+    if not lines:
+        problems.append(f"{shown}: no class names; write one per line")
+    if problems:
+        raise ListFileError(problems)
+    return Dataset(root=root, class_names=tuple(line.strip() for line in lines))
+
+
+def dataset_for_list(list_path: Path) -> Dataset:
+    """Open the data set a list file belongs to (the folder above its ``lists/``).
+
+    Raises:
+        UserError: When the list file is not inside ``<data set>/lists/``.
+    """
+    list_path = Path(list_path)
+    if not list_path.is_file():
+        raise UserError(f"{display_path(list_path)}: list file not found")
+    if list_path.parent.name != "lists":
+        raise UserError(
+            f"{display_path(list_path)}: a list file must live in <data set>/lists/ so that its "
+            "image paths and classes.txt can be found"
+        )
+    return load_dataset(list_path.parent.parent)
+
+
+def read_split(dataset: Dataset, split: str) -> list[Sample]:
+    """Read and validate ``<root>/lists/<split>.txt``.
+
+    Raises:
+        UserError: When the list file does not exist (the message lists the splits
+            that do).
+        ListFileError: For any problem inside the file.
+    """
+    path = dataset.list_path(split)
+    if not path.is_file():
+        available = sorted(p.stem for p in (dataset.root / "lists").glob("*.txt"))
+        raise UserError(
+            f"{display_path(path)}: no list file for split {split!r}; available: {available or 'none'}"
+        )
+    return read_list(dataset, path)
+
+
+def read_list(dataset: Dataset, path: Path) -> list[Sample]:
+    """Read and validate a list file of ``dataset``.
+
+    Checks every line: the form ``<path> <label>``, an integer label within the
+    classes, a path that stays inside the data set folder, no path listed twice, the
+    image file present, and at least one sample. Decoding (and thus readability)
+    is checked by :func:`common.images.load_samples`.
+
+    Args:
+        dataset: The data set the paths are relative to.
+        path: The list file.
+
+    Returns:
+        The samples in file order.
+
+    Raises:
+        ListFileError: Listing every problem found, each with file and line.
+    """
+    shown = display_path(path)
+    samples: list[Sample] = []
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, raw in enumerate(_read_text(path).splitlines(), start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        where = f"{shown}:{number}"
+        fields = text.rsplit(maxsplit=1)
+        if len(fields) != 2:
+            problems.append(f"{where}: expected '<image path> <label>', got {text!r}")
+            continue
+        image, label_text = fields
+        try:
+            label = int(label_text)
+        except ValueError:
+            problems.append(
+                f"{where}: label {label_text!r} is not an integer (labels are 0-based line numbers of classes.txt)"
+            )
+            continue
+        if not 0 <= label < dataset.num_classes:
+            problems.append(
+                f"{where}: label {label} is outside 0..{dataset.num_classes - 1} "
+                f"(classes.txt has {dataset.num_classes} classes)"
+            )
+            continue
+        if "\\" in image:
+            problems.append(f"{where}: path {image!r} uses '\\'; separate folders with '/'")
+            continue
+        relative = _normalise(image)
+        if relative is None:
+            problems.append(f"{where}: path {image!r} leaves the data set folder; use a path relative to it")
+            continue
+        if relative in first_line:
+            problems.append(f"{where}: {relative!r} is listed twice (first on line {first_line[relative]})")
+            continue
+        first_line[relative] = number
+        if not (dataset.root / relative).is_file():
+            problems.append(f"{where}: image not found: {display_path(dataset.root / relative)}")
+            continue
+        samples.append(Sample(path=relative, label=label, source=shown, line=number))
+    if not samples and not problems:
+        problems.append(f"{shown}: no samples (the file is empty or holds only comments)")
+    if problems:
+        raise ListFileError(problems)
+    return samples
+
+
+def _normalise(image: str) -> str | None:
+    """The path relative to the data set folder, or None when it would leave it."""
+    if image.startswith("/") or (len(image) > 1 and image[1] == ":"):
+        return None
+    relative = posixpath.normpath(image)
+    if relative == ".." or relative.startswith("../") or relative == ".":
+        return None
+    return relative
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{display_path(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{display_path(path)}: cannot read ({exc.strerror})") from None

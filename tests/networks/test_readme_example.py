@@ -1,0 +1,29 @@
+"""The README's "Bring your own network" example works as written."""
+
+from __future__ import annotations
+
+import re
+import types
+
+import torch
+
+from common.contract import InputContract
+from common.paths import PROJECT_ROOT
+from networks import build_network, list_networks
+from networks import registry
+from networks.config import ArchConfig, NetworkConfig
+
+
+def test_readme_network_example_registers_and_builds():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(# networks/mlp\.py\n.*?)```", readme, re.S).group(1)
+    module = types.ModuleType("networks.readme_mlp")
+    try:
+        exec(compile(code, "README.md", "exec"), module.__dict__)
+        assert "mlp" in list_networks()
+        contract = InputContract("L", 16, 16, "bilinear", (0.305,), (0.319,))
+        config = NetworkConfig(name="digits_mlp", arch=ArchConfig("mlp", {"hidden": 128}), num_classes=10, input=contract)
+        network = build_network(config)
+        assert network(torch.zeros(3, 1, 16, 16, dtype=torch.uint8)).shape == (3, 10)
+    finally:
+        registry._REGISTRY.pop("mlp", None)

@@ -1,0 +1,1 @@
+"""Maintenance tools for the repository itself (locking, checks); no stage imports them."""
