@@ -61,7 +61,7 @@ def load_image(path: Path, contract: InputContract) -> np.ndarray:
         raise UnreadableImageError(f"{path}: cannot decode image ({exc})") from None
     if image.size != (contract.width, contract.height):
         image = image.resize((contract.width, contract.height), resample=_RESAMPLING[contract.interpolation])
-    pixels = np.asarray(image, dtype=np.uint8)
+    pixels = np.array(image, dtype=np.uint8)  # a writable copy
     if pixels.ndim == 2:
         return pixels[np.newaxis]  # (H, W) -> (1, H, W)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)

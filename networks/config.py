@@ -112,7 +112,7 @@ class NetworkConfig:
             merged = OmegaConf.merge(OmegaConf.structured(cls), data)
             config = OmegaConf.to_object(merged)
         except OmegaConfBaseException as exc:
-            raise UserError(f"{source}: {_describe(exc)}") from None
+            raise UserError(f"{source}: {describe_config_error(exc)}") from None
         except ContractError as exc:
             raise UserError(f"{source}: " + "; ".join(f"input.{p}" for p in exc.problems)) from None
         if config.num_classes < 1:
@@ -145,12 +145,7 @@ def load_network_config(name_or_path: str | Path) -> NetworkConfig:
     if not path.is_file():
         known = sorted(p.stem for p in (shared_configs_dir() / "networks").glob("*.yaml"))
         raise UserError(f"{shown}: network config not found; known configs: {known}")
-    try:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as exc:  # yaml's and OmegaConf's parse errors share no base class
-        raise UserError(f"{shown}: not a valid YAML mapping ({exc})") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{shown}: expected a mapping of network config keys")
+    raw = load_yaml_mapping(path, "network config keys")
     if raw.setdefault("name", path.stem) != path.stem:
         raise UserError(
             f"{shown}: name: {raw['name']!r} differs from the file name {path.stem!r}; "
@@ -159,7 +154,28 @@ def load_network_config(name_or_path: str | Path) -> NetworkConfig:
     return NetworkConfig.from_dict(raw, source=shown)
 
 
-def _describe(exc: OmegaConfBaseException) -> str:
+def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping.
+
+    Args:
+        path: The file.
+        what: What the mapping holds, for the error message.
+
+    Raises:
+        UserError: When the file is not valid YAML or not a mapping.
+    """
+    shown = display_path(path)
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as exc:  # yaml's and OmegaConf's parse errors share no base class
+        raise UserError(f"{shown}: not a valid YAML mapping ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{shown}: expected a mapping of {what}")
+    return raw
+
+
+def describe_config_error(exc: OmegaConfBaseException) -> str:
+    """An OmegaConf error as ``<key path>: <first line of its message>``."""
     key = getattr(exc, "full_key", None)
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{key}: {message}" if key else message

@@ -1,0 +1,1 @@
+"""Benchmarks: ``pipenv run bench <name>``; each prints ratios measured side by side in one run."""

@@ -1,0 +1,141 @@
+"""Writing checkpoints: ``last.pt``, ``best.pt`` and the top-k, each written atomically.
+
+A checkpoint is a plain dict (tensors, numbers, strings, lists, dicts) that loads
+with ``torch.load(weights_only=True)``; its keys are listed in docs/contracts.md.
+Every file is written to a temporary file and renamed into place, so a kill at any
+moment leaves the previous ``last.pt`` intact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.atomic import atomic_write
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint atomically (temporary file, fsync, rename)."""
+    atomic_write(path, lambda stream: torch.save(payload, stream))
+
+
+def is_better(value: float, reference: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` improves on ``reference`` by more than ``min_delta``."""
+    if not math.isfinite(value):
+        return False
+    if reference is None:
+        return True
+    return value > reference + min_delta if mode == "max" else value < reference - min_delta
+
+
+@dataclass
+class KeepDecision:
+    """What to write for one epoch: the top-k file (if any), best.pt, and files to delete."""
+
+    topk_file: str | None
+    best: bool
+    delete: list[str]
+
+
+class CheckpointKeeper:
+    """Decides which checkpoints to keep by a monitored metric.
+
+    Args:
+        folder: The run's ``checkpoints/`` folder.
+        monitor: Metric name, e.g. ``val/accuracy``.
+        mode: ``max`` or ``min``.
+        top_k: Number of best epochs kept as separate files.
+    """
+
+    def __init__(self, folder: Path, monitor: str, mode: str, top_k: int):
+        self.folder = folder
+        self.monitor = monitor
+        self.mode = mode
+        self.top_k = top_k
+        self.best: dict[str, Any] | None = None
+        self.kept: list[dict[str, Any]] = []
+
+    def decide(self, epoch: int, value: float) -> KeepDecision:
+        """Update the bookkeeping for a finished epoch; returns what to write."""
+        topk_file = None
+        delete: list[str] = []
+        if self.top_k > 0 and math.isfinite(value):
+            worst = self._ranked()[-1] if len(self.kept) >= self.top_k else None
+            if worst is None or is_better(value, worst["value"], self.mode):
+                topk_file = f"epoch={epoch:04d}-{self.monitor.replace('/', '_')}={value:.4f}.pt"
+                self.kept.append({"epoch": epoch, "value": value, "file": topk_file})
+                while len(self.kept) > self.top_k:
+                    dropped = self._ranked()[-1]
+                    self.kept.remove(dropped)
+                    delete.append(dropped["file"])
+        best = is_better(value, None if self.best is None else self.best["value"], self.mode)
+        if best:
+            self.best = {"epoch": epoch, "value": value, "metric": self.monitor}
+        return KeepDecision(topk_file=topk_file, best=best, delete=delete)
+
+    def write(self, decision: KeepDecision, payload: dict[str, Any]) -> None:
+        """Write the files a decision asks for, ``last.pt`` last."""
+        if decision.topk_file:
+            save_checkpoint(payload, self.folder / decision.topk_file)
+        if decision.best:
+            save_checkpoint(payload, self.folder / "best.pt")
+        save_checkpoint(payload, self.folder / "last.pt")
+        for name in decision.delete:
+            (self.folder / name).unlink(missing_ok=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Bookkeeping to store in checkpoints."""
+        return {"best": self.best, "kept": [dict(entry) for entry in self.kept]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore bookkeeping; delete top-k files written after that checkpoint and
+        temporary files of writes that were interrupted."""
+        self.best = state["best"]
+        # An entry whose file a later epoch already replaced (before a crash) is forgotten.
+        self.kept = [dict(entry) for entry in state["kept"] if (self.folder / entry["file"]).is_file()]
+        wanted = {entry["file"] for entry in self.kept} | {"best.pt", "last.pt"}
+        for path in self.folder.glob("epoch=*.pt"):
+            if path.name not in wanted:
+                path.unlink()
+        for path in self.folder.glob(".*.tmp"):
+            path.unlink()
+
+    def _ranked(self) -> list[dict[str, Any]]:
+        return sorted(self.kept, key=lambda e: (-e["value"] if self.mode == "max" else e["value"], e["epoch"]))
+
+
+class EarlyStopping:
+    """Stops after ``patience`` epochs without improvement larger than ``min_delta``.
+
+    Args:
+        patience: Epochs to wait; 0 disables.
+        min_delta: Smallest improvement that counts.
+        mode: ``max`` or ``min``.
+    """
+
+    def __init__(self, patience: int, min_delta: float, mode: str):
+        self.patience = patience
+        self.min_delta = min_delta
+        self.mode = mode
+        self.best: float | None = None
+        self.bad_epochs = 0
+
+    def update(self, value: float) -> bool:
+        """Record an epoch's value; True when training should stop."""
+        if is_better(value, self.best, self.mode, self.min_delta):
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        """Bookkeeping to store in checkpoints."""
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore bookkeeping."""
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]

@@ -1,0 +1,353 @@
+"""The training config: defaults <- YAML file <- dotted command-line overrides.
+
+Merging and type checking are OmegaConf's (structured configs); the result is
+validated as a whole and returned as a frozen :class:`TrainConfig` that is passed
+down explicitly. Every error names its source (file or command line) and key path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from common.errors import UserError
+from common.images import ON_UNREADABLE
+from common.paths import PROJECT_ROOT, display_path
+from networks.config import describe_config_error, load_yaml_mapping
+
+DEFAULT_CONFIG = PROJECT_ROOT / "train" / "configs" / "default.yaml"
+"""The config ``pipenv run train`` uses without ``--config``."""
+
+METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
+"""Per-epoch metrics; ``checkpoint.monitor`` names one of them."""
+
+PINNED_KEYS = ("network_hash", "network_config")
+"""Extra keys of a run's ``config.yaml`` that pin the exact network config used."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from.
+
+    Attributes:
+        dataset: A data set folder name under the data folder (``data/<dataset>``) or a
+            path. ``digits`` is prepared automatically when missing.
+        train_split: List used for training.
+        val_split: List used for validation (and checkpoint selection).
+        dev_split: List used for both with ``--dev``.
+        on_unreadable: ``error`` stops at an unreadable image; ``skip`` logs and drops it.
+        in_memory: Decode every image once and hold the set in memory (small data
+            sets); otherwise decode per batch in ``num_workers`` worker processes.
+        num_workers: DataLoader workers when ``in_memory`` is false.
+    """
+
+    dataset: str = "digits"
+    train_split: str = "train"
+    val_split: str = "val"
+    dev_split: str = "dev"
+    on_unreadable: str = "error"
+    in_memory: bool = True
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation of training batches (never applied to validation).
+
+    All zero / one (the defaults) means no augmentation.
+
+    Attributes:
+        rotation: Maximum rotation in degrees, drawn uniformly in ``[-rotation, rotation]``.
+        translate: Maximum shift as a fraction of the image size, per axis.
+        scale_min: Smallest zoom factor.
+        scale_max: Largest zoom factor.
+        hflip: Probability of a horizontal flip (leave 0 for digits and text).
+        brightness: Maximum relative brightness change.
+        contrast: Maximum relative contrast change.
+    """
+
+    rotation: float = 0.0
+    translate: float = 0.0
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    hflip: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and loss.
+
+    Attributes:
+        name: ``sgd`` or ``adamw``.
+        lr: Peak learning rate.
+        weight_decay: Decoupled (AdamW) or L2 (SGD) weight decay, not applied to
+            biases and normalisation weights.
+        momentum: SGD momentum.
+        nesterov: SGD Nesterov momentum.
+        betas: AdamW betas.
+        grad_clip_norm: Clip the gradient norm to this value; 0 disables.
+        label_smoothing: Cross-entropy label smoothing.
+    """
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip_norm: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule, evaluated every optimiser step.
+
+    Attributes:
+        name: ``cosine`` (to ``min_lr_ratio * lr``), ``step`` (times ``gamma`` every
+            ``step_epochs``) or ``constant``.
+        warmup_epochs: Linear warmup from ``warmup_start * lr`` over this many epochs
+            (fractions allowed); 0 disables.
+        warmup_start: Learning-rate factor at the first step of the warmup.
+        min_lr_ratio: Floor of the cosine schedule, as a fraction of ``lr``.
+        step_epochs: Period of the step schedule.
+        gamma: Factor of the step schedule.
+    """
+
+    name: str = "cosine"
+    warmup_epochs: float = 0.0
+    warmup_start: float = 0.01
+    min_lr_ratio: float = 0.0
+    step_epochs: int = 30
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Which checkpoints to keep.
+
+    Attributes:
+        monitor: Metric that decides ``best.pt`` and the top-k (one of ``METRICS``).
+        mode: ``max`` or ``min``: whether a larger monitored value is better.
+        top_k: How many best epochs to keep as ``epoch=NNNN-<metric>=<value>.pt``
+            besides ``best.pt`` and ``last.pt``; 0 keeps none.
+    """
+
+    monitor: str = "val/accuracy"
+    mode: str = "max"
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Stop when the monitored metric stops improving.
+
+    Attributes:
+        patience: Epochs without an improvement larger than ``min_delta`` before
+            stopping; 0 disables early stopping.
+        min_delta: Smallest change of ``checkpoint.monitor`` that counts as improvement.
+    """
+
+    patience: int = 0
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Initial weights (fine-tuning), instead of a random initialisation.
+
+    Attributes:
+        weights: A checkpoint (``.pt``) in ``model/`` or in another run's
+            ``checkpoints/``; relative paths are tried against the model folder,
+            then the working directory.
+        mode: ``strict`` (every key must match) or ``partial`` (load the keys whose
+            name and shape match, report the rest; matching nothing is an error).
+    """
+
+    weights: Optional[str] = None
+    mode: str = "strict"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run computes.
+
+    Attributes:
+        network: Shared network config name (``shared_configs/networks/<network>.yaml``).
+        epochs: Number of epochs.
+        batch_size: Samples per optimiser step (per process under torchrun).
+        seed: Seed of shuffling, augmentation, dropout and initialisation.
+        amp: Mixed precision on GPU (bfloat16 where supported, else float16); ignored on CPU.
+        data: See :class:`DataConfig`.
+        augment: See :class:`AugmentConfig`.
+        optim: See :class:`OptimConfig`.
+        schedule: See :class:`ScheduleConfig`.
+        checkpoint: See :class:`CheckpointConfig`.
+        early_stopping: See :class:`EarlyStoppingConfig`.
+        init: See :class:`InitConfig`.
+    """
+
+    network: str = "digits_cnn"
+    epochs: int = 30
+    batch_size: int = 64
+    seed: int = 0
+    amp: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as written to ``config.yaml`` and checkpoints."""
+        out = asdict(self)
+        out["optim"]["betas"] = list(self.optim.betas)
+        return out
+
+    def for_dev(self) -> TrainConfig:
+        """The same config training and validating on ``data.dev_split``."""
+        data = replace(self.data, train_split=self.data.dev_split, val_split=self.data.dev_split)
+        return replace(self, data=data)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A loaded training config and, for a run's ``config.yaml``, the pinned network.
+
+    Attributes:
+        config: The validated config.
+        source: The file it came from (None for defaults only).
+        network_hash: Hash of the network config the run used, when pinned.
+        network_config: That network config, when pinned.
+    """
+
+    config: TrainConfig
+    source: Optional[Path] = None
+    network_hash: Optional[str] = None
+    network_config: Optional[dict[str, Any]] = None
+
+
+def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[str] = ()) -> LoadedConfig:
+    """Merge defaults, a YAML file and ``key=value`` overrides; validate; freeze.
+
+    Args:
+        path: A training config YAML, or a run's ``config.yaml`` (its pinned network
+            keys are returned separately); None for the defaults alone.
+        overrides: Dotted ``key=value`` strings, e.g. ``optim.lr=3e-4``.
+
+    Returns:
+        The frozen config and any pinned network config.
+
+    Raises:
+        UserError: Naming the file or the command line and the key path, for an
+            unknown key (with the closest known key), a wrong type or an invalid value.
+    """
+    merged = OmegaConf.structured(TrainConfig)
+    pinned: dict[str, Any] = {}
+    if path is not None:
+        shown = display_path(path)
+        if not Path(path).is_file():
+            raise UserError(f"{shown}: training config not found")
+        loaded = load_yaml_mapping(Path(path), "training config keys")
+        pinned = {key: loaded.pop(key) for key in PINNED_KEYS if key in loaded}
+        merged = _merge(merged, loaded, shown)
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
+    merged = _merge(merged, OmegaConf.from_dotlist(list(overrides)), "command line")
+    try:
+        config: TrainConfig = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"{display_path(path) if path else 'config'}: {describe_config_error(exc)}") from None
+    problems = validate(config)
+    if problems:
+        where = display_path(path) if path else "config"
+        raise UserError(f"{where} (after command-line overrides): " + "; ".join(problems))
+    return LoadedConfig(
+        config=config,
+        source=Path(path) if path is not None else None,
+        network_hash=pinned.get("network_hash"),
+        network_config=pinned.get("network_config"),
+    )
+
+
+def validate(config: TrainConfig) -> list[str]:
+    """Every value out of range or not among the accepted choices, as ``key: problem``."""
+    problems: list[str] = []
+
+    def choice(key: str, value: str, allowed: Sequence[str]) -> None:
+        if value not in allowed:
+            problems.append(f"{key}: {value!r} is not one of {list(allowed)}")
+
+    def at_least(key: str, value: float, low: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
+            problems.append(f"{key}: must be >= {low}, got {value!r}")
+
+    at_least("epochs", config.epochs, 1)
+    at_least("batch_size", config.batch_size, 1)
+    choice("data.on_unreadable", config.data.on_unreadable, ON_UNREADABLE)
+    at_least("data.num_workers", config.data.num_workers, 0)
+    augment = config.augment
+    for key in ("rotation", "translate", "brightness", "contrast"):
+        at_least(f"augment.{key}", getattr(augment, key), 0)
+    if not 0 <= augment.hflip <= 1:
+        problems.append(f"augment.hflip: a probability in [0, 1], got {augment.hflip}")
+    if not 0 < augment.scale_min <= augment.scale_max:
+        problems.append(f"augment.scale_min/scale_max: need 0 < scale_min <= scale_max, got "
+                        f"{augment.scale_min} and {augment.scale_max}")
+    choice("optim.name", config.optim.name, ("sgd", "adamw"))
+    if not (math.isfinite(config.optim.lr) and config.optim.lr > 0):
+        problems.append(f"optim.lr: must be positive, got {config.optim.lr}")
+    at_least("optim.weight_decay", config.optim.weight_decay, 0)
+    at_least("optim.grad_clip_norm", config.optim.grad_clip_norm, 0)
+    if not 0 <= config.optim.label_smoothing < 1:
+        problems.append(f"optim.label_smoothing: must be in [0, 1), got {config.optim.label_smoothing}")
+    choice("schedule.name", config.schedule.name, ("cosine", "step", "constant"))
+    at_least("schedule.warmup_epochs", config.schedule.warmup_epochs, 0)
+    if not 0 < config.schedule.warmup_start <= 1:
+        problems.append(f"schedule.warmup_start: must be in (0, 1], got {config.schedule.warmup_start}")
+    if not 0 <= config.schedule.min_lr_ratio <= 1:
+        problems.append(f"schedule.min_lr_ratio: must be in [0, 1], got {config.schedule.min_lr_ratio}")
+    at_least("schedule.step_epochs", config.schedule.step_epochs, 1)
+    choice("checkpoint.monitor", config.checkpoint.monitor, METRICS)
+    choice("checkpoint.mode", config.checkpoint.mode, ("max", "min"))
+    at_least("checkpoint.top_k", config.checkpoint.top_k, 0)
+    at_least("early_stopping.patience", config.early_stopping.patience, 0)
+    at_least("early_stopping.min_delta", config.early_stopping.min_delta, 0)
+    choice("init.mode", config.init.mode, ("strict", "partial"))
+    return problems
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two config dicts, with both values."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(config_differences(a, b, f"{path}."))
+        elif a != b:
+            out[path] = (a, b)
+    return out
+
+
+def config_to_yaml(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
+    """The config (and extra top-level keys) as YAML."""
+    return OmegaConf.to_yaml(OmegaConf.create({**config.to_dict(), **(extra or {})}), sort_keys=False)
+
+
+def _merge(base, update, source: str):
+    try:
+        return OmegaConf.merge(base, update)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"{source}: {describe_config_error(exc)}") from None
