@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from common.errors import UserError
+from common.lists import Dataset, load_dataset
 from common.paths import data_dir, display_path
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,19 @@ def ensure_digits(root: Path | None = None) -> Path:
         result = prepare_digits(root)
         log.info("prepared the bundled digits data set in %s", display_path(result.root))
     return root
+
+
+def open_dataset(name_or_path: str) -> Dataset:
+    """Open ``<data dir>/<name>`` (or a path); the bundled ``digits`` is prepared when missing.
+
+    Raises:
+        UserError: When the data set folder or its ``classes.txt`` is missing or invalid.
+    """
+    candidate = Path(name_or_path)
+    root = candidate if (candidate.is_absolute() or len(candidate.parts) > 1) else data_dir() / name_or_path
+    if name_or_path == "digits" and not root.exists():
+        ensure_digits(root)
+    return load_dataset(root)
 
 
 def split_indices(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:

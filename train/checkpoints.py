@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from common.atomic import atomic_write
+from common.files import atomic_write
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:

@@ -328,19 +328,6 @@ def validate(config: TrainConfig) -> list[str]:
     return problems
 
 
-def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
-    """Dotted keys whose values differ between two config dicts, with both values."""
-    out: dict[str, tuple[Any, Any]] = {}
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        path = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(config_differences(a, b, f"{path}."))
-        elif a != b:
-            out[path] = (a, b)
-    return out
-
-
 def config_to_yaml(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
     """The config (and extra top-level keys) as YAML."""
     return OmegaConf.to_yaml(OmegaConf.create({**config.to_dict(), **(extra or {})}), sort_keys=False)

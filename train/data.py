@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 from common.contract import InputContract
-from common.digits import ensure_digits
 from common.errors import UserError
 from common.images import UnreadableImageError, load_image, load_samples
-from common.lists import Dataset, Sample, load_dataset, read_split
-from common.paths import data_dir, display_path
+from common.lists import Dataset, Sample, read_split
+from common.paths import display_path
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +48,6 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.samples)
-
-
-def resolve_dataset(name_or_path: str) -> Dataset:
-    """Open ``data/<name>`` (or a path); the bundled ``digits`` is prepared when missing."""
-    candidate = Path(name_or_path)
-    root = candidate if (candidate.is_absolute() or len(candidate.parts) > 1) else data_dir() / name_or_path
-    if name_or_path == "digits" and not root.exists():
-        ensure_digits(root)
-    return load_dataset(root)
 
 
 def load_split(dataset: Dataset, split: str, contract: InputContract, on_unreadable: str, in_memory: bool) -> SplitData:

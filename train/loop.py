@@ -22,8 +22,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.digits import open_dataset
+from common.dicts import describe_differences, differences
 from common.errors import UserError
+from common.files import file_sha256
 from common.lists import Dataset
+from common.runs import find_run
 from common.paths import display_path, model_dir
 from networks import ImageClassifier, build_network, load_network_config
 from networks.checkpoint import (
@@ -40,7 +44,6 @@ from train.config import (
     DEFAULT_CONFIG,
     LoadedConfig,
     TrainConfig,
-    config_differences,
     config_to_yaml,
     load_train_config,
 )
@@ -51,7 +54,6 @@ from train.data import (
     epoch_seed,
     iterate_batches,
     load_split,
-    resolve_dataset,
     steps_per_epoch,
 )
 from train.distributed import Processes, all_reduce_sum, barrier, broadcast, start_processes, stop_processes
@@ -60,8 +62,6 @@ from train.rundir import (
     MetricsCsv,
     close_logging,
     create_run_dir,
-    file_sha256,
-    find_run,
     git_state,
     now,
     package_versions,
@@ -174,7 +174,7 @@ def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] 
     run_dir = find_run(run)
     original = load_train_config(run_dir / "config.yaml")
     loaded = load_train_config(run_dir / "config.yaml", overrides)
-    changes = config_differences(original.config.to_dict(), loaded.config.to_dict())
+    changes = differences(original.config.to_dict(), loaded.config.to_dict())
     _check_changes(changes, allow_change, run_dir)
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
     checkpoint = read_checkpoint(checkpoint_path)
@@ -225,10 +225,10 @@ class Trainer:
     def load_data(self) -> None:
         config, contract = self.config, self.network_config.input
         if self.processes.is_main:
-            self.dataset: Dataset = resolve_dataset(config.data.dataset)
+            self.dataset: Dataset = open_dataset(config.data.dataset)
         barrier(self.processes)  # rank 0 may have prepared the bundled data set
         if not self.processes.is_main:
-            self.dataset = resolve_dataset(config.data.dataset)
+            self.dataset = open_dataset(config.data.dataset)
         check_classes(self.dataset, self.network_config.num_classes, self.network_config.name)
         data = config.data
         self.train_data: SplitData = load_split(self.dataset, data.train_split, contract, data.on_unreadable,
@@ -536,8 +536,8 @@ def _pinned_network_config(loaded: LoadedConfig, config: TrainConfig) -> Network
     network_config = load_network_config(config.network)
     if loaded.network_hash and loaded.network_hash != network_config.hash:
         pinned = NetworkConfig.from_dict(loaded.network_config, "pinned") if loaded.network_config else None
-        differences = config_differences(pinned.to_dict(), network_config.to_dict()) if pinned else {}
-        detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differences.items()) or "unknown"
+        changes = differences(pinned.to_dict(), network_config.to_dict()) if pinned else {}
+        detail = describe_differences(changes) or "unknown"
         raise UserError(
             f"{display_path(loaded.source)} pins network config {config.network!r} with hash "
             f"{loaded.network_hash[:12]}, but {display_path(network_config_path(config.network))} now hashes to "
@@ -555,7 +555,7 @@ def _check_changes(changes: dict[str, tuple[Any, Any]], allow_change: Sequence[s
         raise UserError(f"resume {display_path(run_dir)}: the network cannot change when resuming; start a new run")
     refused = {k: v for k, v in changes.items() if not allowed(k)}
     if refused:
-        listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        listed = describe_differences(refused)
         keys = " ".join(refused)
         raise UserError(
             f"resume {display_path(run_dir)}: the config differs from the run's ({listed}). Resuming with a changed "

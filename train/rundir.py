@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -27,9 +26,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_write_text
+from common.files import atomic_write_text
 from common.errors import UserError
-from common.paths import PROJECT_ROOT, display_path, output_dir
+from common.paths import PROJECT_ROOT, display_path
+from common.runs import runs_root
 
 METRIC_COLUMNS = ("epoch", "step", "lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy",
                   "epoch_seconds", "samples_per_second")
@@ -38,11 +38,6 @@ METRIC_COLUMNS = ("epoch", "step", "lr", "train/loss", "train/accuracy", "val/lo
 PACKAGES = ("torch", "numpy", "pillow", "omegaconf", "tensorboard", "scikit-learn", "tqdm")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def runs_root() -> Path:
-    """``<output>/train``: where runs live."""
-    return output_dir() / "train"
 
 
 def create_run_dir(name: str, root: Path | None = None) -> Path:
@@ -65,24 +60,6 @@ def create_run_dir(name: str, root: Path | None = None) -> Path:
         (candidate / "checkpoints").mkdir()
         return candidate
     raise UserError(f"{display_path(root)}: could not find a free run folder name for {name!r}")
-
-
-def find_run(spec: str, root: Path | None = None) -> Path:
-    """A run folder from a path, a folder name under the runs root, or ``last`` (the newest).
-
-    Raises:
-        UserError: When no such run exists.
-    """
-    root = root or runs_root()
-    if spec == "last":
-        runs = [p for p in root.glob("*/manifest.json")] if root.is_dir() else []
-        if not runs:
-            raise UserError(f"--resume last: no run in {display_path(root)}")
-        return max(runs, key=lambda p: (json.loads(p.read_text()).get("started", ""), p.parent.name)).parent
-    for candidate in (Path(spec), root / spec):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise UserError(f"{spec}: not a run folder (expected config.yaml inside); runs live in {display_path(root)}")
 
 
 def git_state(run_dir: Path) -> dict[str, Any]:
@@ -115,15 +92,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def now() -> str:

@@ -10,7 +10,8 @@ import pytest
 
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from train.config import DEFAULT_CONFIG, TrainConfig, config_differences, load_train_config
+from common.dicts import differences
+from train.config import DEFAULT_CONFIG, TrainConfig, load_train_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -73,7 +74,7 @@ def test_dev_uses_the_dev_split_for_both():
 def test_config_differences_lists_dotted_keys():
     a = load_train_config(None).config.to_dict()
     b = load_train_config(None, ["epochs=99", "optim.lr=0.1"]).config.to_dict()
-    assert config_differences(a, b) == {"epochs": (30, 99), "optim.lr": (0.001, 0.1)}
+    assert differences(a, b) == {"epochs": (30, 99), "optim.lr": (0.001, 0.1)}
 
 
 def test_print_config_shows_the_resolved_config():

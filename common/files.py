@@ -1,11 +1,12 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""File helpers: atomic writes and content hashes.
 
-The content goes to a temporary file in the same folder, is flushed to disk, and
+Atomic writes: a reader sees the old file or the new one, never half of one. The content goes to a temporary file in the same folder, is flushed to disk, and
 then renamed over the target (``os.replace`` is atomic on POSIX and Windows).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -24,6 +25,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's files are private; give the usual permissions
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -34,6 +36,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write bytes to ``path`` atomically."""
     atomic_write(path, lambda stream: stream.write(data))
@@ -42,3 +50,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write UTF-8 text to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
