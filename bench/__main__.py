@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from common.cli import run_main
 
-BENCHMARKS = {"train": "bench.train_loop", "export": "bench.export"}
+BENCHMARKS = {"train": "bench.train_loop", "export": "bench.export", "evaluate": "bench.evaluate"}
 """Benchmark name -> module with ``main(rounds: int) -> int``."""
 
 

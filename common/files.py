@@ -59,3 +59,25 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def publish_folder(staging: Path, target: Path, overwrite: bool) -> None:
+    """Move a fully written staging folder to ``target`` by renames.
+
+    An existing ``target`` is replaced only with ``overwrite`` (it is renamed aside
+    first and deleted after the new folder is in place).
+
+    Raises:
+        FileExistsError: When ``target`` exists and ``overwrite`` is off.
+    """
+    import shutil
+
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(target)
+        aside = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        os.replace(target, aside)
+        os.replace(staging, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(staging, target)

@@ -1,0 +1,120 @@
+"""``pipenv run evaluate``: inference + scoring, ``score`` (re-score a result file) or ``compare``.
+
+Only the standard library is imported here, so ``--help`` answers at once; the work
+is imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from common.cli import run_main
+
+COMMANDS = ("score", "compare")
+
+EPILOG = """\
+examples:
+  pipenv run evaluate                                  newest model in model/, bundled digits test list
+  pipenv run evaluate --model model/<name>.onnx --list data/<ds>/lists/test.txt --name mine
+  pipenv run evaluate score output/eval/<name>/predictions.csv
+  pipenv run evaluate compare output/eval/<A> output/eval/<B>
+"""
+
+
+def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """Options that shape metrics and reports (shared by evaluation and ``score``)."""
+    parser.add_argument("--bad-cases", type=int, default=24, help="cases per bad-case list (default 24)")
+    parser.add_argument("--per-pair", type=int, default=3, help="cases per confusion pair (default 3)")
+    parser.add_argument("--precision-targets", type=float, nargs="+", default=[0.95, 0.99], metavar="P",
+                        help="per-class thresholds reaching these precisions (default 0.95 0.99)")
+    parser.add_argument("--recall-targets", type=float, nargs="+", default=[0.95], metavar="R",
+                        help="per-class thresholds reaching these recalls (default 0.95)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The main command: run a model on a list."""
+    parser = argparse.ArgumentParser(
+        prog="pipenv run evaluate", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate an ONNX model on a labelled list file with onnxruntime (no torch): predictions, "
+                    "metrics, PR curves, confusion matrices and a bad-case report in output/eval/<name>/. "
+                    "Other commands: 'score <predictions.csv>', 'compare <A> <B>' (each has --help).",
+    )
+    parser.add_argument("--model", type=Path, help="ONNX model (default: the newest in model/)")
+    parser.add_argument("--list", type=Path, help="list file in <data set>/lists/ (default: digits test list)")
+    parser.add_argument("--name", help="output folder name under output/eval/ (default: <model>-<list>)")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default 0: one per core)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per inference call (default 256)")
+    parser.add_argument("--workers", type=int, default=4, help="image-decoding threads (default 4)")
+    parser.add_argument("--on-unreadable", choices=["error", "skip"], default="error",
+                        help="stop at an unreadable image (default) or skip it")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_scoring_options(parser)
+    return parser
+
+
+def build_score_parser() -> argparse.ArgumentParser:
+    """``score``: re-score a result file."""
+    parser = argparse.ArgumentParser(prog="pipenv run evaluate score",
+                                     description="Re-score a predictions.csv without inference.")
+    parser.add_argument("predictions", type=Path, help="an evaluation's predictions.csv")
+    parser.add_argument("--out", type=Path, help="output folder (default: the CSV's folder; only derived files "
+                                                 "are replaced there)")
+    add_scoring_options(parser)
+    return parser
+
+
+def build_compare_parser() -> argparse.ArgumentParser:
+    """``compare``: two evaluations of the same list."""
+    parser = argparse.ArgumentParser(prog="pipenv run evaluate compare",
+                                     description="Compare two evaluations of the same list: metric deltas, "
+                                                 "overlaid PR curves, flipped samples.")
+    parser.add_argument("a", type=Path, help="evaluation folder A (or its name under output/eval/)")
+    parser.add_argument("b", type=Path, help="evaluation folder B")
+    parser.add_argument("--name", help="output folder name (default: compare-<A>-vs-<B>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Dispatch to evaluation, ``score`` or ``compare``; returns the exit status."""
+    argv = list(argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if command == "compare":
+        args = build_compare_parser().parse_args(argv[1:])
+        from common.paths import display_path
+        from evaluate.compare import compare
+
+        result = compare(args.a, args.b, args.name, args.overwrite)
+        deltas = result.summary["deltas"]
+        print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
+              f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
+              f"fixed {result.summary['fixed']}, broken {result.summary['broken']}")
+        print(f"comparison: {display_path(result.folder / 'compare.html')}")
+        return 0
+    args = (build_score_parser() if command == "score" else build_parser()).parse_args(argv[1:] if command else argv)
+    from common.paths import display_path
+    from evaluate.run import EvaluateOptions, evaluate, rescore
+
+    options = EvaluateOptions(
+        bad_cases=args.bad_cases, per_pair=args.per_pair, precision_targets=tuple(args.precision_targets),
+        recall_targets=tuple(args.recall_targets), overwrite=args.overwrite,
+        **({} if command == "score" else dict(
+            model=args.model, list=args.list, name=args.name, threads=args.threads, batch_size=args.batch_size,
+            workers=args.workers, on_unreadable=args.on_unreadable, progress=not args.no_progress)),
+    )
+    result = rescore(args.predictions, args.out, options) if command == "score" else evaluate(options)
+    metrics = result.metrics
+    print(f"{metrics['samples']} samples: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro']['f1']:.4f}, "
+          f"macro AP {metrics['macro']['ap']:.4f}, micro AP {metrics['micro']['ap']:.4f}")
+    print(f"report: {display_path(result.folder / 'report.html')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,231 @@
+"""``compare()``: two evaluations of the same list, side by side.
+
+Writes ``output/eval/compare-<A>-vs-<B>/``: ``compare.json`` and ``compare.txt``
+(metric deltas, B minus A), ``pr_overlay.png`` + ``pr_overlay.csv`` (micro and macro
+PR curves of both), ``flips.csv`` and ``compare.html`` (the samples that flipped:
+fixed = wrong in A and right in B, broken = right in A and wrong in B, with
+thumbnails).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.errors import UserError
+from common.files import atomic_write_text, publish_folder
+from common.paths import display_path
+from evaluate.badcases import Case, case_html, write_thumbnails
+from evaluate.html import figure, link, page, table
+from evaluate.metrics import score
+from evaluate.plots import pyplot
+from evaluate.results import Predictions, read_predictions
+from evaluate.run import evaluations_root
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """What :func:`compare` wrote.
+
+    Attributes:
+        folder: The output folder.
+        summary: The content of ``compare.json``.
+    """
+
+    folder: Path
+    summary: dict[str, Any]
+
+
+def compare(a: Path, b: Path, name: str | None = None, overwrite: bool = False) -> CompareResult:
+    """Compare two evaluation folders (or names under ``output/eval/``) of the same list.
+
+    Raises:
+        UserError: When either has no usable predictions.csv, or they are not of the
+            same samples, labels and classes.
+    """
+    folder_a, folder_b = _folder(a), _folder(b)
+    pred_a = read_predictions(folder_a / "predictions.csv")
+    pred_b = _aligned(pred_a, read_predictions(folder_b / "predictions.csv"), folder_a, folder_b)
+    target = evaluations_root() / (name or f"compare-{folder_a.name}-vs-{folder_b.name}")
+    if target.exists() and not overwrite:
+        raise UserError(f"{display_path(target)} already exists; choose another --name, or pass --overwrite")
+    scores_a = score(pred_a.labels, pred_a.probabilities, pred_a.class_names)
+    scores_b = score(pred_b.labels, pred_b.probabilities, pred_b.class_names)
+    right_a = scores_a.predicted == pred_a.labels
+    right_b = scores_b.predicted == pred_b.labels
+    fixed = np.flatnonzero(~right_a & right_b)
+    broken = np.flatnonzero(right_a & ~right_b)
+    summary = {
+        "a": display_path(folder_a), "b": display_path(folder_b), "samples": len(pred_a.paths),
+        "deltas": _deltas(scores_a.metrics, scores_b.metrics), "fixed": len(fixed), "broken": len(broken),
+        "convention": "delta = B - A; fixed = wrong in A, right in B; broken = right in A, wrong in B",
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        atomic_write_text(staging / "compare.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(staging / "compare.txt", _text(summary))
+        _overlay(staging, scores_a, scores_b, folder_a.name, folder_b.name)
+        cases = {"fixed": [_case(pred_b, i) for i in fixed], "broken": [_case(pred_b, i) for i in broken]}
+        _flips_csv(staging, pred_a, pred_b, cases)
+        root = _image_root(folder_a) or _image_root(folder_b)
+        thumbs = write_thumbnails(staging, [c for group in cases.values() for c in group], root)
+        _html(staging, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
+        try:
+            publish_folder(staging, target, overwrite)
+        except FileExistsError:
+            raise UserError(f"{display_path(target)} appeared meanwhile; nothing was overwritten") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return CompareResult(target, summary)
+
+
+def _folder(spec: Path) -> Path:
+    for candidate in (Path(spec), evaluations_root() / str(spec)):
+        if (candidate / "predictions.csv").is_file():
+            return candidate
+    raise UserError(f"{spec}: not an evaluation folder (no predictions.csv); evaluations live in "
+                    f"{display_path(evaluations_root())}")
+
+
+def _aligned(a: Predictions, b: Predictions, folder_a: Path, folder_b: Path) -> Predictions:
+    if a.class_names != b.class_names:
+        raise UserError(f"{display_path(folder_a)} and {display_path(folder_b)} have different classes "
+                        f"({a.class_names} vs {b.class_names}); compare evaluations of the same list")
+    index_b = {path: i for i, path in enumerate(b.paths)}
+    missing = [p for p in a.paths if p not in index_b]
+    if missing or len(a.paths) != len(b.paths):
+        example = missing[0] if missing else next(p for p in b.paths if p not in set(a.paths))
+        raise UserError(f"{display_path(folder_a)} and {display_path(folder_b)} are not of the same samples "
+                        f"(e.g. {example!r} is in only one); compare evaluations of the same list")
+    order = np.array([index_b[p] for p in a.paths])
+    labels_b = b.labels[order]
+    differ = np.flatnonzero(labels_b != a.labels)
+    if len(differ):
+        raise UserError(f"{a.paths[differ[0]]!r} has label {a.labels[differ[0]]} in {display_path(folder_a)} but "
+                        f"{labels_b[differ[0]]} in {display_path(folder_b)}; compare evaluations of the same list")
+    return Predictions(list(a.paths), labels_b, b.probabilities[order], b.class_names)
+
+
+def _deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"accuracy": {"a": a["accuracy"], "b": b["accuracy"], "delta": b["accuracy"] - a["accuracy"]}}
+    for k in a["top_k_accuracy"]:
+        va, vb = a["top_k_accuracy"][k], b["top_k_accuracy"][k]
+        out[f"top_{k}_accuracy"] = {"a": va, "b": vb, "delta": vb - va}
+    for average in ("macro", "weighted", "micro"):
+        for metric in ("precision", "recall", "f1", "ap"):
+            va, vb = a[average][metric], b[average][metric]
+            out[f"{average}_{metric}"] = {"a": va, "b": vb, "delta": vb - va}
+    out["per_class"] = [
+        {"class": ra["class"], **{m: {"a": ra[m], "b": rb[m], "delta": rb[m] - ra[m]}
+                                  for m in ("precision", "recall", "f1", "ap")}}
+        for ra, rb in zip(a["per_class"], b["per_class"])
+    ]
+    return out
+
+
+def _text(summary: dict[str, Any]) -> str:
+    lines = [f"A: {summary['a']}", f"B: {summary['b']}", f"samples: {summary['samples']}", "",
+             f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}"]
+    for key, value in summary["deltas"].items():
+        if key != "per_class":
+            lines.append(f"{key:<20}{value['a']:>10.4f}{value['b']:>10.4f}{value['delta']:>+10.4f}")
+    lines += ["", f"{'class':<12}{'F1 A':>8}{'F1 B':>8}{'dF1':>8}{'AP A':>8}{'AP B':>8}{'dAP':>8}"]
+    for row in summary["deltas"]["per_class"]:
+        lines.append(f"{row['class']:<12}{row['f1']['a']:>8.4f}{row['f1']['b']:>8.4f}{row['f1']['delta']:>+8.4f}"
+                     f"{row['ap']['a']:>8.4f}{row['ap']['b']:>8.4f}{row['ap']['delta']:>+8.4f}")
+    lines += ["", f"fixed (wrong in A, right in B): {summary['fixed']}",
+              f"broken (right in A, wrong in B): {summary['broken']}", ""]
+    return "\n".join(lines)
+
+
+def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None:
+    plt = pyplot()
+    figure_, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=110)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["evaluation", "curve", "recall", "precision"])
+    for axis, curve_name in zip(axes, ("micro", "macro")):
+        for label, scores, style in ((f"A {name_a}", scores_a, "-"), (f"B {name_b}", scores_b, "--")):
+            curve = scores.curves[curve_name]
+            step = max(1, len(curve.recall) // 2000)
+            recall, precision = curve.recall[::step], curve.precision[::step]
+            axis.plot(recall, precision, style, label=f"{label} (AP {scores.metrics[curve_name]['ap']:.3f})")
+            for r, p in zip(recall, precision):
+                writer.writerow([label[0], curve_name, f"{r:.6g}", f"{p:.6g}"])
+        axis.set(title=f"{curve_name} average PR curve", xlabel="recall", ylabel="precision", xlim=(0, 1.01),
+                 ylim=(0, 1.02))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower left")
+    figure_.tight_layout()
+    figure_.savefig(folder / "pr_overlay.png")
+    plt.close(figure_)
+    atomic_write_text(folder / "pr_overlay.csv", buffer.getvalue())
+
+
+def _case(predictions: Predictions, row: int) -> Case:
+    predicted = int(predictions.probabilities[row].argmax())
+    label = int(predictions.labels[row])
+    return Case(int(row), predictions.paths[row], label, predicted,
+                float(predictions.probabilities[row, predicted]), float(predictions.probabilities[row, label]))
+
+
+def _flips_csv(folder: Path, pred_a: Predictions, pred_b: Predictions, cases: dict[str, list[Case]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["flip", "path", "true_label", "predicted_a", "score_a", "predicted_b", "score_b"])
+    for kind, group in cases.items():
+        for case in group:
+            predicted_a = int(pred_a.probabilities[case.row].argmax())
+            writer.writerow([kind, case.path, case.true, predicted_a,
+                             f"{pred_a.probabilities[case.row, predicted_a]:.6g}", case.predicted,
+                             f"{case.predicted_score:.6g}"])
+    atomic_write_text(folder / "flips.csv", buffer.getvalue())
+
+
+def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], names: list[str],
+          thumbs: dict[int, str], pred_a: Predictions, name_a: str, name_b: str) -> None:
+    rows = [[key, f"{v['a']:.4f}", f"{v['b']:.4f}", f"{v['delta']:+.4f}"]
+            for key, v in summary["deltas"].items() if key != "per_class"]
+    per_class = [[r["class"], f"{r['f1']['a']:.4f}", f"{r['f1']['b']:.4f}", f"{r['f1']['delta']:+.4f}",
+                  f"{r['ap']['a']:.4f}", f"{r['ap']['b']:.4f}", f"{r['ap']['delta']:+.4f}"]
+                 for r in summary["deltas"]["per_class"]]
+
+    def grid(group: list[Case]) -> str:
+        if not group:
+            return '<p class="muted">none</p>'
+        cards = []
+        for case in group:
+            was = int(pred_a.probabilities[case.row].argmax())
+            cards.append(case_html(case, names, thumbs, f'<div class="muted">A predicted {escape(names[was])}</div>'))
+        return '<div class="cases">' + "".join(cards) + "</div>"
+
+    body = "".join([
+        table(["", "evaluation"], [["A", f"{name_a} ({summary['a']})"], ["B", f"{name_b} ({summary['b']})"],
+                                   ["samples", summary["samples"]]]),
+        "<h2>Metrics (delta = B - A)</h2>", table(["metric", "A", "B", "B - A"], rows),
+        table(["class", "F1 A", "F1 B", "dF1", "AP A", "AP B", "dAP"], per_class),
+        "<h2>Precision-recall curves</h2>", figure("pr_overlay.png", "micro and macro PR curves of A and B"),
+        f"<h2>Fixed: wrong in A, right in B ({summary['fixed']})</h2>", grid(cases["fixed"]),
+        f"<h2>Broken: right in A, wrong in B ({summary['broken']})</h2>", grid(cases["broken"]),
+        f"<p>data: {link('compare.json', 'compare.json')}, {link('flips.csv', 'flips.csv')}, "
+        f"{link('pr_overlay.csv', 'pr_overlay.csv')}</p>",
+    ])
+    atomic_write_text(folder / "compare.html", page(f"Comparison: {name_a} vs {name_b}", body))
+
+
+def _image_root(folder: Path) -> Path | None:
+    try:
+        root = Path(json.loads((folder / "evaluation.json").read_text())["dataset_root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return root if root.is_dir() else None

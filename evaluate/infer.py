@@ -1,0 +1,155 @@
+"""Inference with onnxruntime alone: the model's card says how to feed it.
+
+Images are decoded by :func:`common.images.load_image` (the very preprocessing
+training used), in a few threads while the previous batch runs, and fed to the
+model in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.contract import InputContract
+from common.errors import UserError
+from common.images import UnreadableImageError, load_image
+from common.lists import Dataset, Sample
+from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, contract_of, parse_card
+from common.paths import display_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Model:
+    """An ONNX model and what its card says.
+
+    Attributes:
+        path: The model file.
+        card: Its model card.
+        contract: The input contract from the card.
+        class_names: Class names from the card.
+        session: The onnxruntime session.
+    """
+
+    path: Path
+    card: dict[str, Any]
+    contract: InputContract
+    class_names: list[str]
+    session: Any
+
+
+def open_model(path: Path, threads: int = 0) -> Model:
+    """Load a model with onnxruntime and check its card against its graph.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: onnxruntime intra-op threads (0: onnxruntime's default, one per core).
+
+    Raises:
+        UserError: When the file is missing or unloadable, has no usable card, or its
+            graph's input does not fit the card's contract.
+    """
+    import onnxruntime
+
+    shown = display_path(path)
+    if not Path(path).is_file():
+        raise UserError(f"{shown}: model not found (export one with `pipenv run export`)")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types
+        raise UserError(f"{shown}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+    card = parse_card(dict(session.get_modelmeta().custom_metadata_map), shown)
+    contract = contract_of(card, shown)
+    _check_graph(session, contract, len(card["class_names"]), shown)
+    return Model(Path(path), card, contract, list(card["class_names"]), session)
+
+
+def predict_batches(model: Model, batches: Iterable[np.ndarray]) -> np.ndarray:
+    """Class probabilities for batches of ``uint8`` images ``(B, C, H, W)``; ``(N, K)`` float32."""
+    outputs = [model.session.run([OUTPUT_PROBABILITIES], {INPUT_NAME: batch})[0] for batch in batches]
+    if not outputs:
+        return np.empty((0, len(model.class_names)), dtype=np.float32)
+    return np.concatenate(outputs)
+
+
+def decoded_batches(dataset: Dataset, samples: Sequence[Sample], contract: InputContract, batch_size: int,
+                    workers: int, on_unreadable: str, kept: list[Sample]) -> Iterator[np.ndarray]:
+    """Decode samples in ``workers`` threads, one batch ahead of the consumer.
+
+    Args:
+        dataset: The data set the samples belong to.
+        samples: The samples, in order.
+        contract: The input contract.
+        batch_size: Images per batch.
+        workers: Decoding threads (Pillow releases the GIL while decoding).
+        on_unreadable: ``error`` (stop, naming list file and line) or ``skip`` (log, leave out).
+        kept: Filled with the samples actually yielded, in order.
+
+    Yields:
+        ``uint8`` batches ``(B, C, H, W)``.
+    """
+    chunks = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
+
+    def decode(sample: Sample) -> np.ndarray | None:
+        try:
+            return load_image(dataset.image_path(sample), contract)
+        except UnreadableImageError as exc:
+            if on_unreadable == "error":
+                raise UnreadableImageError(
+                    f"{sample.source}:{sample.line}: {exc} (fix or remove the line, or pass --on-unreadable skip)"
+                ) from None
+            log.warning("%s:%d: skipped unreadable image: %s", sample.source, sample.line, exc)
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque[tuple[Sequence[Sample], list[Future]]] = deque()
+        for chunk in chunks:
+            pending.append((chunk, [pool.submit(decode, sample) for sample in chunk]))
+            if len(pending) > 1:  # keep one batch decoding while the consumer runs the model
+                yield from _collect(*pending.popleft(), kept)
+        while pending:
+            yield from _collect(*pending.popleft(), kept)
+
+
+def _collect(chunk: Sequence[Sample], futures: list[Future], kept: list[Sample]) -> Iterator[np.ndarray]:
+    decoded = [(sample, future.result()) for sample, future in zip(chunk, futures)]
+    good = [(sample, image) for sample, image in decoded if image is not None]
+    if good:
+        kept.extend(sample for sample, _ in good)
+        yield np.stack([image for _, image in good])  # B x (C, H, W) -> (B, C, H, W)
+
+
+def _check_graph(session: Any, contract: InputContract, classes: int, shown: str) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    if INPUT_NAME not in inputs:
+        raise UserError(f"{shown}: the graph has no input named '{INPUT_NAME}' (it has {sorted(inputs)})")
+    graph_input = inputs[INPUT_NAME]
+    if graph_input.type != "tensor(uint8)":
+        raise UserError(f"{shown}: input '{INPUT_NAME}' is {graph_input.type}, the card promises tensor(uint8)")
+    shape = list(graph_input.shape)
+    if len(shape) != 4:
+        raise UserError(f"{shown}: input '{INPUT_NAME}' has shape {shape}; expected (batch, C, H, W)")
+    for axis, expected, what in ((1, contract.channels, f"channel(s) ({contract.color_mode})"),
+                                 (2, contract.height, "rows (height)"), (3, contract.width, "columns (width)")):
+        if isinstance(shape[axis], int) and shape[axis] != expected:
+            raise UserError(
+                f"{shown}: the graph's input takes {shape[axis]} {what.split(' (')[0]} but its card's input contract "
+                f"gives {expected} {what}; the model and its card do not belong together, so its images cannot be "
+                "prepared correctly. Re-export the model with `pipenv run export`."
+            )
+    outputs = {o.name: o for o in session.get_outputs()}
+    if OUTPUT_PROBABILITIES not in outputs:
+        raise UserError(f"{shown}: the graph has no output named '{OUTPUT_PROBABILITIES}' (it has {sorted(outputs)})")
+    width = outputs[OUTPUT_PROBABILITIES].shape[-1]
+    if isinstance(width, int) and width != classes:
+        raise UserError(f"{shown}: the graph outputs {width} classes but its card names {classes}")

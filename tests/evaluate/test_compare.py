@@ -1,0 +1,60 @@
+"""compare: metric deltas, overlaid curves and the samples that flipped."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from common.errors import UserError
+from evaluate.compare import compare
+from evaluate.results import read_predictions
+from evaluate.run import EvaluateOptions, evaluate
+
+
+def test_compare_two_models_on_the_same_list(make_model, digits_root):
+    test_list = digits_root / "lists" / "test.txt"
+    a = evaluate(EvaluateOptions(model=make_model("few", train_images=60), list=test_list, progress=False)).folder
+    b = evaluate(EvaluateOptions(model=make_model("all"), list=test_list, progress=False)).folder
+    result = compare(a, b)
+    assert result.folder.name == "compare-few-test-vs-all-test"
+    assert {"compare.json", "compare.txt", "compare.html", "pr_overlay.png", "pr_overlay.csv", "flips.csv"} <= {
+        p.name for p in result.folder.iterdir()}
+    pred_a, pred_b = read_predictions(a / "predictions.csv"), read_predictions(b / "predictions.csv")
+    right_a = pred_a.predicted == pred_a.labels
+    right_b = pred_b.predicted == pred_b.labels
+    summary = json.loads((result.folder / "compare.json").read_text())
+    assert summary["fixed"] == int((~right_a & right_b).sum()) > 0
+    assert summary["broken"] == int((right_a & ~right_b).sum())
+    assert summary["deltas"]["accuracy"]["delta"] == pytest.approx(right_b.mean() - right_a.mean())
+    flips = list(csv.DictReader((result.folder / "flips.csv").open()))
+    assert len(flips) == summary["fixed"] + summary["broken"]
+    fixed = [f for f in flips if f["flip"] == "fixed"]
+    assert all(f["predicted_a"] != f["true_label"] == f["predicted_b"] for f in fixed)
+    assert "thumbs/" in (result.folder / "compare.html").read_text()
+    with pytest.raises(UserError, match="already exists"):
+        compare(a, b)
+
+
+def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root, tmp_path):
+    model = make_model()
+    a = evaluate(EvaluateOptions(model=model, list=digits_root / "lists" / "test.txt", progress=False)).folder
+    b = evaluate(EvaluateOptions(model=model, list=digits_root / "lists" / "val.txt", progress=False)).folder
+    with pytest.raises(UserError, match="are not of the same samples"):
+        compare(a, b)
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(a, relabelled)
+    rows = (relabelled / "predictions.csv").read_text().splitlines()
+    fields = rows[1].split(",")
+    fields[1] = str((int(fields[1]) + 1) % 10)
+    scores = np.array([float(v) for v in fields[3:]])
+    fields[2] = str(int(scores.argmax()))
+    rows[1] = ",".join(fields)
+    (relabelled / "predictions.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(UserError, match=r"has label \d in .* but \d in"):
+        compare(a, relabelled)
+    with pytest.raises(UserError, match="not an evaluation folder"):
+        compare(a, tmp_path / "nothing")

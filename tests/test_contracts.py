@@ -1,0 +1,51 @@
+"""Contracts at the seams between the stages.
+
+Evaluation must feed a model exactly what training fed the network: the same bytes,
+for the same image, under the same contract.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.contract import InputContract
+from common.lists import load_dataset, read_split
+from evaluate.infer import decoded_batches
+from networks import load_network_config
+from train.data import load_split
+
+
+def evaluation_images(dataset, split: str, contract: InputContract) -> np.ndarray:
+    kept: list = []
+    samples = read_split(dataset, split)
+    return np.concatenate(list(decoded_batches(dataset, samples, contract, 7, 3, "error", kept)))
+
+
+def test_evaluation_decodes_the_digits_exactly_as_training_does(digits_root):
+    contract = load_network_config("digits_cnn").input  # 8x8 upsampled to 16x16, bilinear
+    dataset = load_dataset(digits_root)
+    for split in ("val", "test"):
+        training = load_split(dataset, split, contract, "error", in_memory=True).images.numpy()
+        lazy = load_split(dataset, split, contract, "error", in_memory=False)
+        assert lazy.images is None
+        np.testing.assert_array_equal(evaluation_images(dataset, split, contract), training)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "lanczos", "nearest"])
+def test_colour_photos_of_any_size_decode_identically(write_dataset, interpolation):
+    rng = np.random.default_rng(0)
+    images = {f"raw/{i}.{ext}": rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+              for i, (h, w, ext) in enumerate([(31, 47, "png"), (64, 20, "jpg"), (12, 12, "bmp"), (100, 80, "png")])}
+    root = write_dataset(classes=["a", "b"], images=images,
+                         lists={"test": "".join(f"{p} {i % 2}\n" for i, p in enumerate(images))})
+    gray = root / "raw" / "gray.png"
+    Image.fromarray(rng.integers(0, 256, size=(40, 30), dtype=np.uint8)).save(gray)
+    with open(root / "lists" / "test.txt", "a") as stream:
+        stream.write("raw/gray.png 1\n")
+    contract = InputContract("RGB", 24, 32, interpolation, (0.5,) * 3, (0.25,) * 3)
+    dataset = load_dataset(root)
+    training = load_split(dataset, "test", contract, "error", in_memory=True).images.numpy()
+    assert training.shape == (5, 3, 24, 32)
+    np.testing.assert_array_equal(evaluation_images(dataset, "test", contract), training)
