@@ -178,7 +178,7 @@ def write_bad_cases(folder: Path, predictions: Predictions, selection: Selection
 def _write_grid(path: Path, cases: list[Case], names: list[str], image_root: Path | None) -> None:
     from PIL import Image
 
-    from evaluate.plots import pyplot
+    from common.plotting import pyplot
 
     plt = pyplot()
     shown = cases[:48]

@@ -27,7 +27,7 @@ from common.paths import display_path
 from evaluate.badcases import Case, case_html, write_thumbnails
 from evaluate.html import figure, link, page, table
 from evaluate.metrics import score
-from evaluate.plots import pyplot
+from common.plotting import pyplot
 from evaluate.results import Predictions, read_predictions
 from evaluate.run import evaluations_root
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from common.files import atomic_write_text
+from common.plotting import pyplot
 from evaluate.metrics import Curve, Scores
 
 MAX_CURVE_POINTS = 2000
@@ -16,16 +17,6 @@ MAX_CURVE_POINTS = 2000
 
 CONFUSION_COUNTS = "confusion_counts_rows-true_cols-predicted"
 CONFUSION_NORMALIZED = "confusion_normalized_rows-true_cols-predicted"
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend, imported on first use."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> list[str]:

@@ -238,7 +238,7 @@ def with_progress(batches, total: int, enabled: bool):
     """Yield the batches, advancing a progress bar by the images in each."""
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="img", desc="evaluate", disable=not enabled, leave=False) as bar:
+    with tqdm(total=total, unit="img", desc="evaluate", disable=None if enabled else True, leave=False) as bar:
         for batch in batches:
             yield batch
             bar.update(len(batch))

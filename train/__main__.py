@@ -17,6 +17,7 @@ examples:
   pipenv run train --config train/configs/digits_resnet.yaml optim.lr=3e-4 epochs=50 --name bigger-lr
   pipenv run train --print-config optim.name=sgd     show the resolved config and exit
   pipenv run train --resume last                     continue the newest run after a crash
+  pipenv run train --find-lr                         learning-rate finder: plot and suggestion, no run
   pipenv run train --resume output/train/<run> epochs=60 --allow-change epochs
   pipenv run torchrun --nproc_per_node=2 -m train    DistributedDataParallel on 2 processes
 """
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --resume: config keys the overrides may change (e.g. epochs)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument("--find-lr", action="store_true",
+                        help="run the learning-rate finder instead of training (writes output/lr_find/, no run)")
+    parser.add_argument("--lr-min", type=float, default=1e-6, help="with --find-lr: first rate (default 1e-6)")
+    parser.add_argument("--lr-max", type=float, default=1.0, help="with --find-lr: last rate (default 1)")
+    parser.add_argument("--lr-steps", type=int, default=100, help="with --find-lr: steps (default 100)")
     return parser
 
 
@@ -54,6 +60,8 @@ def main(argv: Sequence[str]) -> int:
         raise_usage("--allow-change only applies with --resume")
     options = RunOptions(name=args.name, device=args.device, dev=args.dev, progress=not args.no_progress)
     if args.resume:
+        if args.find_lr:
+            raise_usage("--find-lr starts from the config's weights; it does not combine with --resume")
         if args.config or args.dev or args.name:
             raise_usage("--resume continues a run with its own config; --config, --dev and --name do not apply")
         result = resume(args.resume, args.overrides, args.allow_change, options)
@@ -62,6 +70,11 @@ def main(argv: Sequence[str]) -> int:
         if args.print_config:
             config = loaded.config.for_dev() if args.dev else loaded.config
             print(config_to_yaml(config), end="")
+            return 0
+        if args.find_lr:
+            from train.lr_find import describe, find_lr
+
+            print(describe(find_lr(loaded, options, args.lr_min, args.lr_max, args.lr_steps)))
             return 0
         result = train(loaded, options)
     return 1 if result.status == "diverged" else 0

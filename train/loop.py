@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,12 +89,16 @@ class RunOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         dev: Train and validate on ``data.dev_split`` (a quick check that code runs).
         progress: Show a progress bar.
+        on_epoch_end: Called with each epoch's metrics row after its checkpoint is
+            saved; returning a string stops the run with that status (sweeps use
+            ``"pruned"``). On the main process only its answer counts.
     """
 
     name: str | None = None
     device: str = "auto"
     dev: bool = False
     progress: bool = True
+    on_epoch_end: Callable[[dict[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class RunResult:
 
     Attributes:
         run_dir: The run folder.
-        status: ``finished``, ``stopped_early`` or ``diverged``.
+        status: ``finished``, ``stopped_early``, ``diverged``, or what ``on_epoch_end`` returned.
         epochs_completed: Epochs finished (and checkpointed).
         best: ``{"epoch", "value", "metric"}`` of the best epoch, or None.
         metrics: The last epoch's metrics row.
@@ -299,7 +305,7 @@ class Trainer:
         else:
             self.manifest = _read_json(run_dir / "manifest.json")
             self.manifest.setdefault("resumed", []).append({"at": now(), "command": sys.argv, **resumed_from})
-            self.manifest.update(status="running", ended=None)
+            self.manifest.update(status="running", ended=None, host=socket.gethostname(), pid=os.getpid())
             self.metrics_csv.rewrite(self.history)
         write_json(run_dir / "manifest.json", self.manifest)
         verb = "resuming" if resumed_from else "run"
@@ -327,6 +333,8 @@ class Trainer:
             "started": now(),
             "ended": None,
             "command": sys.argv,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "dev": self.options.dev,
             "device": str(self.device),
             "world_size": self.processes.world_size,
@@ -355,6 +363,11 @@ class Trainer:
                 self.epoch += 1
                 row = {"epoch": self.epoch, "step": self.step, **row}
                 stop = self._end_epoch(row)
+                requested = self._callback(row)
+                if requested:
+                    status, message = requested, f"stopped after epoch {self.epoch}: {requested}"
+                    self.log.info("%s", message)
+                    break
                 if stop:
                     status = "stopped_early"
                     message = (f"early stopping: {self.config.checkpoint.monitor} did not improve by more than "
@@ -396,14 +409,15 @@ class Trainer:
         seen = 0
         started = time.perf_counter()
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{config.epochs}", unit="batch",
-                   leave=False, dynamic_ncols=True, disable=not (self.options.progress and self.processes.is_main))
+                   leave=False, dynamic_ncols=True,
+                   disable=None if (self.options.progress and self.processes.is_main) else True)  # None: TTY only
         batches = iterate_batches(self.train_data, order, config.batch_size, config.data.num_workers,
                                   drop_singleton=True)
         for images, labels in batches:
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             lr = config.optim.lr * lr_factor(self.step, self.steps_per_epoch, config)
-            loss, logits = self._step(self.augment(images, generator), labels, lr)
+            loss, logits = self.train_step(self.augment(images, generator), labels, lr)
             self.step += 1
             seen += len(labels)
             loss_sum += loss.detach().double() * len(labels)
@@ -427,7 +441,8 @@ class Trainer:
             "samples_per_second": round(totals[2].item() / elapsed, 1),
         }
 
-    def _step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step at learning rate ``lr``; returns (loss, logits)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
@@ -466,6 +481,11 @@ class Trainer:
         count = torch.tensor(float(len(order)), dtype=torch.float64, device=self.device)
         totals = all_reduce_sum(torch.stack([loss_sum, correct, count]), self.processes)
         return {"val/loss": totals[0].item() / totals[2].item(), "val/accuracy": totals[1].item() / totals[2].item()}
+
+    def _callback(self, row: dict[str, Any]) -> str | None:
+        callback = self.options.on_epoch_end
+        answer = callback(row) if callback is not None and self.processes.is_main else None
+        return broadcast(answer, self.processes)
 
     def _check_finite(self, loss_sum: torch.Tensor) -> None:
         bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)

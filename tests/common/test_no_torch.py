@@ -5,18 +5,33 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from common.paths import PROJECT_ROOT
 
-TORCH_FREE = ["common.contract", "common.lists", "common.images", "common.digits", "common.prepare_data", "pipeline",
-              "evaluate"]
+EVALUATION_SIDE = ["common.contract", "common.lists", "common.images", "common.digits", "common.prepare_data",
+                   "common.inspect_data", "common.model_card", "pipeline", "evaluate", "evaluate.run",
+                   "evaluate.compare", "evaluate.__main__"]
+"""Must import neither torch nor any stage or network code."""
+
+TORCH_FREE_TOOLS = ["train.runs"]
+"""Tools that read run folders; they may import the train package (lazily), never torch."""
 
 
-def test_shared_and_evaluation_code_imports_no_torch():
+def imported_after(modules: list[str], watched: tuple[str, ...]) -> list[str]:
     code = (
         "import sys\n"
-        f"for name in {TORCH_FREE!r}: __import__(name)\n"
-        "heavy = sorted(m for m in ('torch', 'torchvision', 'train', 'deploy', 'networks') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
+        f"for name in {modules!r}: __import__(name)\n"
+        f"print(','.join(sorted(m for m in {watched!r} if m in sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == ""
+    return [m for m in result.stdout.strip().split(",") if m]
+
+
+def test_shared_and_evaluation_code_imports_no_torch_and_no_other_stage():
+    assert imported_after(EVALUATION_SIDE, ("torch", "torchvision", "train", "deploy", "networks")) == []
+
+
+@pytest.mark.parametrize("module", TORCH_FREE_TOOLS)
+def test_run_tools_import_no_torch(module):
+    assert imported_after([module], ("torch", "torchvision", "networks")) == []

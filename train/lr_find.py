@@ -1,0 +1,155 @@
+"""The learning-rate finder: ``pipenv run train --find-lr``.
+
+Trains from the config's initial weights for a bounded number of steps while the
+learning rate grows exponentially from ``lr_min`` to ``lr_max``, records the
+(smoothed) loss, and stops early once the loss explodes. It suggests the rate where
+the smoothed loss falls fastest. The results go to ``output/lr_find/<name>-<time>/``
+(``lr_find.png``, ``lr_find.csv``, ``suggestion.json``); nothing is written to
+``output/train/``, so it never looks like a training run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.errors import UserError
+from common.files import atomic_write_text
+from common.paths import display_path, output_dir
+from networks import load_network_config
+from train.config import LoadedConfig
+from train.data import epoch_order, iterate_batches
+from train.distributed import Processes, resolve_device
+from train.loop import RunOptions, Trainer
+
+SMOOTHING = 0.9
+EXPLODE = 4.0
+
+
+@dataclass(frozen=True)
+class LrFindResult:
+    """What the finder measured.
+
+    Attributes:
+        folder: Output folder.
+        suggestion: Suggested learning rate (None when the loss never fell).
+        lrs: Learning rate per step.
+        losses: Raw loss per step.
+        smoothed: Bias-corrected exponential moving average of the loss.
+    """
+
+    folder: Path
+    suggestion: float | None
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+
+
+def find_lr(loaded: LoadedConfig, options: RunOptions = RunOptions(), lr_min: float = 1e-6, lr_max: float = 1.0,
+            steps: int = 100) -> LrFindResult:
+    """Sweep the learning rate over ``steps`` optimiser steps and suggest one.
+
+    Raises:
+        UserError: For a bad range or step count, or any config / data problem.
+    """
+    if not 0 < lr_min < lr_max or steps < 5:
+        raise UserError(f"--lr-min/--lr-max/--lr-steps: need 0 < lr_min < lr_max and at least 5 steps, got "
+                        f"{lr_min}, {lr_max}, {steps}")
+    config = loaded.config.for_dev() if options.dev else loaded.config
+    device = resolve_device(options.device)
+    trainer = Trainer(config, load_network_config(config.network), Processes(), device, options)
+    trainer.load_data()
+    trainer.build()
+    if config.init.weights:
+        trainer.init_weights(config.init.weights, config.init.mode)
+    trainer.model.train()
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    lrs, losses, smoothed = [], [], []
+    average, best = 0.0, math.inf
+    epoch = 0
+    while len(lrs) < steps:
+        order = epoch_order(len(trainer.train_data), config.seed, epoch, shuffle=True)
+        for images, labels in iterate_batches(trainer.train_data, order, config.batch_size, config.data.num_workers,
+                                              drop_singleton=True):
+            lr = lr_min * (lr_max / lr_min) ** (len(lrs) / (steps - 1))
+            loss, _ = trainer.train_step(trainer.augment(images.to(device), generator), labels.to(device), lr)
+            value = float(loss.item())
+            average = SMOOTHING * average + (1 - SMOOTHING) * value
+            corrected = average / (1 - SMOOTHING ** (len(lrs) + 1))
+            lrs.append(lr)
+            losses.append(value)
+            smoothed.append(corrected)
+            best = min(best, corrected)
+            if not math.isfinite(corrected) or corrected > EXPLODE * best or len(lrs) >= steps:
+                break
+        else:
+            epoch += 1
+            continue
+        break
+    suggestion = suggest(lrs, smoothed)
+    folder = _write(config.network, lrs, losses, smoothed, suggestion, lr_min, lr_max)
+    return LrFindResult(folder, suggestion, lrs, losses, smoothed)
+
+
+def suggest(lrs: list[float], smoothed: list[float]) -> float | None:
+    """The rate where the smoothed loss falls fastest against log(lr), before its minimum."""
+    values = np.asarray(smoothed, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.sum() < 5:
+        return None
+    end = int(np.nanargmin(np.where(finite, values, np.nan))) + 1
+    if end < 3:
+        return None
+    slope = np.gradient(values[:end], np.log(np.asarray(lrs[:end])))
+    index = int(np.argmin(slope))
+    return float(lrs[index]) if slope[index] < 0 else None
+
+
+def _write(name: str, lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float | None,
+           lr_min: float, lr_max: float) -> Path:
+    from common.plotting import pyplot
+
+    folder = output_dir() / "lr_find" / f"{Path(name).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True, exist_ok=False)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["step", "lr", "loss", "smoothed_loss"])
+    for step, row in enumerate(zip(lrs, losses, smoothed)):
+        writer.writerow([step, *(f"{v:.6g}" for v in row)])
+    atomic_write_text(folder / "lr_find.csv", buffer.getvalue())
+    atomic_write_text(folder / "suggestion.json", json.dumps(
+        {"suggested_lr": suggestion, "rule": "steepest descent of the smoothed loss against log(lr), before its "
+         "minimum", "lr_min": lr_min, "lr_max": lr_max, "steps": len(lrs)}, indent=2) + "\n")
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    axes.plot(lrs, losses, alpha=0.3, label="loss")
+    axes.plot(lrs, smoothed, label="smoothed loss")
+    if suggestion:
+        axes.axvline(suggestion, color="red", linestyle="--", label=f"suggested lr {suggestion:.2e}")
+    axes.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="Learning-rate finder")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    raw = [v for v in losses if math.isfinite(v)]
+    if finite:
+        axes.set_ylim(min(min(finite), min(raw)) * 0.9, min(max(finite), 3 * min(finite)) * 1.1)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(folder / "lr_find.png")
+    plt.close(figure)
+    return folder
+
+
+def describe(result: LrFindResult) -> str:
+    """Console lines for a finished search."""
+    hint = (f"suggested optim.lr={result.suggestion:.2e} (steepest descent of the loss)" if result.suggestion
+            else "no suggestion: the loss never fell; widen --lr-min/--lr-max or check the data")
+    return f"{len(result.lrs)} steps from {result.lrs[0]:.1e} to {result.lrs[-1]:.1e}; {hint}\n" \
+           f"plot: {display_path(result.folder / 'lr_find.png')}"

@@ -1,0 +1,356 @@
+"""``pipenv run sweep``: hyperparameter search with Optuna, one training run per trial.
+
+::
+
+    pipenv run sweep --config train/configs/default.yaml --space train/configs/space.yaml --trials 20
+
+The space file names dotted config keys and their ranges::
+
+    metric: val/loss            # optional; default: the config's checkpoint.monitor
+    direction: minimize         # optional; default from checkpoint.mode
+    params:
+      optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      optim.weight_decay: {type: float, low: 0.0, high: 0.1}
+      batch_size: {type: int, low: 32, high: 128, step: 32}
+      augment.rotation: {type: categorical, choices: [0, 5, 10]}
+
+Each trial trains a normal run (``output/train/<study>-t<NNN>-<time>/``) with those
+values as command-line overrides; its value is the best of the metric over its
+epochs. Poor trials are pruned from their intermediate validation metric. The
+study lives in an SQLite file under ``output/sweeps/`` unless ``--storage`` names any
+database URL Optuna accepts: several machines running the same command with the
+same ``--storage`` and ``--study`` work on one study together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.cli import run_main
+from common.errors import UserError
+from common.files import atomic_write_text
+from common.paths import display_path, output_dir
+from networks.config import load_yaml_mapping
+from train.config import DEFAULT_CONFIG, METRICS, load_train_config
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "none")
+PARAM_TYPES = ("float", "int", "categorical")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key.
+
+    Attributes:
+        key: Dotted config key, e.g. ``optim.lr``.
+        type: ``float``, ``int`` or ``categorical``.
+        low: Lower bound (float, int).
+        high: Upper bound (float, int).
+        log: Sample on a log scale (float, int).
+        step: Grid step (float, int), or None.
+        choices: Values (categorical; also what the grid sampler tries).
+    """
+
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Space:
+    """A search space.
+
+    Attributes:
+        params: The searched keys.
+        metric: Metric to optimise (one of ``train.config.METRICS``), or None for the config's monitor.
+        direction: ``maximize`` or ``minimize``, or None to follow ``checkpoint.mode``.
+    """
+
+    params: tuple[Param, ...]
+    metric: str | None = None
+    direction: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep did.
+
+    Attributes:
+        study: The study name.
+        storage: The study's database URL.
+        folder: ``output/sweeps/<study>/`` with the summary and plots.
+        best: ``{"number", "value", "params", "run_dir"}`` of the best trial, or None.
+        counts: Trials per state (``COMPLETE``, ``PRUNED``, ``FAIL``).
+    """
+
+    study: str
+    storage: str
+    folder: Path
+    best: dict[str, Any] | None
+    counts: dict[str, int]
+
+
+def load_space(path: Path) -> Space:
+    """Read and validate a search-space YAML (see the module docstring).
+
+    Raises:
+        UserError: Naming the file and key for anything malformed.
+    """
+    shown = display_path(path)
+    if not Path(path).is_file():
+        raise UserError(f"{shown}: search space file not found")
+    raw = load_yaml_mapping(Path(path), "search-space keys (metric, direction, params)")
+    unknown = sorted(set(raw) - {"metric", "direction", "params"})
+    if unknown:
+        raise UserError(f"{shown}: unknown key(s) {unknown}; expected metric, direction, params")
+    metric, direction = raw.get("metric"), raw.get("direction")
+    if metric is not None and metric not in METRICS:
+        raise UserError(f"{shown}: metric: {metric!r} is not one of {list(METRICS)}")
+    if direction is not None and direction not in ("maximize", "minimize"):
+        raise UserError(f"{shown}: direction: {direction!r} is not 'maximize' or 'minimize'")
+    entries = raw.get("params")
+    if not isinstance(entries, dict) or not entries:
+        raise UserError(f"{shown}: params: expected a mapping of dotted config keys to ranges")
+    params = []
+    for key, spec in entries.items():
+        where = f"{shown}: params.{key}"
+        if not isinstance(spec, dict) or spec.get("type") not in PARAM_TYPES:
+            raise UserError(f"{where}: expected a mapping with type one of {list(PARAM_TYPES)}")
+        extra = sorted(set(spec) - {"type", "low", "high", "log", "step", "choices"})
+        if extra:
+            raise UserError(f"{where}: unknown key(s) {extra}")
+        if spec["type"] == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise UserError(f"{where}: choices: a non-empty list is required")
+            params.append(Param(key, "categorical", choices=tuple(choices)))
+            continue
+        try:
+            low, high = float(spec["low"]), float(spec["high"])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{where}: low and high must be numbers") from None
+        if not low < high or (spec.get("log") and low <= 0):
+            raise UserError(f"{where}: need low < high (and low > 0 with log: true), got {low} and {high}")
+        step = spec.get("step")
+        params.append(Param(key, spec["type"], low, high, bool(spec.get("log", False)),
+                            float(step) if step is not None else None, tuple(spec.get("choices") or ())))
+    space = Space(tuple(params), metric, direction)
+    load_train_config(None, [f"{p.key}={_example(p)}" for p in params])  # every key must exist in the config
+    return space
+
+
+def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str = "tpe", pruner: Any = "median",
+              storage: str | None = None, study: str | None = None, seed: int = 0, dev: bool = False,
+              device: str = "auto", overrides: Sequence[str] = ()) -> SweepResult:
+    """Run ``trials`` trials of a study (new, or continued when it exists).
+
+    Args:
+        config: The base training config (default ``train/configs/default.yaml``).
+        space_path: The search-space YAML.
+        trials: Trials to run in this call.
+        sampler: ``tpe``, ``random`` or ``grid`` (grid needs ``choices`` for every key).
+        pruner: ``median``, ``none``, or an ``optuna.pruners.BasePruner``.
+        storage: An Optuna storage URL (default: SQLite under ``output/sweeps/``).
+        study: Study name (default ``<config name>-sweep``).
+        seed: Sampler seed.
+        dev: Train every trial on the dev split.
+        device: Training device.
+        overrides: Extra ``key=value`` overrides applied to every trial.
+    """
+    import optuna
+
+    from train.loop import RunOptions, train
+
+    config = config or DEFAULT_CONFIG
+    base = load_train_config(config, overrides).config
+    space = load_space(space_path)
+    metric = space.metric or base.checkpoint.monitor
+    direction = space.direction or ("maximize" if base.checkpoint.mode == "max" else "minimize")
+    study_name = study or f"{Path(config).stem}-sweep"
+    folder = output_dir() / "sweeps" / study_name
+    if storage is None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{(output_dir() / 'sweeps' / f'{study_name}.db').resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_object = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
+                                       direction=direction, sampler=_sampler(sampler, space, seed),
+                                       pruner=_pruner(pruner))
+    log = logging.getLogger("train.sweep")
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {p.key: _suggest(trial, p) for p in space.params}
+        loaded = load_train_config(config, [*overrides, *(f"{k}={v}" for k, v in values.items())])
+        history: list[float] = []
+
+        def report(row: dict[str, Any]) -> str | None:
+            history.append(float(row[metric]))
+            trial.report(float(row[metric]), int(row["epoch"]))
+            return "pruned" if trial.should_prune() else None
+
+        result = train(loaded, RunOptions(name=f"{study_name}-t{trial.number:03d}", device=device, dev=dev,
+                                          progress=False, on_epoch_end=report))
+        trial.set_user_attr("run_dir", str(result.run_dir))
+        log.info("trial %d: %s %s", trial.number, result.status, values)
+        if result.status == "pruned":
+            raise optuna.TrialPruned()
+        finite = [v for v in history if math.isfinite(v)]
+        if result.status == "diverged" or not finite:
+            return float("nan")  # Optuna records the trial as failed
+        return max(finite) if direction == "maximize" else min(finite)
+
+    study_object.optimize(objective, n_trials=trials, catch=())
+    return _summarise(study_object, folder, storage, metric, direction)
+
+
+def _summarise(study: Any, folder: Path, storage: str, metric: str, direction: str) -> SweepResult:
+    import optuna
+
+    folder.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = None
+    if completed:
+        trial = study.best_trial
+        best = {"number": trial.number, "value": trial.value, "params": trial.params,
+                "run_dir": trial.user_attrs.get("run_dir")}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    keys = sorted({k for t in trials for k in t.params})
+    writer.writerow(["number", "state", "value", *keys, "run_dir"])
+    for trial in trials:
+        writer.writerow([trial.number, trial.state.name, trial.value, *(trial.params.get(k) for k in keys),
+                         trial.user_attrs.get("run_dir", "")])
+    atomic_write_text(folder / "trials.csv", buffer.getvalue())
+    plots = _plots(study, folder, len(completed))
+    summary = {"study": study.study_name, "storage": storage, "metric": metric, "direction": direction,
+               "counts": counts, "best": best, "plots": plots}
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return SweepResult(study.study_name, storage, folder, best, counts)
+
+
+def _plots(study: Any, folder: Path, completed: int) -> dict[str, str]:
+    """Optimisation history and parameter importances (when enough trials completed)."""
+    from common.plotting import pyplot
+    from optuna.visualization import matplotlib as optuna_plots
+
+    plt = pyplot()
+    written = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        for name, draw, needs in (("history.png", optuna_plots.plot_optimization_history, 1),
+                                  ("importance.png", optuna_plots.plot_param_importances, 2)):
+            if completed < needs:
+                written[name] = f"skipped: needs {needs} completed trial(s)"
+                continue
+            try:
+                axes = draw(study)
+            except (ValueError, RuntimeError) as exc:
+                written[name] = f"skipped: {exc}"
+                continue
+            axes.figure.set_size_inches(8, 5)
+            axes.figure.tight_layout()
+            axes.figure.savefig(folder / name, dpi=110)
+            plt.close(axes.figure)
+            written[name] = name
+    return written
+
+
+def _sampler(name: str, space: Space, seed: int) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        grid = {}
+        for p in space.params:
+            if p.choices:
+                grid[p.key] = list(p.choices)
+            elif p.step is not None:
+                count = int(round((p.high - p.low) / p.step)) + 1
+                grid[p.key] = [p.low + i * p.step for i in range(count)]
+                if p.type == "int":
+                    grid[p.key] = [int(v) for v in grid[p.key]]
+            else:
+                raise UserError(f"--sampler grid: params.{p.key} needs choices or a step")
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise UserError(f"--sampler {name!r}: use one of {list(SAMPLERS)}")
+
+
+def _pruner(pruner: Any) -> Any:
+    import optuna
+
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    if pruner == "none":
+        return optuna.pruners.NopPruner()
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    raise UserError(f"--pruner {pruner!r}: use one of {list(PRUNERS)}")
+
+
+def _suggest(trial: Any, p: Param) -> Any:
+    if p.type == "categorical":
+        return trial.suggest_categorical(p.key, list(p.choices))
+    if p.type == "int":
+        return trial.suggest_int(p.key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(p.key, p.low, p.high, step=p.step, log=p.log)
+
+
+def _example(p: Param) -> Any:
+    if p.type == "categorical":
+        return p.choices[0]
+    return int(p.low) if p.type == "int" else p.low
+
+
+def main(argv: Sequence[str]) -> int:
+    """Parse the command line and run the sweep."""
+    parser = argparse.ArgumentParser(prog="pipenv run sweep", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every trial")
+    parser.add_argument("--config", type=Path, help="base training config (default train/configs/default.yaml)")
+    parser.add_argument("--space", type=Path, required=True, help="search-space YAML")
+    parser.add_argument("--trials", type=int, default=20, help="trials to run now (default 20)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="tpe (default), random or grid")
+    parser.add_argument("--pruner", choices=PRUNERS, default="median", help="median (default) or none")
+    parser.add_argument("--storage", help="Optuna storage URL (default sqlite under output/sweeps/)")
+    parser.add_argument("--study", help="study name (default <config name>-sweep); reuse it to continue or share")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--dev", action="store_true", help="train every trial on the dev split")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.trials < 1:
+        parser.error("--trials must be at least 1")
+    result = run_sweep(args.config, args.space, args.trials, args.sampler, args.pruner, args.storage, args.study,
+                       args.seed, args.dev, args.device, args.overrides)
+    print(f"study {result.study}: {result.counts}")
+    if result.best:
+        print(f"best trial {result.best['number']}: {result.best['value']:.4f} with {result.best['params']}")
+        print(f"  run: {result.best['run_dir']}")
+    print(f"summary: {display_path(result.folder / 'summary.json')} (storage {result.storage})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
