@@ -121,7 +121,12 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
     network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
     check_shared_config(network_config, options.network_config, run_dir)
     name = options.name or run_dir.name
-    targets = [model_dir() / f"{name}{suffix}" for suffix in _suffixes(options)]
+    model_path = model_dir() / f"{name}.onnx"
+    int8_target = model_dir() / f"{name}-int8.onnx" if options.quantize else None
+    # Cards go before models, so a model never appears without its card.
+    targets = [model_path.with_suffix(".json"), model_path]
+    if int8_target is not None:
+        targets += [int8_target.with_suffix(".json"), int8_target]
     _refuse_existing(targets, options.overwrite)
 
     network = build_network(network_config)
@@ -156,17 +161,14 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
             parity=parity.to_dict(), created=created,
         )
         write_card(onnx_path, card, staging / f"{name}.json")
-        int8_path, int8_parity = None, None
+        int8_parity = None
         if options.quantize:
-            int8_path, int8_parity = _export_int8(options, name, staging, onnx_path, card, run_config, dataset,
+            int8_parity = _export_int8(options, name, staging, onnx_path, card, run_config, dataset,
                                                   network_config, images, labels, samples, source)
         _publish(staging, targets, options.overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(
-        model=targets[1], card=card, parity=parity,
-        int8_model=targets[3] if int8_path else None, int8_parity=int8_parity,
-    )
+    return ExportResult(model=model_path, card=card, parity=parity, int8_model=int8_target, int8_parity=int8_parity)
 
 
 def check_shared_config(network_config: NetworkConfig, shared_path: Path | None, run_dir: Path) -> None:
@@ -191,7 +193,7 @@ def check_shared_config(network_config: NetworkConfig, shared_path: Path | None,
 
 def _export_int8(options: ExportOptions, name: str, staging: Path, fp32_path: Path, card: dict[str, Any],
                  run_config: dict[str, Any], dataset, network_config: NetworkConfig, images: np.ndarray,
-                 labels: np.ndarray, samples, source: str) -> tuple[Path, ParityReport]:
+                 labels: np.ndarray, samples, source: str) -> ParityReport:
     int8_name = f"{name}-int8"
     int8_path = staging / f"{int8_name}.onnx"
     train_samples = read_split(dataset, run_config["data"]["train_split"])
@@ -213,7 +215,7 @@ def _export_int8(options: ExportOptions, name: str, staging: Path, fp32_path: Pa
         "parity": parity.to_dict(),
     }
     write_card(int8_path, int8_card, staging / f"{int8_name}.json")
-    return int8_path, parity
+    return parity
 
 
 def _torch_predictor(module: ExportedClassifier):
@@ -225,19 +227,12 @@ def _torch_predictor(module: ExportedClassifier):
 
 
 def _publish(staging: Path, targets: list[Path], overwrite: bool) -> None:
-    """Move the staged files into model/: cards before models, each by an atomic rename."""
+    """Move the staged files into model/ in ``targets`` order, each by an atomic rename."""
     _refuse_existing(targets, overwrite)
     for target in targets:
         staged = staging / target.name
         if staged.exists():
             os.replace(staged, target)
-
-
-def _suffixes(options: ExportOptions) -> list[str]:
-    out = [".json", ".onnx"]
-    if options.quantize:
-        out += ["-int8.json", "-int8.onnx"]
-    return out
 
 
 def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
