@@ -1,6 +1,7 @@
 """File helpers: atomic writes and content hashes.
 
-Atomic writes: a reader sees the old file or the new one, never half of one. The content goes to a temporary file in the same folder, is flushed to disk, and
+Atomic writes: a reader sees the old file or the new one, never half of one. The
+content goes to a temporary file in the same folder, is flushed to disk, and
 then renamed over the target (``os.replace`` is atomic on POSIX and Windows).
 """
 

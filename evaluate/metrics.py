@@ -147,6 +147,7 @@ def score(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str],
     probabilities = np.asarray(probabilities)
     count, classes = probabilities.shape
     predicted = probabilities.argmax(axis=1)
+    # (K*K,) counts of (true, predicted) pairs -> (K, K), rows = true class
     confusion = np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
     tp = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1).astype(np.float64)
@@ -168,7 +169,7 @@ def score(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str],
         })
     onehot = np.zeros((count, classes), dtype=bool)
     onehot[np.arange(count), labels] = True
-    curves["micro"] = binary_curve(onehot.ravel(), probabilities.ravel())
+    curves["micro"] = binary_curve(onehot.ravel(), probabilities.ravel())  # (N, K) -> (N*K,) pairs
     macro_precision = np.mean([interpolated_precision(curves[name]) for name in class_names], axis=0)
     curves["macro"] = Curve(precision=macro_precision[::-1], recall=RECALL_GRID[::-1], thresholds=np.empty(0))
 

@@ -78,5 +78,5 @@ class BatchAugment:
             x = x * uniform(1 - c.brightness, 1 + c.brightness).view(batch, 1, 1, 1)  # (B,) -> (B, 1, 1, 1)
         if c.contrast > 0:
             mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
-            x = (x - mean) * uniform(1 - c.contrast, 1 + c.contrast).view(batch, 1, 1, 1) + mean
+            x = (x - mean) * uniform(1 - c.contrast, 1 + c.contrast).view(batch, 1, 1, 1) + mean  # (B,) -> (B, 1, 1, 1)
         return x.clamp_(0.0, 255.0)

@@ -488,7 +488,7 @@ class Trainer:
         return broadcast(answer, self.processes)
 
     def _check_finite(self, loss_sum: torch.Tensor) -> None:
-        bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)
+        bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)  # () -> (1,)
         if all_reduce_sum(bad, self.processes).item() > 0:
             raise DivergedError(f"the loss became {loss_sum.item()} in epoch {self.epoch + 1} (by step {self.step})")
 
