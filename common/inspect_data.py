@@ -197,7 +197,11 @@ def _count_plot(path: Path, counts: dict[str, dict[str, int]], class_names: Sequ
 
 def main(argv: Sequence[str]) -> int:
     """Parse arguments, inspect, print the problems."""
-    parser = argparse.ArgumentParser(prog="pipenv run inspect-data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="pipenv run inspect-data",
+        description="Look at a data set before training on it: sample grids and class counts per split, and "
+                    "problems (list errors, unreadable images, class imbalance, images shared by two splits), "
+                    "written to output/inspect/<data set>/.")
     parser.add_argument("--dataset", default="digits", help="data set name under data/, or a path (default digits)")
     parser.add_argument("--out", type=Path, help="output folder (default output/inspect/<data set>)")
     parser.add_argument("--per-class", type=int, default=8, help="images per class in the grids (default 8)")

@@ -325,8 +325,11 @@ def _example(p: Param) -> Any:
 
 def main(argv: Sequence[str]) -> int:
     """Parse the command line and run the sweep."""
-    parser = argparse.ArgumentParser(prog="pipenv run sweep", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pipenv run sweep",
+        description="Hyperparameter search with Optuna: one training run per trial, pruning from validation "
+                    "metrics, the study in SQLite under output/sweeps/ or any --storage URL. "
+                    "The space file is described in docs/experiments.md (example: train/configs/space.yaml).")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every trial")
     parser.add_argument("--config", type=Path, help="base training config (default train/configs/default.yaml)")
     parser.add_argument("--space", type=Path, required=True, help="search-space YAML")
