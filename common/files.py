@@ -8,11 +8,13 @@ then renamed over the target (``os.replace`` is atomic on POSIX and Windows).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -71,8 +73,6 @@ def publish_folder(staging: Path, target: Path, overwrite: bool) -> None:
     Raises:
         FileExistsError: When ``target`` exists and ``overwrite`` is off.
     """
-    import shutil
-
     if target.exists():
         if not overwrite:
             raise FileExistsError(target)
@@ -82,3 +82,16 @@ def publish_folder(staging: Path, target: Path, overwrite: bool) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         os.replace(staging, target)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a file that may be missing or damaged: ``{}`` in those cases.
+
+    For optional side files (manifests, cards, evaluation context) that a reader can
+    do without; where the file is required, read it and report the error instead.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

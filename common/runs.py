@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from common.errors import UserError
+from common.files import read_json_object
 from common.paths import display_path, output_dir
 
 
@@ -27,15 +27,9 @@ def find_run(spec: str, root: Path | None = None) -> Path:
         manifests = list(root.glob("*/manifest.json")) if root.is_dir() else []
         if not manifests:
             raise UserError(f"no training run in {display_path(root)}; train one with `pipenv run train`")
-        return max(manifests, key=lambda p: (_started(p), p.parent.name)).parent
+        return max(manifests, key=lambda p: (str(read_json_object(p).get("started", "")), p.parent.name)).parent
     for candidate in (Path(spec), root / spec):
         if (candidate / "config.yaml").is_file():
             return candidate
     raise UserError(f"{spec}: not a run folder (expected config.yaml inside); runs live in {display_path(root)}")
 
-
-def _started(manifest: Path) -> str:
-    try:
-        return str(json.loads(manifest.read_text()).get("started", ""))
-    except (OSError, ValueError):
-        return ""

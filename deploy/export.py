@@ -11,7 +11,6 @@ every check passed, so a failed export leaves no model behind.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ import yaml
 from common.digits import open_dataset
 from common.dicts import describe_differences, differences
 from common.errors import UserError
-from common.files import file_sha256
+from common.files import file_sha256, read_json_object
 from common.images import load_samples
 from common.lists import read_split
 from common.paths import display_path, model_dir
@@ -266,11 +265,7 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
 
 def _source(run_dir: Path, checkpoint_path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
     digest = file_sha256(checkpoint_path)
-    git = {}
-    try:
-        git = json.loads((run_dir / "manifest.json").read_text()).get("git") or {}
-    except (OSError, ValueError):
-        pass
+    git = read_json_object(run_dir / "manifest.json").get("git") or {}
     return {"run": run_dir.name, "run_dir": display_path(run_dir), "checkpoint": display_path(checkpoint_path),
             "checkpoint_sha256": digest, "epoch": checkpoint.get("epoch"), "git_commit": git.get("commit"),
             "git_dirty": git.get("dirty")}

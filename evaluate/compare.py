@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
-from common.files import atomic_write_text, publish_folder
+from common.files import atomic_write_text, publish_folder, read_json_object
 from common.paths import display_path
 from evaluate.badcases import Case, case_html, write_thumbnails
 from evaluate.html import figure, link, page, table
@@ -224,8 +224,8 @@ def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], n
 
 
 def _image_root(folder: Path) -> Path | None:
-    try:
-        root = Path(json.loads((folder / "evaluation.json").read_text())["dataset_root"])
-    except (OSError, ValueError, KeyError, TypeError):
+    recorded = read_json_object(folder / "evaluation.json").get("dataset_root")
+    if not isinstance(recorded, str):
         return None
+    root = Path(recorded)
     return root if root.is_dir() else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
-from common.files import atomic_write_text, publish_folder
+from common.files import atomic_write_text, publish_folder, read_json_object
 from common.lists import dataset_for_list, read_list
 from common.paths import data_dir, display_path, model_dir, output_dir
 
@@ -134,7 +134,7 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
 
     predictions_csv = Path(predictions_csv)
     predictions = read_predictions(predictions_csv)
-    context = _read_context(predictions_csv.parent / "evaluation.json")
+    context = read_json_object(predictions_csv.parent / "evaluation.json")
     context.setdefault("model", "unknown (no evaluation.json beside the predictions)")
     context.setdefault("list", "unknown")
     context.update(name=(out or predictions_csv.parent).name, created=_now(), rescored_from=display_path(predictions_csv))
@@ -157,13 +157,10 @@ def newest_model() -> Path:
         raise UserError(f"no model in {display_path(folder)}; export one with `pipenv run export`, or pass --model")
 
     def key(path: Path) -> tuple[str, bool]:
-        created = ""
-        try:
-            card = json.loads(path.with_suffix(".json").read_text())
-            created = str(card.get("created", ""))
-            quantized = bool((card.get("export") or {}).get("quantization"))
-        except (OSError, ValueError, AttributeError):
-            quantized = path.stem.endswith("-int8")
+        card = read_json_object(path.with_suffix(".json"))
+        created = str(card.get("created", ""))
+        export = card.get("export")
+        quantized = bool(export.get("quantization")) if isinstance(export, dict) else path.stem.endswith("-int8")
         stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()
         return (created or stamp, not quantized)
 
@@ -255,12 +252,6 @@ def _refuse_existing(target: Path, overwrite: bool) -> None:
     if target.exists() and not overwrite:
         raise UserError(f"{display_path(target)} already exists; choose another --name, or pass --overwrite")
 
-
-def _read_context(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _check_options(options: EvaluateOptions) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import socket
 import sys
@@ -29,6 +28,7 @@ import yaml
 from common.cli import run_main
 from common.dicts import differences
 from common.errors import UserError
+from common.files import read_json_object
 from common.paths import display_path, model_dir
 from common.runs import find_run, runs_root
 
@@ -86,7 +86,7 @@ def load_run(folder: Path, models: dict[str, list[str]] | None = None) -> RunRec
         config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"{display_path(folder)}: unreadable config.yaml ({exc})") from None
-    manifest = _json(folder / "manifest.json")
+    manifest = read_json_object(folder / "manifest.json")
     metrics = []
     if (folder / "metrics.csv").is_file():
         with open(folder / "metrics.csv", newline="") as stream:
@@ -110,7 +110,7 @@ def models_by_run() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     folder = model_dir()
     for card_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        card = _json(card_path)
+        card = read_json_object(card_path)
         run = (card.get("source") or {}).get("run") if isinstance(card.get("source"), dict) else None
         if run and card.get("schema_version"):
             out.setdefault(run, []).append(card.get("name") or card_path.stem)
@@ -245,13 +245,6 @@ def _float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
 
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 if __name__ == "__main__":
