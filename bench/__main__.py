@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
-from common.cli import run_main
+from common.cli import command_parser, run_main
 
 BENCHMARKS = {"train": "bench.train_loop", "export": "bench.export", "evaluate": "bench.evaluate"}
 """Benchmark name -> module with ``main(rounds: int) -> int``."""
@@ -15,7 +14,7 @@ BENCHMARKS = {"train": "bench.train_loop", "export": "bench.export", "evaluate":
 
 def main(argv: Sequence[str]) -> int:
     """Parse arguments and run the chosen benchmark."""
-    parser = argparse.ArgumentParser(prog="pipenv run bench", description="Run a benchmark.")
+    parser = command_parser("bench", "Run a benchmark.")
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     parser.add_argument("--rounds", type=int, default=7, help="measured rounds per contender (default 7)")
     args = parser.parse_args(argv)

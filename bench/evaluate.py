@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.digits import ensure_digits, open_dataset
+from common.digits import ensure_digits
+from common.lists import open_dataset
 from common.errors import UserError
 from common.images import load_samples
 from common.lists import read_split
@@ -43,7 +44,7 @@ def main(rounds: int) -> int:
 
 
 def _model(folder: Path) -> Path:
-    from evaluate.run import newest_model
+    from evaluate.evaluation import newest_model
 
     try:
         return newest_model()
@@ -55,20 +56,22 @@ def _model(folder: Path) -> Path:
             from networks import build_network, load_network_config
         except ImportError:
             raise UserError("no model in model/ and no torch to make one: copy an exported model there") from None
-        torch.manual_seed(0)
-        path = folder / "digits_cnn.onnx"
-        to_onnx(ExportedClassifier(build_network(load_network_config("digits_cnn")).eval()).eval(), path)
-        from deploy.card import build_card, write_card
+        from common.model_card import ModelCard
+        from deploy.card import card_network, write_card
 
+        torch.manual_seed(0)
         config = load_network_config("digits_cnn")
-        card = build_card("bench", config, [str(d) for d in range(10)], {}, {}, {}, {}, "")
+        path = folder / "digits_cnn.onnx"
+        to_onnx(ExportedClassifier(build_network(config).eval()).eval(), path)
+        card = ModelCard(name="bench", created="", class_names=tuple(str(d) for d in range(10)),
+                         contract=config.input, network=card_network(config))
         write_card(path, card, folder / "digits_cnn.json")
         return path
 
 
 def _inference(model_path: Path, rounds: int) -> bool:
     from evaluate.infer import open_model, predict_batches
-    from evaluate.run import with_progress
+    from evaluate.evaluation import with_progress
 
     ensure_digits()
     model = open_model(model_path)

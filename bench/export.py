@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.digits import ensure_digits, open_dataset
+from common.digits import ensure_digits
+from common.lists import open_dataset
 from common.images import load_samples
 from common.lists import read_split
 from deploy.graph import ExportedClassifier, to_onnx

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,3 +28,9 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def command_parser(command: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+    """The argument parser of ``pipenv run <command>``; the epilog (examples) keeps its line breaks."""
+    return argparse.ArgumentParser(prog=f"pipenv run {command}", description=description, epilog=epilog or None,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,20 +18,17 @@ per class taken from ``train`` (100), for debug runs that finish in seconds.
 from __future__ import annotations
 
 import filecmp
-import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from common.errors import UserError
-from common.lists import Dataset, load_dataset
+from common.files import write_json
 from common.paths import data_dir, display_path
+from common.staging import staged
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +84,13 @@ def prepare_digits(root: Path | None = None, seed: int = 0, force: bool = False)
         UserError: When ``root`` exists with different content and ``force`` is off.
     """
     root = Path(root) if root is not None else default_digits_root()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.staging-", dir=root.parent))
-    try:
-        sizes = _write_digits(staging, seed)
+    with staged(root, exists="backup") as stage:
+        sizes = _write_digits(stage.path, seed)
         if not root.exists():
-            staging.rename(root)
             return PrepareResult(root=root, action="created", split_sizes=sizes)
-        difference = _first_difference(staging, root)
+        difference = _first_difference(stage.path, root)
         if difference is None:
+            stage.cancel()
             return PrepareResult(root=root, action="unchanged", split_sizes=sizes)
         if not force:
             raise UserError(
@@ -103,13 +98,7 @@ def prepare_digits(root: Path | None = None, seed: int = 0, force: bool = False)
                 f"command writes ({difference}). Nothing was changed. Pass --force to replace it "
                 "(the existing folder is kept as a backup beside it), or --out to write elsewhere."
             )
-        backup = root.with_name(f"{root.name}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
-        root.rename(backup)
-        staging.rename(root)
-        return PrepareResult(root=root, action="replaced", split_sizes=sizes, backup=backup)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    return PrepareResult(root=root, action="replaced", split_sizes=sizes, backup=stage.backup)
 
 
 def ensure_digits(root: Path | None = None) -> Path:
@@ -126,19 +115,6 @@ def ensure_digits(root: Path | None = None) -> Path:
         result = prepare_digits(root)
         log.info("prepared the bundled digits data set in %s", display_path(result.root))
     return root
-
-
-def open_dataset(name_or_path: str) -> Dataset:
-    """Open ``<data dir>/<name>`` (or a path); the bundled ``digits`` is prepared when missing.
-
-    Raises:
-        UserError: When the data set folder or its ``classes.txt`` is missing or invalid.
-    """
-    candidate = Path(name_or_path)
-    root = candidate if (candidate.is_absolute() or len(candidate.parts) > 1) else data_dir() / name_or_path
-    if name_or_path == "digits" and not root.exists():
-        ensure_digits(root)
-    return load_dataset(root)
 
 
 def split_indices(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
@@ -192,7 +168,7 @@ def _write_digits(root: Path, seed: int) -> dict[str, int]:
         "split_sizes": sizes,
         "dev": f"{DEV_PER_CLASS} per class, drawn from train",
     }
-    (root / "prepare.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_json(root / "prepare.json", record)
     return sizes
 
 

@@ -1,20 +1,25 @@
-"""File helpers: atomic writes and content hashes.
+"""Writing and hashing files: atomic writes, JSON and CSV, content hashes.
 
 Atomic writes: a reader sees the old file or the new one, never half of one. The
-content goes to a temporary file in the same folder, is flushed to disk, and
-then renamed over the target (``os.replace`` is atomic on POSIX and Windows).
+content goes to a temporary file in the same folder, is flushed to disk, and then
+renamed over the target (``os.replace`` is atomic on POSIX and Windows). Folders and
+file sets are published by :func:`common.staging.staged`.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
+
+TEMP_SUFFIX = ".tmp"
+"""Suffix of the temporary files of :func:`atomic_write` (``.<name>.<pid>.<random>.tmp``)."""
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -26,7 +31,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's files are private; give the usual permissions
         with os.fdopen(handle, "wb") as stream:
@@ -55,6 +60,36 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: indented, keys in insertion order, a final newline.
+
+    Values JSON does not know (paths, dates) are written as their ``str``.
+    """
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV file atomically (``\\n`` line ends, the header first)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a file that may be missing or damaged: ``{}`` in those cases.
+
+    For optional side files a reader can do without; the files that cross a stage
+    boundary are read by their typed owners, which report problems instead.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes, as hex."""
     digest = hashlib.sha256()
@@ -64,34 +99,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def publish_folder(staging: Path, target: Path, overwrite: bool) -> None:
-    """Move a fully written staging folder to ``target`` by renames.
-
-    An existing ``target`` is replaced only with ``overwrite`` (it is renamed aside
-    first and deleted after the new folder is in place).
-
-    Raises:
-        FileExistsError: When ``target`` exists and ``overwrite`` is off.
-    """
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(target)
-        aside = target.with_name(f".{target.name}.replaced-{os.getpid()}")
-        os.replace(target, aside)
-        os.replace(staging, target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object from a file that may be missing or damaged: ``{}`` in those cases.
-
-    For optional side files (manifests, cards, evaluation context) that a reader can
-    do without; where the file is required, read it and report the error instead.
-    """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def canonical_hash(data: Any) -> str:
+    """sha256 of the canonical JSON of plain data (keys sorted, no whitespace)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

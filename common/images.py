@@ -29,11 +29,23 @@ _RESAMPLING = {
 }
 
 ON_UNREADABLE = ("error", "skip")
-"""What to do with an image that cannot be decoded: stop with an error, or log and skip."""
+"""What to do with a listed image that cannot be decoded: stop with an error, or log and skip it."""
+
+SKIP_HINT = ("fix or remove the line, or leave unreadable images out with on_unreadable=skip "
+             "(training: data.on_unreadable=skip; evaluation: --on-unreadable skip)")
+"""The advice every stage gives with an unreadable listed image."""
 
 
 class UnreadableImageError(UserError):
-    """An image file exists but cannot be decoded."""
+    """An image file exists but cannot be decoded.
+
+    Attributes:
+        reason: Why, in Pillow's words (without the path).
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def load_image(path: Path, contract: InputContract) -> np.ndarray:
@@ -58,13 +70,62 @@ def load_image(path: Path, contract: InputContract) -> np.ndarray:
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened).convert(contract.color_mode)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImageError(f"{path}: cannot decode image ({exc})") from None
+        raise UnreadableImageError(f"{path}: cannot decode image ({exc})", reason=str(exc)) from None
     if image.size != (contract.width, contract.height):
         image = image.resize((contract.width, contract.height), resample=_RESAMPLING[contract.interpolation])
     pixels = np.array(image, dtype=np.uint8)  # a writable copy
     if pixels.ndim == 2:
         return pixels[np.newaxis]  # (H, W) -> (1, H, W)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+
+
+def check_on_unreadable(value: str, key: str = "on_unreadable") -> None:
+    """Refuse a value that is not one of :data:`ON_UNREADABLE`.
+
+    Raises:
+        UserError: Naming ``key`` and the accepted values.
+    """
+    if value not in ON_UNREADABLE:
+        raise UserError(f"{key}: {value!r} is not one of {list(ON_UNREADABLE)}")
+
+
+def decode_sample(dataset: Dataset, sample: Sample, contract: InputContract, on_unreadable: str) -> np.ndarray | None:
+    """Decode one listed image under the unreadable-image policy every stage shares.
+
+    Args:
+        dataset: The data set the sample's path is relative to.
+        sample: The sample (its list file and line name it in messages).
+        contract: The network's input contract.
+        on_unreadable: ``error`` raises; ``skip`` logs a warning and returns None.
+
+    Returns:
+        ``uint8`` ``(C, H, W)``, or None for a skipped image.
+
+    Raises:
+        UnreadableImageError: ``<list file>:<line>: cannot decode <path> (<reason>)``
+            and what to do, when ``on_unreadable`` is ``error``.
+    """
+    try:
+        return load_image(dataset.image_path(sample), contract)
+    except UnreadableImageError as exc:
+        handle_unreadable(sample, exc.reason, on_unreadable)
+        return None
+
+
+def handle_unreadable(sample: Sample, reason: str, on_unreadable: str) -> None:
+    """Apply the unreadable-image policy to a sample that could not be decoded.
+
+    For code that decodes elsewhere (worker processes) and reports back here.
+
+    Raises:
+        UnreadableImageError: ``<list file>:<line>: cannot decode <path> (<reason>)``
+            and what to do, when ``on_unreadable`` is ``error``; otherwise the same
+            text is logged as a warning.
+    """
+    where = f"{sample.source}:{sample.line}: cannot decode {sample.path} ({reason})"
+    if on_unreadable == "error":
+        raise UnreadableImageError(f"{where}; {SKIP_HINT}", reason)
+    log.warning("skipped an unreadable image: %s", where)
 
 
 def load_samples(
@@ -75,12 +136,13 @@ def load_samples(
 ) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
     """Decode a list of samples into one array, for data sets that fit in memory.
 
+    Every image is decoded once, by :func:`decode_sample`.
+
     Args:
         dataset: The data set the sample paths are relative to.
         samples: The samples, e.g. from :func:`common.lists.read_split`.
         contract: The network's input contract.
-        on_unreadable: ``"error"`` stops at the first unreadable image, naming the
-            list file and line; ``"skip"`` logs a warning per image and leaves it out.
+        on_unreadable: ``"error"`` or ``"skip"`` (see :func:`decode_sample`).
 
     Returns:
         ``(images, labels, kept)``: ``uint8`` images ``(N, C, H, W)``, ``int64``
@@ -90,22 +152,14 @@ def load_samples(
         UnreadableImageError: On an unreadable image when ``on_unreadable="error"``,
             or when every image was skipped.
     """
-    if on_unreadable not in ON_UNREADABLE:
-        raise UserError(f"on_unreadable: {on_unreadable!r} is not one of {list(ON_UNREADABLE)}")
+    check_on_unreadable(on_unreadable)
     images = np.empty((len(samples), *contract.shape), dtype=np.uint8)
     kept: list[Sample] = []
     for sample in samples:
-        try:
-            images[len(kept)] = load_image(dataset.image_path(sample), contract)
-        except UnreadableImageError as exc:
-            where = f"{sample.source}:{sample.line}"
-            if on_unreadable == "error":
-                raise UnreadableImageError(
-                    f"{where}: {exc} (fix or remove the line, or set on_unreadable to 'skip')"
-                ) from None
-            log.warning("%s: skipped unreadable image: %s", where, exc)
-            continue
-        kept.append(sample)
+        image = decode_sample(dataset, sample, contract, on_unreadable)
+        if image is not None:
+            images[len(kept)] = image
+            kept.append(sample)
     if samples and not kept:
         raise UnreadableImageError(f"{samples[0].source}: none of the {len(samples)} images could be decoded")
     labels = np.fromiter((s.label for s in kept), dtype=np.int64, count=len(kept))

@@ -11,26 +11,27 @@ a subset of ``train`` by design, is left out of that check).
 
 from __future__ import annotations
 
-import argparse
-import csv
 import hashlib
-import io
-import json
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.cli import run_main
-from common.digits import open_dataset
+from common.cli import command_parser, run_main
 from common.errors import UserError
-from common.files import atomic_write_text, publish_folder
-from common.lists import Dataset, ListFileError, Sample, read_split
+from common.files import atomic_write_text, write_csv, write_json
+from common.lists import Dataset, ListFileError, Sample, open_dataset, read_split
 from common.paths import display_path, output_dir
+from common.staging import staged
 
+
+DESCRIPTION = (
+    "Look at a data set before training on it: sample grids and class counts per split, and "
+    "problems (list errors, unreadable images, class imbalance, images shared by two splits), "
+    "written to output/inspect/<data set>/."
+)
+"""What ``--help`` says the command does."""
 
 DEV_SPLIT = "dev"
 """The quick-check subset of train; not checked for images shared with other splits."""
@@ -114,29 +115,19 @@ def inspect_dataset(name_or_path: str = "digits", out: Path | None = None, per_c
 
 
 def _write(result: Inspection, dataset: Dataset, samples_by_split: dict[str, list[Sample]], per_class: int) -> None:
-    result.folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{result.folder.name}.staging-", dir=result.folder.parent))
-    try:
+    with staged(result.folder, exists="replace") as stage:
         for split, samples in samples_by_split.items():
-            _sample_grid(staging / f"samples_{split}.png", dataset, samples, split, per_class)
-        _count_plot(staging / "class_counts.png", result.counts, dataset.class_names)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["class", *result.counts])
-        for name in dataset.class_names:
-            writer.writerow([name, *(result.counts[s][name] for s in result.counts)])
-        atomic_write_text(staging / "class_counts.csv", buffer.getvalue())
-        report = {"dataset": display_path(dataset.root), "classes": list(dataset.class_names),
-                  "counts": result.counts, "problems": result.problems, "duplicates": result.duplicates,
-                  "unreadable": result.unreadable}
-        atomic_write_text(staging / "report.json", json.dumps(report, indent=2) + "\n")
+            _sample_grid(stage.path / f"samples_{split}.png", dataset, samples, split, per_class)
+        _count_plot(stage.path / "class_counts.png", result.counts, dataset.class_names)
+        write_csv(stage.path / "class_counts.csv", ["class", *result.counts],
+                  ([name, *(result.counts[s][name] for s in result.counts)] for name in dataset.class_names))
+        write_json(stage.path / "report.json", {
+            "dataset": display_path(dataset.root), "classes": list(dataset.class_names), "counts": result.counts,
+            "problems": result.problems, "duplicates": result.duplicates, "unreadable": result.unreadable})
         lines = [f"data set: {display_path(dataset.root)}", f"classes: {len(dataset.class_names)}", ""]
         lines += [f"{split}: {sum(c.values())} images" for split, c in result.counts.items()]
         lines += ["", f"{len(result.problems)} problem(s):"] + [f"  {p}" for p in result.problems] + [""]
-        atomic_write_text(staging / "report.txt", "\n".join(lines))
-        publish_folder(staging, result.folder, overwrite=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        atomic_write_text(stage.path / "report.txt", "\n".join(lines))
 
 
 def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str, per_class: int) -> None:
@@ -195,13 +186,10 @@ def _count_plot(path: Path, counts: dict[str, dict[str, int]], class_names: Sequ
     plt.close(figure)
 
 
+
 def main(argv: Sequence[str]) -> int:
     """Parse arguments, inspect, print the problems."""
-    parser = argparse.ArgumentParser(
-        prog="pipenv run inspect-data",
-        description="Look at a data set before training on it: sample grids and class counts per split, and "
-                    "problems (list errors, unreadable images, class imbalance, images shared by two splits), "
-                    "written to output/inspect/<data set>/.")
+    parser = command_parser("inspect-data", DESCRIPTION)
     parser.add_argument("--dataset", default="digits", help="data set name under data/, or a path (default digits)")
     parser.add_argument("--out", type=Path, help="output folder (default output/inspect/<data set>)")
     parser.add_argument("--per-class", type=int, default=8, help="images per class in the grids (default 8)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError
-from common.paths import display_path
+from common.paths import data_dir, display_path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "dev")
 """The conventional splits; ``dev`` is a small subset for quick debug runs."""
@@ -132,6 +132,21 @@ def load_dataset(root: Path) -> Dataset:
     return Dataset(root=root, class_names=tuple(line.strip() for line in lines))
 
 
+def open_dataset(name_or_path: str) -> Dataset:
+    """Open ``<data dir>/<name>`` (or a path); the bundled ``digits`` is prepared when missing.
+
+    Raises:
+        UserError: When the data set folder or its ``classes.txt`` is missing or invalid.
+    """
+    candidate = Path(name_or_path)
+    root = candidate if (candidate.is_absolute() or len(candidate.parts) > 1) else data_dir() / name_or_path
+    if name_or_path == "digits" and not root.exists():
+        from common.digits import ensure_digits  # the generator imports this module
+
+        ensure_digits(root)
+    return load_dataset(root)
+
+
 def dataset_for_list(list_path: Path) -> Dataset:
     """Open the data set a list file belongs to (the folder above its ``lists/``).
 
@@ -192,45 +207,49 @@ def read_list(dataset: Dataset, path: Path) -> list[Sample]:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        where = f"{shown}:{number}"
-        fields = text.rsplit(maxsplit=1)
-        if len(fields) != 2:
-            problems.append(f"{where}: expected '<image path> <label>', got {text!r}")
+        parsed = _parse_line(dataset, text, shown, number, first_line)
+        if isinstance(parsed, str):
+            problems.append(parsed)
             continue
-        image, label_text = fields
-        try:
-            label = int(label_text)
-        except ValueError:
-            problems.append(
-                f"{where}: label {label_text!r} is not an integer (labels are 0-based line numbers of classes.txt)"
-            )
-            continue
-        if not 0 <= label < dataset.num_classes:
-            problems.append(
-                f"{where}: label {label} is outside 0..{dataset.num_classes - 1} "
-                f"(classes.txt has {dataset.num_classes} classes)"
-            )
-            continue
-        if "\\" in image:
-            problems.append(f"{where}: path {image!r} uses '\\'; separate folders with '/'")
-            continue
-        relative = _normalise(image)
-        if relative is None:
-            problems.append(f"{where}: path {image!r} leaves the data set folder; use a path relative to it")
-            continue
-        if relative in first_line:
-            problems.append(f"{where}: {relative!r} is listed twice (first on line {first_line[relative]})")
-            continue
-        first_line[relative] = number
-        if not (dataset.root / relative).is_file():
-            problems.append(f"{where}: image not found: {display_path(dataset.root / relative)}")
-            continue
+        relative, label = parsed
         samples.append(Sample(path=relative, label=label, source=shown, line=number))
     if not samples and not problems:
         problems.append(f"{shown}: no samples (the file is empty or holds only comments)")
     if problems:
         raise ListFileError(problems)
     return samples
+
+
+def _parse_line(dataset: Dataset, text: str, shown: str, number: int,
+                first_line: dict[str, int]) -> tuple[str, int] | str:
+    """``(relative path, label)`` of one list-file line, or the problem with it.
+
+    A well-formed path is recorded in ``first_line`` (to find it listed twice) even
+    when its image is missing.
+    """
+    where = f"{shown}:{number}"
+    fields = text.rsplit(maxsplit=1)
+    if len(fields) != 2:
+        return f"{where}: expected '<image path> <label>', got {text!r}"
+    image, label_text = fields
+    try:
+        label = int(label_text)
+    except ValueError:
+        return f"{where}: label {label_text!r} is not an integer (labels are 0-based line numbers of classes.txt)"
+    if not 0 <= label < dataset.num_classes:
+        return (f"{where}: label {label} is outside 0..{dataset.num_classes - 1} "
+                f"(classes.txt has {dataset.num_classes} classes)")
+    if "\\" in image:
+        return f"{where}: path {image!r} uses '\\'; separate folders with '/'"
+    relative = _normalise(image)
+    if relative is None:
+        return f"{where}: path {image!r} leaves the data set folder; use a path relative to it"
+    if relative in first_line:
+        return f"{where}: {relative!r} is listed twice (first on line {first_line[relative]})"
+    first_line[relative] = number
+    if not (dataset.root / relative).is_file():
+        return f"{where}: image not found: {display_path(dataset.root / relative)}"
+    return relative, label
 
 
 def _normalise(image: str) -> str | None:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import run_main
+from common.cli import command_parser, run_main
 from common.digits import default_digits_root, prepare_digits
 from common.paths import display_path
 
 
 def main(argv: Sequence[str]) -> int:
     """Parse arguments and prepare the digits data set."""
-    parser = argparse.ArgumentParser(
-        prog="pipenv run prepare-data",
+    parser = command_parser(
+        "prepare-data",
         description="Write scikit-learn's digits as image files, classes.txt and "
         "train/val/test/dev list files. Safe to re-run: an identical folder is left alone.",
     )

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import run_main
+from common.cli import command_parser, run_main
 
 EPILOG = """\
 examples:
@@ -21,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     from deploy.export import DEFAULT_INT8_AGREEMENT, DEFAULT_OPSET, DEFAULT_TOLERANCE
 
-    parser = argparse.ArgumentParser(
-        prog="pipenv run export", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        "export", epilog=EPILOG,
         description="Export a training run's checkpoint to a self-describing ONNX model in model/, "
                     "gated by parity with PyTorch on the run's validation images.",
     )
@@ -59,7 +59,7 @@ def main(argv: Sequence[str]) -> int:
         network_config=args.network_config, overwrite=args.overwrite,
     ))
     print(f"exported {display_path(result.model)} (card: {display_path(result.model.with_suffix('.json'))})")
-    print(f"  from {result.card['source']['checkpoint']} (epoch {result.card['source']['epoch']})")
+    print(f"  from {result.card.source.checkpoint} (epoch {result.card.source.epoch})")
     print(f"  {result.parity.summary()}")
     print(f"  accuracy on {result.parity.images} validation images: pytorch {result.parity.reference_accuracy:.4f}, "
           f"onnx {result.parity.candidate_accuracy:.4f}")

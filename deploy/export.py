@@ -11,29 +11,26 @@ every check passed, so a failed export leaves no model behind.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from common.digits import open_dataset
 from common.dicts import describe_differences, differences
 from common.errors import UserError
-from common.files import file_sha256, read_json_object
 from common.images import load_samples
-from common.lists import read_split
+from common.lists import Dataset, Sample, open_dataset, read_split
+from common.model_card import ModelCard
 from common.paths import display_path, model_dir
-from common.runs import find_run
-from deploy.card import build_card, package_versions, write_card
+from common.provenance import package_versions
+from common.run_folder import RunFolder, find_run
+from common.staging import staged
+from common.train_config import TrainConfig
+from deploy.card import EXPORT_PACKAGES, build_card, write_card
 from deploy.graph import DEFAULT_OPSET, ExportedClassifier, check_onnx, to_onnx
-from deploy.parity import ParityReport, compare, onnx_predictor
+from deploy.parity import ParityReport, measure_parity, onnx_predictor
 from deploy.quantize import MODES, quantize_int8
 from networks import build_network, load_network_config
 from networks.checkpoint import checkpoint_network_config, load_weights, read_checkpoint
@@ -93,7 +90,7 @@ class ExportResult:
     """
 
     model: Path
-    card: dict[str, Any]
+    card: ModelCard
     parity: ParityReport
     int8_model: Path | None = None
     int8_parity: ParityReport | None = None
@@ -114,63 +111,74 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
             nothing is written to ``model/`` then.
     """
     _check_options(options)
-    run_dir = find_run(options.run)
-    checkpoint_path = _checkpoint_path(run_dir, options.checkpoint)
+    run = find_run(options.run)
+    checkpoint_path = run.checkpoint_path(options.checkpoint)
     checkpoint = read_checkpoint(checkpoint_path)
     network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
-    check_shared_config(network_config, options.network_config, run_dir)
-    name = options.name or run_dir.name
-    model_path = model_dir() / f"{name}.onnx"
-    int8_target = model_dir() / f"{name}-int8.onnx" if options.quantize else None
+    check_shared_config(network_config, options.network_config, run)
+    name = options.name or run.name
     # Cards go before models, so a model never appears without its card.
-    targets = [model_path.with_suffix(".json"), model_path]
-    if int8_target is not None:
-        targets += [int8_target.with_suffix(".json"), int8_target]
-    _refuse_existing(targets, options.overwrite)
-
-    network = build_network(network_config)
-    load_weights(network, checkpoint["model"], mode="strict", source=display_path(checkpoint_path))
-    module = ExportedClassifier(network.eval()).eval()
-    run_config = _run_config(run_dir)
-    dataset = open_dataset(run_config["data"]["dataset"])
-    val_split = run_config["data"]["val_split"]
-    samples = read_split(dataset, val_split)[: options.parity_samples]
-    images, labels, samples = load_samples(dataset, samples, network_config.input,
-                                           on_unreadable=run_config["data"].get("on_unreadable", "error"))
-    source = display_path(dataset.list_path(val_split))
-
-    model_dir().mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.export-", dir=model_dir()))
-    try:
-        onnx_path = staging / f"{name}.onnx"
-        to_onnx(module, onnx_path, options.opset)
-        check_onnx(onnx_path)
-        parity = compare(_torch_predictor(module), onnx_predictor(onnx_path), images, labels, samples,
-                         ("pytorch", "onnxruntime fp32"), source, options.tolerance, 0.0)
-        if not parity.passed:
-            raise ParityError(_parity_message(parity, "the exported model"))
-        created = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-        card = build_card(
-            name, network_config, list(checkpoint["class_names"]),
-            source=_source(run_dir, checkpoint_path, checkpoint),
-            training={"metrics": checkpoint.get("metrics"), "epoch": checkpoint.get("epoch"),
-                      "best": (checkpoint.get("checkpoint_keeper") or {}).get("best")},
-            export={"opset": options.opset, "exporter": "torch.onnx.export(dynamo=True)", "dynamic_axes": ["batch"],
-                    "parity_tolerance": options.tolerance, "packages": package_versions(), "quantization": None},
-            parity=parity.to_dict(), created=created,
-        )
-        write_card(onnx_path, card, staging / f"{name}.json")
+    files = [f"{name}.json", f"{name}.onnx"]
+    if options.quantize:
+        files += [f"{name}-int8.json", f"{name}-int8.onnx"]
+    with staged(model_dir(), exists="replace" if options.overwrite else "refuse", files=files,
+                hint="choose another --name, or pass --overwrite to replace it") as stage:
+        network = build_network(network_config)
+        load_weights(network, checkpoint["model"], mode="strict", source=display_path(checkpoint_path))
+        module = ExportedClassifier(network.eval()).eval()
+        config = run.read_config().config
+        validation = _validation_images(config, network_config, options.parity_samples)
+        onnx_path = stage.path / f"{name}.onnx"
+        parity = _export_fp32(module, onnx_path, options, validation)
+        card = build_card(name, network_config, checkpoint, checkpoint_path, run, _export_settings(options),
+                          parity.to_dict())
+        write_card(onnx_path, card, onnx_path.with_suffix(".json"))
         int8_parity = None
         if options.quantize:
-            int8_parity = _export_int8(options, name, staging, onnx_path, card, run_config, dataset,
-                                                  network_config, images, labels, samples, source)
-        _publish(staging, targets, options.overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(model=model_path, card=card, parity=parity, int8_model=int8_target, int8_parity=int8_parity)
+            int8_parity = _export_int8(options, stage.path / f"{name}-int8.onnx", stage.path / f"{name}.onnx", card,
+                                       config, network_config, validation)
+    model_path = model_dir() / f"{name}.onnx"
+    int8_path = model_dir() / f"{name}-int8.onnx" if options.quantize else None
+    return ExportResult(model=model_path, card=card, parity=parity, int8_model=int8_path, int8_parity=int8_parity)
 
 
-def check_shared_config(network_config: NetworkConfig, shared_path: Path | None, run_dir: Path) -> None:
+@dataclass(frozen=True)
+class _Images:
+    """Decoded images of a split, for parity checks."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    samples: list[Sample]
+    source: str
+    dataset: Dataset
+
+
+def _validation_images(config: TrainConfig, network_config: NetworkConfig, count: int) -> _Images:
+    dataset = open_dataset(config.data.dataset)
+    samples = read_split(dataset, config.data.val_split)[:count]
+    images, labels, samples = load_samples(dataset, samples, network_config.input, config.data.on_unreadable)
+    return _Images(images, labels, samples, display_path(dataset.list_path(config.data.val_split)), dataset)
+
+
+def _export_fp32(module: ExportedClassifier, onnx_path: Path, options: ExportOptions, validation: _Images
+                 ) -> ParityReport:
+    to_onnx(module, onnx_path, options.opset)
+    check_onnx(onnx_path)
+    parity = measure_parity(_torch_predictor(module), onnx_predictor(onnx_path), validation.images,
+                            validation.labels, validation.samples, ("pytorch", "onnxruntime fp32"),
+                            validation.source, options.tolerance, 0.0)
+    if not parity.passed:
+        raise ParityError(_parity_message(parity, "the exported model"))
+    return parity
+
+
+def _export_settings(options: ExportOptions) -> dict[str, Any]:
+    return {"opset": options.opset, "exporter": "torch.onnx.export(dynamo=True)", "dynamic_axes": ["batch"],
+            "parity_tolerance": options.tolerance, "packages": package_versions(EXPORT_PACKAGES),
+            "quantization": None}
+
+
+def check_shared_config(network_config: NetworkConfig, shared_path: Path | None, run: RunFolder) -> None:
     """Refuse a checkpoint whose network config differs from the shared one.
 
     Raises:
@@ -186,89 +194,37 @@ def check_shared_config(network_config: NetworkConfig, shared_path: Path | None,
         f"{display_path(path)} (hash {shared.hash[:12]}) differs from the network config the checkpoint was "
         f"trained with (hash {network_config.hash[:12]}): {changes}. Training and deployment must build the same "
         f"network: restore the shared config (the run's version is under network_config in "
-        f"{display_path(run_dir / 'config.yaml')}), or train a new run with the changed config."
+        f"{display_path(run.config_path)}), or train a new run with the changed config."
     )
 
 
-def _export_int8(options: ExportOptions, name: str, staging: Path, fp32_path: Path, card: dict[str, Any],
-                 run_config: dict[str, Any], dataset, network_config: NetworkConfig, images: np.ndarray,
-                 labels: np.ndarray, samples, source: str) -> ParityReport:
-    int8_name = f"{name}-int8"
-    int8_path = staging / f"{int8_name}.onnx"
-    train_samples = read_split(dataset, run_config["data"]["train_split"])
+def _export_int8(options: ExportOptions, int8_path: Path, fp32_path: Path, card: ModelCard, config: TrainConfig,
+                 network_config: NetworkConfig, validation: _Images) -> ParityReport:
+    train_samples = read_split(validation.dataset, config.data.train_split)
     chosen = np.random.default_rng(0).permutation(len(train_samples))[: options.calibration_samples]
-    calibration, _, _ = load_samples(dataset, [train_samples[i] for i in sorted(chosen)], network_config.input,
-                                     on_unreadable="skip")
+    calibration, _, _ = load_samples(validation.dataset, [train_samples[i] for i in sorted(chosen)],
+                                     network_config.input, on_unreadable="skip")
     settings = quantize_int8(fp32_path, int8_path, options.quantize_mode, calibration)
     check_onnx(int8_path)
-    parity = compare(onnx_predictor(fp32_path), onnx_predictor(int8_path), images, labels, samples,
-                     ("onnxruntime fp32", f"onnxruntime int8 {options.quantize_mode}"), source,
-                     tolerance=1.0, min_top1_agreement=options.int8_min_agreement)
+    parity = measure_parity(onnx_predictor(fp32_path), onnx_predictor(int8_path), validation.images,
+                            validation.labels, validation.samples,
+                            ("onnxruntime fp32", f"onnxruntime int8 {options.quantize_mode}"), validation.source,
+                            tolerance=1.0, min_top1_agreement=options.int8_min_agreement)
     if not parity.passed:
         raise ParityError(_parity_message(parity, "the int8 model"))
-    int8_card = {
-        **card,
-        "name": int8_name,
-        "source": {**card["source"], "fp32_model": f"{name}.onnx"},
-        "export": {**card["export"], "quantization": settings},
-        "parity": parity.to_dict(),
-    }
-    write_card(int8_path, int8_card, staging / f"{int8_name}.json")
+    int8_card = card.with_changes(
+        name=int8_path.stem, source=replace(card.source, fp32_model=fp32_path.name),
+        export={**card.export, "quantization": settings}, parity=parity.to_dict())
+    write_card(int8_path, int8_card, int8_path.with_suffix(".json"))
     return parity
 
 
-def _torch_predictor(module: ExportedClassifier):
+def _torch_predictor(module: ExportedClassifier) -> Any:
     def predict(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return module(torch.from_numpy(images))[0].numpy()
 
     return predict
-
-
-def _publish(staging: Path, targets: list[Path], overwrite: bool) -> None:
-    """Move the staged files into model/ in ``targets`` order, each by an atomic rename."""
-    _refuse_existing(targets, overwrite)
-    for target in targets:
-        staged = staging / target.name
-        if staged.exists():
-            os.replace(staged, target)
-
-
-def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
-    taken = [t for t in targets if t.exists()]
-    if taken and not overwrite:
-        raise UserError(
-            f"{display_path(taken[0])} already exists; choose another --name, or pass --overwrite to replace it"
-        )
-
-
-def _checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
-    if checkpoint in ("best", "last"):
-        path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-        if not path.is_file():
-            raise UserError(f"{display_path(path)}: no {checkpoint} checkpoint in this run (did an epoch finish?)")
-        return path
-    return Path(checkpoint)
-
-
-def _run_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data = config["data"]
-        for key in ("dataset", "train_split", "val_split"):
-            str(data[key])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise UserError(f"{display_path(path)}: not a training run config ({exc})") from None
-    return config
-
-
-def _source(run_dir: Path, checkpoint_path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    digest = file_sha256(checkpoint_path)
-    git = read_json_object(run_dir / "manifest.json").get("git") or {}
-    return {"run": run_dir.name, "run_dir": display_path(run_dir), "checkpoint": display_path(checkpoint_path),
-            "checkpoint_sha256": digest, "epoch": checkpoint.get("epoch"), "git_commit": git.get("commit"),
-            "git_dirty": git.get("dirty")}
 
 
 def _parity_message(report: ParityReport, what: str) -> str:

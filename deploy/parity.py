@@ -74,7 +74,7 @@ def onnx_predictor(path: Path, threads: int = 0) -> Predictor:
     return lambda images: session.run([OUTPUT_PROBABILITIES], {INPUT_NAME: images})[0]
 
 
-def compare(reference: Predictor, candidate: Predictor, images: np.ndarray, labels: np.ndarray,
+def measure_parity(reference: Predictor, candidate: Predictor, images: np.ndarray, labels: np.ndarray,
             samples: Sequence[Sample], names: tuple[str, str], source: str, tolerance: float,
             min_top1_agreement: float, batch_size: int = 256, worst: int = 5) -> ParityReport:
     """Run both predictors on the same images and measure how far apart they are.

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import run_main
+from common.cli import command_parser, run_main
 
 COMMANDS = ("score", "compare")
 
@@ -38,8 +38,8 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The main command: run a model on a list."""
-    parser = argparse.ArgumentParser(
-        prog="pipenv run evaluate", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        "evaluate", epilog=EPILOG,
         description="Evaluate an ONNX model on a labelled list file with onnxruntime (no torch): predictions, "
                     "metrics, PR curves, confusion matrices and a bad-case report in output/eval/<name>/. "
                     "Other commands: 'score <predictions.csv>', 'compare <A> <B>' (each has --help).",
@@ -59,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_score_parser() -> argparse.ArgumentParser:
     """``score``: re-score a result file."""
-    parser = argparse.ArgumentParser(prog="pipenv run evaluate score",
-                                     description="Re-score a predictions.csv without inference.")
+    parser = command_parser("evaluate score", "Re-score a predictions.csv without inference.")
     parser.add_argument("predictions", type=Path, help="an evaluation's predictions.csv")
     parser.add_argument("--out", type=Path, help="output folder (default: the CSV's folder; only derived files "
                                                  "are replaced there)")
@@ -70,9 +69,8 @@ def build_score_parser() -> argparse.ArgumentParser:
 
 def build_compare_parser() -> argparse.ArgumentParser:
     """``compare``: two evaluations of the same list."""
-    parser = argparse.ArgumentParser(prog="pipenv run evaluate compare",
-                                     description="Compare two evaluations of the same list: metric deltas, "
-                                                 "overlaid PR curves, flipped samples.")
+    parser = command_parser("evaluate compare", "Compare two evaluations of the same list: metric deltas, "
+                                                "overlaid PR curves, flipped samples.")
     parser.add_argument("a", type=Path, help="evaluation folder A (or its name under output/eval/)")
     parser.add_argument("b", type=Path, help="evaluation folder B")
     parser.add_argument("--name", help="output folder name (default: compare-<A>-vs-<B>)")
@@ -88,9 +86,9 @@ def main(argv: Sequence[str]) -> int:
     if command == "compare":
         args = build_compare_parser().parse_args(argv[1:])
         from common.paths import display_path
-        from evaluate.compare import compare
+        from evaluate.compare import compare_evaluations
 
-        result = compare(args.a, args.b, args.name, args.overwrite)
+        result = compare_evaluations(args.a, args.b, args.name, args.overwrite)
         deltas = result.summary["deltas"]
         print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
               f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
@@ -99,7 +97,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     args = (build_score_parser() if command == "score" else build_parser()).parse_args(argv[1:] if command else argv)
     from common.paths import display_path
-    from evaluate.run import EvaluateOptions, evaluate, rescore
+    from evaluate.evaluation import EvaluateOptions, evaluate, rescore
 
     options = EvaluateOptions(
         bad_cases=args.bad_cases, per_pair=args.per_pair, precision_targets=tuple(args.precision_targets),

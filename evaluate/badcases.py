@@ -20,7 +20,7 @@ import numpy as np
 
 from common.files import atomic_write_text
 from evaluate.html import link, page
-from evaluate.results import Predictions
+from common.predictions import Predictions
 
 THUMB_SIZE = 96
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -22,14 +19,15 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
-from common.files import atomic_write_text, publish_folder, read_json_object
+from common.files import atomic_write_text, write_json
 from common.paths import display_path
+from common.plotting import pyplot
+from common.predictions import Predictions, read_evaluation_record, read_predictions
+from common.staging import staged
 from evaluate.badcases import Case, case_html, write_thumbnails
+from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root
 from evaluate.html import figure, link, page, table
 from evaluate.metrics import score
-from common.plotting import pyplot
-from evaluate.results import Predictions, read_predictions
-from evaluate.run import evaluations_root
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class CompareResult:
     summary: dict[str, Any]
 
 
-def compare(a: Path, b: Path, name: str | None = None, overwrite: bool = False) -> CompareResult:
+def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bool = False) -> CompareResult:
     """Compare two evaluation folders (or names under ``output/eval/``) of the same list.
 
     Raises:
@@ -56,8 +54,6 @@ def compare(a: Path, b: Path, name: str | None = None, overwrite: bool = False) 
     pred_a = read_predictions(folder_a / "predictions.csv")
     pred_b = _aligned(pred_a, read_predictions(folder_b / "predictions.csv"), folder_a, folder_b)
     target = evaluations_root() / (name or f"compare-{folder_a.name}-vs-{folder_b.name}")
-    if target.exists() and not overwrite:
-        raise UserError(f"{display_path(target)} already exists; choose another --name, or pass --overwrite")
     scores_a = score(pred_a.labels, pred_a.probabilities, pred_a.class_names)
     scores_b = score(pred_b.labels, pred_b.probabilities, pred_b.class_names)
     right_a = scores_a.predicted == pred_a.labels
@@ -69,23 +65,15 @@ def compare(a: Path, b: Path, name: str | None = None, overwrite: bool = False) 
         "deltas": _deltas(scores_a.metrics, scores_b.metrics), "fixed": len(fixed), "broken": len(broken),
         "convention": "delta = B - A; fixed = wrong in A, right in B; broken = right in A, wrong in B",
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    try:
-        atomic_write_text(staging / "compare.json", json.dumps(summary, indent=2) + "\n")
-        atomic_write_text(staging / "compare.txt", _text(summary))
-        _overlay(staging, scores_a, scores_b, folder_a.name, folder_b.name)
+    with staged(target, exists="replace" if overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
+        write_json(stage.path / "compare.json", summary)
+        atomic_write_text(stage.path / "compare.txt", _text(summary))
+        _overlay(stage.path, scores_a, scores_b, folder_a.name, folder_b.name)
         cases = {"fixed": [_case(pred_b, i) for i in fixed], "broken": [_case(pred_b, i) for i in broken]}
-        _flips_csv(staging, pred_a, pred_b, cases)
+        _flips_csv(stage.path, pred_a, pred_b, cases)
         root = _image_root(folder_a) or _image_root(folder_b)
-        thumbs = write_thumbnails(staging, [c for group in cases.values() for c in group], root)
-        _html(staging, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
-        try:
-            publish_folder(staging, target, overwrite)
-        except FileExistsError:
-            raise UserError(f"{display_path(target)} appeared meanwhile; nothing was overwritten") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root)
+        _html(stage.path, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
     return CompareResult(target, summary)
 
 
@@ -98,9 +86,7 @@ def _folder(spec: Path) -> Path:
 
 
 def _aligned(a: Predictions, b: Predictions, folder_a: Path, folder_b: Path) -> Predictions:
-    if a.class_names != b.class_names:
-        raise UserError(f"{display_path(folder_a)} and {display_path(folder_b)} have different classes "
-                        f"({a.class_names} vs {b.class_names}); compare evaluations of the same list")
+    check_same_classes(b.class_names, a.class_names, display_path(folder_b), display_path(folder_a))
     index_b = {path: i for i, path in enumerate(b.paths)}
     missing = [p for p in a.paths if p not in index_b]
     if missing or len(a.paths) != len(b.paths):
@@ -224,8 +210,8 @@ def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], n
 
 
 def _image_root(folder: Path) -> Path | None:
-    recorded = read_json_object(folder / "evaluation.json").get("dataset_root")
-    if not isinstance(recorded, str):
+    record = read_evaluation_record(folder)
+    if record is None or not record.dataset_root:
         return None
-    root = Path(recorded)
+    root = Path(record.dataset_root)
     return root if root.is_dir() else None

@@ -7,7 +7,6 @@ model in batches.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,12 +18,10 @@ import numpy as np
 
 from common.contract import InputContract
 from common.errors import UserError
-from common.images import UnreadableImageError, load_image
+from common.images import decode_sample
 from common.lists import Dataset, Sample
-from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, contract_of, parse_card
+from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, ModelCard
 from common.paths import display_path
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,7 +37,7 @@ class Model:
     """
 
     path: Path
-    card: dict[str, Any]
+    card: ModelCard
     contract: InputContract
     class_names: list[str]
     session: Any
@@ -68,10 +65,9 @@ def open_model(path: Path, threads: int = 0) -> Model:
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own exception types
         raise UserError(f"{shown}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
-    card = parse_card(dict(session.get_modelmeta().custom_metadata_map), shown)
-    contract = contract_of(card, shown)
-    _check_graph(session, contract, len(card["class_names"]), shown)
-    return Model(Path(path), card, contract, list(card["class_names"]), session)
+    card = ModelCard.from_metadata(dict(session.get_modelmeta().custom_metadata_map), shown)
+    _check_graph(session, card.contract, len(card.class_names), shown)
+    return Model(Path(path), card, card.contract, list(card.class_names), session)
 
 
 def predict_batches(model: Model, batches: Iterable[np.ndarray]) -> np.ndarray:
@@ -101,15 +97,7 @@ def decoded_batches(dataset: Dataset, samples: Sequence[Sample], contract: Input
     chunks = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
 
     def decode(sample: Sample) -> np.ndarray | None:
-        try:
-            return load_image(dataset.image_path(sample), contract)
-        except UnreadableImageError as exc:
-            if on_unreadable == "error":
-                raise UnreadableImageError(
-                    f"{sample.source}:{sample.line}: {exc} (fix or remove the line, or pass --on-unreadable skip)"
-                ) from None
-            log.warning("%s:%d: skipped unreadable image: %s", sample.source, sample.line, exc)
-            return None
+        return decode_sample(dataset, sample, contract, on_unreadable)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: deque[tuple[Sequence[Sample], list[Future]]] = deque()

@@ -157,16 +157,12 @@ def score(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str],
     f1 = _safe_divide(2 * precision * recall, precision + recall)
     accuracy = float(tp.sum() / count)
 
-    curves: dict[str, Curve] = {}
-    per_class = []
-    for c, name in enumerate(class_names):
-        curve = binary_curve(labels == c, probabilities[:, c])
-        curves[name] = curve
-        per_class.append({
-            "class": name, "index": c, "support": int(support[c]), "precision": float(precision[c]),
-            "recall": float(recall[c]), "f1": float(f1[c]), "ap": average_precision(curve) if support[c] else 0.0,
-            "operating_points": operating_points(curve, list(precision_targets), list(recall_targets)),
-        })
+    curves = {name: binary_curve(labels == c, probabilities[:, c]) for c, name in enumerate(class_names)}
+    per_class = [{
+        "class": name, "index": c, "support": int(support[c]), "precision": float(precision[c]),
+        "recall": float(recall[c]), "f1": float(f1[c]), "ap": average_precision(curves[name]) if support[c] else 0.0,
+        "operating_points": operating_points(curves[name], list(precision_targets), list(recall_targets)),
+    } for c, name in enumerate(class_names)]
     onehot = np.zeros((count, classes), dtype=bool)
     onehot[np.arange(count), labels] = True
     curves["micro"] = binary_curve(onehot.ravel(), probabilities.ravel())  # (N, K) -> (N*K,) pairs

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import atomic_write_text
+from common.predictions import EvaluationRecord
 from evaluate.badcases import Selection, case_html
 from evaluate.html import figure, link, page, table
 from evaluate.plots import CONFUSION_COUNTS, CONFUSION_NORMALIZED
@@ -44,9 +45,9 @@ def per_class_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[object
     return header, rows
 
 
-def result_text(metrics: dict[str, Any], context: dict[str, Any]) -> str:
+def result_text(metrics: dict[str, Any], record: EvaluationRecord) -> str:
     """The plain-text summary ``result.txt``."""
-    lines = [f"model: {context['model']}", f"list: {context['list']}", f"samples: {metrics['samples']}",
+    lines = [f"model: {record.model}", f"list: {record.list}", f"samples: {metrics['samples']}",
              f"accuracy: {metrics['accuracy']:.4f}"]
     lines += [f"top-{k} accuracy: {v:.4f}" for k, v in metrics["top_k_accuracy"].items()]
     lines.append("")
@@ -61,13 +62,13 @@ def result_text(metrics: dict[str, Any], context: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: Path, metrics: dict[str, Any], context: dict[str, Any], selection: Selection,
+def write_report(folder: Path, metrics: dict[str, Any], record: EvaluationRecord, selection: Selection,
                  thumbs: dict[int, str], class_names: list[str], files: list[str]) -> None:
     """Write ``result.txt`` and ``report.html``."""
-    atomic_write_text(folder / "result.txt", result_text(metrics, context))
-    facts = [["model", context["model"]], ["list", context["list"]], ["samples", metrics["samples"]],
-             ["skipped (unreadable)", len(context.get("skipped", []))], ["network hash", context.get("network_hash")],
-             ["trained in run", context.get("source_run")], ["evaluated", context["created"]]]
+    atomic_write_text(folder / "result.txt", result_text(metrics, record))
+    facts = [["model", record.model], ["list", record.list], ["samples", metrics["samples"]],
+             ["skipped (unreadable)", len(record.skipped)], ["network hash", record.network_hash],
+             ["trained in run", record.source_run], ["evaluated", record.created]]
     top = [[f"top-{k}", f"{v:.4f}"] for k, v in metrics["top_k_accuracy"].items()]
     header, rows = per_class_rows(metrics)
     mistakes = "".join(case_html(c, class_names, thumbs) for c in selection.confident_mistakes[:8])
@@ -90,4 +91,4 @@ def write_report(folder: Path, metrics: dict[str, Any], context: dict[str, Any],
         "<h2>Files</h2><ul>" + "".join(f"<li>{link(f, f)}</li>" for f in sorted(files)) + "</ul>",
         f"<h2>Definitions</h2><p>{escape(DEFINITIONS)}</p>",
     ])
-    atomic_write_text(folder / "report.html", page(f"Evaluation: {context['name']}", body))
+    atomic_write_text(folder / "report.html", page(f"Evaluation: {record.name}", body))

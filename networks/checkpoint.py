@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,10 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """The keys of each kind, JSON-ready (as stored in a run's manifest)."""
+        return asdict(self)
 
     def summary(self) -> str:
         """One line: counts, and up to five keys of each kind."""

@@ -25,7 +25,6 @@ The ``name`` is the file's stem and need not be written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,9 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from common.contract import ContractError, InputContract
+from common.config_files import describe_config_error, load_yaml_mapping
 from common.errors import UserError
+from common.files import canonical_hash
 from common.paths import display_path, shared_configs_dir
 
 NETWORK_CONFIG_VERSION = 1
@@ -85,8 +86,7 @@ class NetworkConfig:
 
         Formatting, comments and key order in the YAML do not change it; any value does.
         """
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return canonical_hash(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> NetworkConfig:
@@ -152,30 +152,3 @@ def load_network_config(name_or_path: str | Path) -> NetworkConfig:
             "remove the key (the file name is the config's name)"
         )
     return NetworkConfig.from_dict(raw, source=shown)
-
-
-def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping.
-
-    Args:
-        path: The file.
-        what: What the mapping holds, for the error message.
-
-    Raises:
-        UserError: When the file is not valid YAML or not a mapping.
-    """
-    shown = display_path(path)
-    try:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as exc:  # yaml's and OmegaConf's parse errors share no base class
-        raise UserError(f"{shown}: not a valid YAML mapping ({exc})") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{shown}: expected a mapping of {what}")
-    return raw
-
-
-def describe_config_error(exc: OmegaConfBaseException) -> str:
-    """An OmegaConf error as ``<key path>: <first line of its message>``."""
-    key = getattr(exc, "full_key", None)
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{key}: {message}" if key else message

@@ -6,7 +6,7 @@ checkpoints). ``python -m train`` (``pipenv run train``) parses the command line
 calls one of::
 
     from train import train, resume, RunOptions
-    from train.config import load_train_config
+    from common.train_config import load_train_config
 
     result = train(load_train_config(overrides=["epochs=5"]), RunOptions(dev=True))
     result = resume("last", overrides=["epochs=80"], allow_change=["epochs"])
@@ -19,14 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-_EXPORTS = ("train", "resume", "RunOptions", "RunResult", "Trainer")
+_EXPORTS = {"train": "train.loop", "resume": "train.loop", "RunOptions": "train.loop", "RunResult": "train.loop",
+            "Trainer": "train.trainer"}
+"""Public name -> the module that defines it."""
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        from train import loop
+        import importlib
 
-        return getattr(loop, name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'train' has no attribute {name!r}")
 
 

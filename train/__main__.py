@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import run_main
+from common.cli import command_parser, run_main
 
 EPILOG = """\
 examples:
@@ -25,10 +25,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(
-        prog="pipenv run train", description="Train a network; writes output/train/<name>-<time>/.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("train", "Train a network; writes output/train/<name>-<time>/.", EPILOG)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides with dotted keys, e.g. optim.lr=3e-4 augment.rotation=10")
     parser.add_argument("--config", type=Path, default=None,
@@ -53,7 +50,7 @@ def main(argv: Sequence[str]) -> int:
     """Run the training command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. "prepared the bundled digits"
-    from train.config import DEFAULT_CONFIG, config_to_yaml, load_train_config
+    from common.train_config import DEFAULT_CONFIG, config_to_yaml, load_train_config
     from train.loop import RunOptions, resume, train
 
     if args.allow_change and not args.resume:

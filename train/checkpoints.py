@@ -91,10 +91,14 @@ class CheckpointKeeper:
         """Bookkeeping to store in checkpoints."""
         return {"best": self.best, "kept": [dict(entry) for entry in self.kept]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore bookkeeping; delete top-k files written after that checkpoint and
-        temporary files of writes that were interrupted."""
+    def load_state_dict(self, state: dict[str, Any], remove_files: bool = True) -> None:
+        """Restore bookkeeping; with ``remove_files`` (the process that writes checkpoints),
+        delete top-k files written after that checkpoint and temporary files of writes
+        that were interrupted."""
         self.best = state["best"]
+        if not remove_files:
+            self.kept = [dict(entry) for entry in state["kept"]]
+            return
         # An entry whose file a later epoch already replaced (before a crash) is forgotten.
         self.kept = [dict(entry) for entry in state["kept"] if (self.folder / entry["file"]).is_file()]
         wanted = {entry["file"] for entry in self.kept} | {"best.pt", "last.pt"}

@@ -10,25 +10,24 @@ the smoothed loss falls fastest. The results go to ``output/lr_find/<name>-<time
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from common.errors import UserError
-from common.files import atomic_write_text
+from common.files import write_csv, write_json
 from common.paths import display_path, output_dir
+from common.provenance import stamp
+from common.staging import staged
+from common.train_config import LoadedConfig
 from networks import load_network_config
-from train.config import LoadedConfig
-from train.data import epoch_order, iterate_batches
+from train.data import epoch_order, iterate_batches, load_training_data
 from train.distributed import Processes, resolve_device
-from train.loop import RunOptions, Trainer
+from train.loop import RunOptions
+from train.trainer import Trainer
 
 SMOOTHING = 0.9
 EXPLODE = 4.0
@@ -65,19 +64,19 @@ def find_lr(loaded: LoadedConfig, options: RunOptions = RunOptions(), lr_min: fl
                         f"{lr_min}, {lr_max}, {steps}")
     config = loaded.config.for_dev() if options.dev else loaded.config
     device = resolve_device(options.device)
-    trainer = Trainer(config, load_network_config(config.network), Processes(), device, options)
-    trainer.load_data()
-    trainer.build()
+    network_config = load_network_config(config.network)
+    trainer = Trainer(config, network_config, load_training_data(config, network_config, Processes()), Processes(),
+                      device)
     if config.init.weights:
-        trainer.init_weights(config.init.weights, config.init.mode)
+        trainer.load_initial_weights(config.init.weights, config.init.mode)
     trainer.model.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
     epoch = 0
     while len(lrs) < steps:
-        order = epoch_order(len(trainer.train_data), config.seed, epoch, shuffle=True)
-        for images, labels in iterate_batches(trainer.train_data, order, config.batch_size, config.data.num_workers,
+        order = epoch_order(len(trainer.data.train), config.seed, epoch, shuffle=True)
+        for images, labels in iterate_batches(trainer.data.train, order, config.batch_size, config.data.num_workers,
                                               drop_singleton=True):
             lr = lr_min * (lr_max / lr_min) ** (len(lrs) / (steps - 1))
             loss, _ = trainer.train_step(trainer.augment(images.to(device), generator), labels.to(device), lr)
@@ -115,19 +114,20 @@ def suggest(lrs: list[float], smoothed: list[float]) -> float | None:
 
 def _write(name: str, lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float | None,
            lr_min: float, lr_max: float) -> Path:
+    target = output_dir() / "lr_find" / f"{Path(name).stem}-{stamp()}"
+    with staged(target) as stage:
+        write_csv(stage.path / "lr_find.csv", ["step", "lr", "loss", "smoothed_loss"],
+                  ([step, *(f"{v:.6g}" for v in row)] for step, row in enumerate(zip(lrs, losses, smoothed))))
+        write_json(stage.path / "suggestion.json", {
+            "suggested_lr": suggestion, "rule": "steepest descent of the smoothed loss against log(lr), before its "
+            "minimum", "lr_min": lr_min, "lr_max": lr_max, "steps": len(lrs)})
+        _plot(stage.path / "lr_find.png", lrs, losses, smoothed, suggestion)
+    return target
+
+
+def _plot(path: Path, lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float | None) -> None:
     from common.plotting import pyplot
 
-    folder = output_dir() / "lr_find" / f"{Path(name).stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    folder.mkdir(parents=True, exist_ok=False)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["step", "lr", "loss", "smoothed_loss"])
-    for step, row in enumerate(zip(lrs, losses, smoothed)):
-        writer.writerow([step, *(f"{v:.6g}" for v in row)])
-    atomic_write_text(folder / "lr_find.csv", buffer.getvalue())
-    atomic_write_text(folder / "suggestion.json", json.dumps(
-        {"suggested_lr": suggestion, "rule": "steepest descent of the smoothed loss against log(lr), before its "
-         "minimum", "lr_min": lr_min, "lr_max": lr_max, "steps": len(lrs)}, indent=2) + "\n")
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
     axes.plot(lrs, losses, alpha=0.3, label="loss")
@@ -142,9 +142,8 @@ def _write(name: str, lrs: list[float], losses: list[float], smoothed: list[floa
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(folder / "lr_find.png")
+    figure.savefig(path)
     plt.close(figure)
-    return folder
 
 
 def describe(result: LrFindResult) -> str:

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from train.config import OptimConfig, TrainConfig
+from common.train_config import OptimConfig, TrainConfig
 
 
 def build_optimizer(network: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:

@@ -24,10 +24,6 @@ same ``--storage`` and ``--study`` work on one study together.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import json
 import logging
 import math
 import sys
@@ -37,12 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.cli import run_main
+from common.cli import command_parser, run_main
 from common.errors import UserError
-from common.files import atomic_write_text
+from common.config_files import load_yaml_mapping
+from common.files import write_csv, write_json
 from common.paths import display_path, output_dir
-from networks.config import load_yaml_mapping
-from train.config import DEFAULT_CONFIG, METRICS, load_train_config
+from common.staging import staged
+from common.train_config import DEFAULT_CONFIG, METRICS, load_train_config
+
+DESCRIPTION = (
+    "Hyperparameter search with Optuna: one training run per trial, pruning from validation "
+    "metrics, the study in SQLite under output/sweeps/ or any --storage URL. "
+    "The space file is described in docs/experiments.md (example: train/configs/space.yaml)."
+)
+"""What ``--help`` says the command does."""
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "none")
@@ -78,7 +82,7 @@ class Space:
 
     Attributes:
         params: The searched keys.
-        metric: Metric to optimise (one of ``train.config.METRICS``), or None for the config's monitor.
+        metric: Metric to optimise (one of ``common.train_config.METRICS``), or None for the config's monitor.
         direction: ``maximize`` or ``minimize``, or None to follow ``checkpoint.mode``.
     """
 
@@ -175,8 +179,6 @@ def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str =
     """
     import optuna
 
-    from train.loop import RunOptions, train
-
     config = config or DEFAULT_CONFIG
     base = load_train_config(config, overrides).config
     space = load_space(space_path)
@@ -191,6 +193,18 @@ def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str =
     study_object = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
                                        direction=direction, sampler=_sampler(sampler, space, seed),
                                        pruner=_pruner(pruner))
+    objective = _objective(config, space, metric, direction, study_name, dev, device, overrides)
+    study_object.optimize(objective, n_trials=trials, catch=())
+    return _summarise(study_object, folder, storage, metric, direction)
+
+
+def _objective(config: Path, space: Space, metric: str, direction: str, study_name: str, dev: bool, device: str,
+               overrides: Sequence[str]) -> Any:
+    """The Optuna objective: one training run per trial, reporting ``metric`` every epoch for pruning."""
+    import optuna
+
+    from train.loop import RunOptions, train
+
     log = logging.getLogger("train.sweep")
 
     def objective(trial: optuna.Trial) -> float:
@@ -214,14 +228,12 @@ def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str =
             return float("nan")  # Optuna records the trial as failed
         return max(finite) if direction == "maximize" else min(finite)
 
-    study_object.optimize(objective, n_trials=trials, catch=())
-    return _summarise(study_object, folder, storage, metric, direction)
+    return objective
 
 
 def _summarise(study: Any, folder: Path, storage: str, metric: str, direction: str) -> SweepResult:
     import optuna
 
-    folder.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}
     for trial in trials:
@@ -232,18 +244,15 @@ def _summarise(study: Any, folder: Path, storage: str, metric: str, direction: s
         trial = study.best_trial
         best = {"number": trial.number, "value": trial.value, "params": trial.params,
                 "run_dir": trial.user_attrs.get("run_dir")}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     keys = sorted({k for t in trials for k in t.params})
-    writer.writerow(["number", "state", "value", *keys, "run_dir"])
-    for trial in trials:
-        writer.writerow([trial.number, trial.state.name, trial.value, *(trial.params.get(k) for k in keys),
-                         trial.user_attrs.get("run_dir", "")])
-    atomic_write_text(folder / "trials.csv", buffer.getvalue())
-    plots = _plots(study, folder, len(completed))
-    summary = {"study": study.study_name, "storage": storage, "metric": metric, "direction": direction,
-               "counts": counts, "best": best, "plots": plots}
-    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    with staged(folder, exists="replace") as stage:  # the summary of the whole study so far, rewritten each time
+        write_csv(stage.path / "trials.csv", ["number", "state", "value", *keys, "run_dir"],
+                  ([t.number, t.state.name, t.value, *(t.params.get(k) for k in keys), t.user_attrs.get("run_dir", "")]
+                   for t in trials))
+        plots = _plots(study, stage.path, len(completed))
+        write_json(stage.path / "summary.json", {"study": study.study_name, "storage": storage, "metric": metric,
+                                                 "direction": direction, "counts": counts, "best": best,
+                                                 "plots": plots})
     return SweepResult(study.study_name, storage, folder, best, counts)
 
 
@@ -323,13 +332,10 @@ def _example(p: Param) -> Any:
     return int(p.low) if p.type == "int" else p.low
 
 
+
 def main(argv: Sequence[str]) -> int:
     """Parse the command line and run the sweep."""
-    parser = argparse.ArgumentParser(
-        prog="pipenv run sweep",
-        description="Hyperparameter search with Optuna: one training run per trial, pruning from validation "
-                    "metrics, the study in SQLite under output/sweeps/ or any --storage URL. "
-                    "The space file is described in docs/experiments.md (example: train/configs/space.yaml).")
+    parser = command_parser("sweep", DESCRIPTION)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every trial")
     parser.add_argument("--config", type=Path, help="base training config (default train/configs/default.yaml)")
     parser.add_argument("--space", type=Path, required=True, help="search-space YAML")

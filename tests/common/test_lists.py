@@ -123,7 +123,7 @@ def test_unreadable_image_is_an_error_naming_list_and_line(write_dataset):
     (root / "raw" / "broken.png").write_bytes(b"not a png at all")
     dataset = load_dataset(root)
     samples = read_split(dataset, "train")
-    with pytest.raises(UnreadableImageError, match=r"train\.txt:2: .*broken\.png: cannot decode image"):
+    with pytest.raises(UnreadableImageError, match=r"train\.txt:2: cannot decode raw/broken\.png \(cannot identify image file .*\); fix or remove the line"):
         load_samples(dataset, samples, GRAY)
 
 
@@ -134,7 +134,7 @@ def test_unreadable_image_can_be_skipped_with_a_warning(write_dataset, caplog):
     images, labels, kept = load_samples(dataset, read_split(dataset, "train"), GRAY, on_unreadable="skip")
     assert images.shape == (2, 1, 4, 6) and labels.tolist() == [0, 2]
     assert [s.line for s in kept] == [1, 3]
-    assert "train.txt:2: skipped unreadable image" in caplog.text
+    assert "skipped an unreadable image: " in caplog.text and "train.txt:2: cannot decode raw/broken.png" in caplog.text
 
 
 def test_every_image_unreadable_is_an_error_even_when_skipping(write_dataset):

@@ -10,11 +10,11 @@ import pytest
 from common.paths import PROJECT_ROOT
 
 EVALUATION_SIDE = ["common.contract", "common.lists", "common.images", "common.digits", "common.prepare_data",
-                   "common.inspect_data", "common.model_card", "pipeline", "evaluate", "evaluate.run",
+                   "common.inspect_data", "common.model_card", "pipeline", "evaluate", "evaluate.evaluation",
                    "evaluate.compare", "evaluate.__main__"]
 """Must import neither torch nor any stage or network code."""
 
-TORCH_FREE_TOOLS = ["train.runs"]
+TORCH_FREE_TOOLS = ["train.browse_runs", "common.run_folder", "common.train_config"]
 """Tools that read run folders; they may import the train package (lazily), never torch."""
 
 

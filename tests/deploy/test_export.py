@@ -19,7 +19,7 @@ from common.errors import UserError
 from common.files import file_sha256
 from common.images import load_samples
 from common.lists import load_dataset, read_split
-from common.model_card import CARD_KEY, contract_of, parse_card, read_model_card
+from common.model_card import CARD_KEY, ModelCard, read_model_card
 from common.paths import PROJECT_ROOT
 from deploy.export import ExportOptions, ParityError, export
 from deploy.graph import ExportedClassifier
@@ -42,17 +42,18 @@ def test_export_writes_a_self_describing_model(trained_run):
     assert model_files() == ["tiny.json", "tiny.onnx"]
     assert result.parity.passed and result.parity.images == 180 and result.parity.max_abs_diff <= 1e-4
     card = read_model_card(result.model)
-    assert card == json.loads(result.model.with_suffix(".json").read_text()) == result.card
+    assert card == ModelCard.from_json(result.model.with_suffix(".json").read_text(), "tiny.json") == result.card
     best = trained_run.run_dir / "checkpoints" / "best.pt"
     checkpoint = read_checkpoint(best)
     network_config = checkpoint_network_config(checkpoint, "best.pt")
-    assert contract_of(card, "tiny.onnx") == network_config.input
-    assert card["class_names"] == [str(d) for d in range(10)]
-    assert card["network"]["hash"] == network_config.hash
-    assert card["source"]["checkpoint_sha256"] == file_sha256(best) and card["source"]["run"] == trained_run.run_dir.name
-    assert card["training"]["metrics"]["val/accuracy"] == checkpoint["metrics"]["val/accuracy"]
-    assert card["input"]["dtype"] == "uint8" and card["input"]["layout"] == "NCHW"
-    assert card["parity"]["passed"] is True and card["export"]["opset"] == 18
+    assert card.contract == network_config.input
+    assert card.class_names == tuple(str(d) for d in range(10))
+    assert card.network.hash == network_config.hash
+    assert card.source.checkpoint_sha256 == file_sha256(best) and card.source.run == trained_run.run_dir.name
+    assert card.training.metrics["val/accuracy"] == checkpoint["metrics"]["val/accuracy"]
+    layout = json.loads(result.model.with_suffix(".json").read_text())
+    assert layout["input"]["dtype"] == "uint8" and layout["input"]["layout"] == "NCHW"
+    assert card.parity["passed"] is True and card.export["opset"] == 18
 
     model = onnx.load(str(result.model))
     (image_input,) = model.graph.input
@@ -69,16 +70,16 @@ def test_export_writes_a_self_describing_model(trained_run):
 def test_the_card_is_read_as_json_and_a_model_without_one_is_refused(trained_run, tmp_path):
     result = export(options(trained_run, name="tiny"))
     model = onnx.load(str(result.model))
-    card = parse_card({p.key: p.value for p in model.metadata_props}, "tiny.onnx")
-    assert card["name"] == "tiny"
+    card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props}, "tiny.onnx")
+    assert card.name == "tiny"
     del model.metadata_props[:]
     onnx.save(model, str(tmp_path / "bare.onnx"))
     with pytest.raises(UserError, match=r"bare\.onnx: no 'imagepipe\.model_card' .* does not guess preprocessing"):
         read_model_card(tmp_path / "bare.onnx")
     with pytest.raises(UserError, match=r"schema_version 99"):
-        parse_card({CARD_KEY: json.dumps({**card, "schema_version": 99})}, "m.onnx")
+        ModelCard.from_metadata({CARD_KEY: json.dumps({**card.to_dict(), "schema_version": 99})}, "m.onnx")
     with pytest.raises(UserError, match=r"not valid JSON"):
-        parse_card({CARD_KEY: "__import__('os')"}, "m.onnx")
+        ModelCard.from_metadata({CARD_KEY: "__import__('os')"}, "m.onnx")
 
 
 def test_onnx_predictions_equal_pytorch_on_the_test_list(trained_run):
@@ -162,10 +163,10 @@ def test_int8_export_reports_its_parity_against_fp32(trained_run, mode):
     assert model_files() == ["tiny-int8.json", "tiny-int8.onnx", "tiny.json", "tiny.onnx"]
     assert result.int8_model is not None and result.int8_parity.passed
     card = read_model_card(result.int8_model)
-    assert card["export"]["quantization"]["mode"] == mode and card["source"]["fp32_model"] == "tiny.onnx"
-    assert card["parity"]["reference"] == "onnxruntime fp32" and card["parity"]["top1_agreement"] >= 0.9
+    assert card.export["quantization"]["mode"] == mode and card.source.fp32_model == "tiny.onnx"
+    assert card.parity["reference"] == "onnxruntime fp32" and card.parity["top1_agreement"] >= 0.9
     assert result.int8_model.stat().st_size < result.model.stat().st_size
-    assert contract_of(card, "int8") == contract_of(result.card, "fp32")
+    assert card.contract == result.card.contract
 
 
 def test_an_existing_model_is_never_silently_overwritten(trained_run):
@@ -175,7 +176,7 @@ def test_an_existing_model_is_never_silently_overwritten(trained_run):
         export(options(trained_run, name="tiny", checkpoint="last"))
     assert Path(os.environ["IMAGEPIPE_MODEL"], "tiny.onnx").read_bytes() == before
     replaced = export(options(trained_run, name="tiny", checkpoint="last", overwrite=True))
-    assert replaced.card["source"]["checkpoint"].endswith("last.pt")
+    assert replaced.card.source.checkpoint.endswith("last.pt")
 
 
 def test_the_command_line_prints_the_parity_figures(trained_run, tmp_path):

@@ -18,26 +18,21 @@ from onnx import TensorProto, helper, numpy_helper
 from common.contract import InputContract
 from common.images import load_samples
 from common.lists import load_dataset, read_split
-from common.model_card import CARD_KEY, CARD_SCHEMA_VERSION
+from common.files import canonical_hash
+from common.model_card import CARD_KEY, CardNetwork, CardSource, ModelCard
 
 CONTRACT = InputContract("L", 8, 8, "nearest", (0.0,), (1.0,))
 
 
 def card_for(name: str, class_names: list[str], contract: InputContract) -> dict:
-    """A model card as the deployment stage writes it (the fields evaluation reads, and context)."""
-    return {
-        "schema_version": CARD_SCHEMA_VERSION,
-        "name": name,
-        "created": "2026-11-24T00:00:00+00:00",
-        "class_names": class_names,
-        "input": {"name": "images", "layout": "NCHW", "dtype": "uint8", "range": [0, 255],
-                  "shape": ["batch", *contract.shape], "contract": contract.to_dict(), "preprocessing": "see docs"},
-        "outputs": {"probabilities": {"shape": ["batch", len(class_names)], "dtype": "float32", "meaning": "softmax"},
-                    "logits": {"shape": ["batch", len(class_names)], "dtype": "float32", "meaning": "scores"}},
-        "network": {"name": "centroids", "arch": "nearest_class_mean", "hash": "0" * 64, "config": {}},
-        "source": {"run": "test-run"},
-        "export": {"quantization": None},
-    }
+    """A model card's JSON layout, as the deployment stage writes it."""
+    config = {"name": "centroids", "version": 1, "arch": {"name": "nearest_class_mean", "params": {}},
+              "num_classes": len(class_names), "input": contract.to_dict()}
+    network = CardNetwork(name="centroids", arch="nearest_class_mean", hash=canonical_hash(config), config=config)
+    card = ModelCard(name=name, created="2026-11-24T00:00:00+00:00", class_names=tuple(class_names),
+                     contract=contract, network=network, source=CardSource(run="test-run"),
+                     export={"quantization": None})
+    return card.to_dict()
 
 
 def centroid_model(path: Path, digits_root: Path, train_images: int | None = None, temperature: float = 3000.0,

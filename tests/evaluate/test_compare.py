@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from evaluate.compare import compare
-from evaluate.results import read_predictions
-from evaluate.run import EvaluateOptions, evaluate
+from evaluate.compare import compare_evaluations
+from common.predictions import read_predictions
+from evaluate.evaluation import EvaluateOptions, evaluate
 
 
 def test_compare_two_models_on_the_same_list(make_model, digits_root):
     test_list = digits_root / "lists" / "test.txt"
     a = evaluate(EvaluateOptions(model=make_model("few", train_images=60), list=test_list, progress=False)).folder
     b = evaluate(EvaluateOptions(model=make_model("all"), list=test_list, progress=False)).folder
-    result = compare(a, b)
+    result = compare_evaluations(a, b)
     assert result.folder.name == "compare-few-test-vs-all-test"
     assert {"compare.json", "compare.txt", "compare.html", "pr_overlay.png", "pr_overlay.csv", "flips.csv"} <= {
         p.name for p in result.folder.iterdir()}
@@ -36,7 +36,7 @@ def test_compare_two_models_on_the_same_list(make_model, digits_root):
     assert all(f["predicted_a"] != f["true_label"] == f["predicted_b"] for f in fixed)
     assert "thumbs/" in (result.folder / "compare.html").read_text()
     with pytest.raises(UserError, match="already exists"):
-        compare(a, b)
+        compare_evaluations(a, b)
 
 
 def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root, tmp_path):
@@ -44,7 +44,7 @@ def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root,
     a = evaluate(EvaluateOptions(model=model, list=digits_root / "lists" / "test.txt", progress=False)).folder
     b = evaluate(EvaluateOptions(model=model, list=digits_root / "lists" / "val.txt", progress=False)).folder
     with pytest.raises(UserError, match="are not of the same samples"):
-        compare(a, b)
+        compare_evaluations(a, b)
     relabelled = tmp_path / "relabelled"
     shutil.copytree(a, relabelled)
     rows = (relabelled / "predictions.csv").read_text().splitlines()
@@ -55,6 +55,6 @@ def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root,
     rows[1] = ",".join(fields)
     (relabelled / "predictions.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(UserError, match=r"has label \d in .* but \d in"):
-        compare(a, relabelled)
+        compare_evaluations(a, relabelled)
     with pytest.raises(UserError, match="not an evaluation folder"):
-        compare(a, tmp_path / "nothing")
+        compare_evaluations(a, tmp_path / "nothing")

@@ -15,7 +15,7 @@ import pytest
 from common.errors import UserError
 from common.images import load_samples
 from common.lists import load_dataset, read_split
-from evaluate.run import EvaluateOptions, evaluate, newest_model, rescore
+from evaluate.evaluation import EvaluateOptions, evaluate, newest_model, rescore
 from tests.evaluate.conftest import CONTRACT, card_for
 
 EXPECTED_FILES = {
@@ -108,7 +108,7 @@ def test_classes_that_differ_from_the_models_are_refused(make_model, digits_root
     other = tmp_path / "letters"
     shutil.copytree(digits_root, other)
     (other / "classes.txt").write_text("".join(f"{c}\n" for c in "abcdefghijkl"))
-    with pytest.raises(UserError, match=r"classes\.txt has 12 classes .* was trained on 10"):
+    with pytest.raises(UserError, match=r"classes\.txt has 12 classes but the model .* has 10; they first differ at position 0 \(0-based\): 'a' vs '0'"):
         evaluate(EvaluateOptions(model=make_model(), list=other / "lists" / "test.txt", progress=False))
 
 
@@ -132,7 +132,7 @@ def test_an_unreadable_image_leaves_no_half_written_output(make_model, digits_ro
     victim = read_split(load_dataset(copy), "test")[200]
     (copy / victim.path).write_bytes(b"garbage")
     options = EvaluateOptions(model=make_model(), list=copy / "lists" / "test.txt", progress=False, batch_size=64)
-    with pytest.raises(UserError, match=rf"test\.txt:{victim.line}: .*cannot decode image"):
+    with pytest.raises(UserError, match=rf"test\.txt:{victim.line}: cannot decode .*; fix or remove the line"):
         evaluate(options)
     assert not eval_root().exists() or not list(eval_root().iterdir())  # no staging folder left either
     skipped = evaluate(EvaluateOptions(**{**options.__dict__, "on_unreadable": "skip"}))

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from evaluate.run import EvaluateOptions, evaluate
+from evaluate.evaluation import EvaluateOptions, evaluate
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from train.config import LoadedConfig, load_train_config
+from common.train_config import LoadedConfig, load_train_config
 
 TINY_NETWORK = """\
 version: 1

@@ -11,7 +11,7 @@ import pytest
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
 from common.dicts import differences
-from train.config import DEFAULT_CONFIG, TrainConfig, load_train_config
+from common.train_config import DEFAULT_CONFIG, TrainConfig, load_train_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,10 +13,11 @@ import pytest
 
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from train.config import load_train_config
+from common.train_config import load_train_config
 from train.loop import RunOptions, train
 from train.lr_find import find_lr, suggest
-from train.runs import effective_status, format_diff, format_show, format_table, list_runs, load_run
+from common.run_folder import RunManifest, effective_status
+from train.browse_runs import format_diff, format_show, format_table, list_records, load_run
 from train.sweep import load_space, run_sweep
 
 QUIET = RunOptions(progress=False, device="cpu", dev=True)
@@ -30,7 +31,7 @@ params:
 def test_runs_lists_shows_and_diffs_real_runs(fast_config):
     a = train(fast_config("optim.lr=0.001"), QUIET)
     b = train(fast_config("optim.lr=0.002", "epochs=3"), QUIET)
-    records = list_runs()
+    records = list_records()
     assert [r.name for r in records] == [a.run_dir.name, b.run_dir.name]
     table = format_table(records)
     assert a.run_dir.name in table and "finished" in table and "val/loss" in table
@@ -38,7 +39,7 @@ def test_runs_lists_shows_and_diffs_real_runs(fast_config):
     assert "epochs: 2 -> 3" in diff and "optim.lr: 0.001 -> 0.002" in diff and "last val/accuracy" in diff
     shown = format_show(load_run(b.run_dir))
     assert "status: finished" in shown and "lr: 0.002" in shown and "best: val/loss" in shown
-    result = subprocess.run([sys.executable, "-m", "train.runs", "diff", a.run_dir.name, b.run_dir.name],
+    result = subprocess.run([sys.executable, "-m", "train.browse_runs", "diff", a.run_dir.name, b.run_dir.name],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, env=os.environ, timeout=120)
     assert result.returncode == 0 and "optim.lr: 0.001 -> 0.002" in result.stdout
 
@@ -49,7 +50,7 @@ def test_runs_name_the_models_exported_from_them(fast_config, tmp_path):
     run = train(fast_config(), QUIET)
     network = load_train_config(run.run_dir / "config.yaml").config.network
     export(ExportOptions(run=str(run.run_dir), name="from-run", network_config=Path(network)))
-    (record,) = list_runs()
+    (record,) = list_records()
     assert record.models == ["from-run"] and "from-run" in format_table([record])
 
 
@@ -57,10 +58,10 @@ def test_a_dead_running_run_is_reported_crashed():
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import socket
 
-    dead = {"status": "running", "pid": int(finished.stdout), "host": socket.gethostname()}
+    dead = RunManifest(run="r", status="running", started="", pid=int(finished.stdout), host=socket.gethostname())
     assert effective_status(dead) == "crashed"
-    assert effective_status({**dead, "pid": os.getpid()}) == "running"
-    assert effective_status({"status": "stopped_early"}) == "stopped_early"
+    assert effective_status(RunManifest(**{**dead.to_dict(), "pid": os.getpid()})) == "running"
+    assert effective_status(RunManifest(run="r", status="stopped_early", started="")) == "stopped_early"
 
 
 def test_an_epoch_callback_can_stop_a_run(fast_config):
@@ -150,7 +151,7 @@ def test_the_command_lines(tiny_network, digits_root, tmp_path):
     inspected = subprocess.run([sys.executable, "-m", "common.inspect_data", "--dataset", str(digits_root)],
                                cwd=PROJECT_ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert inspected.returncode == 0 and "0 problem(s)" in inspected.stdout
-    listed = subprocess.run([sys.executable, "-m", "train.runs"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+    listed = subprocess.run([sys.executable, "-m", "train.browse_runs"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             env=env, timeout=120)
     assert listed.returncode == 0 and "no runs in" in listed.stdout
     bad = subprocess.run([sys.executable, "-m", "train.sweep", "--space", str(tmp_path / "none.yaml")],

@@ -17,10 +17,10 @@ from networks import build_network, load_network_config
 from networks.checkpoint import load_weights, read_checkpoint, read_state_dict
 from train.augment import BatchAugment
 from train.checkpoints import CheckpointKeeper, EarlyStopping, save_checkpoint
-from train.config import AugmentConfig, load_train_config
+from common.train_config import AugmentConfig, load_train_config
 from train.data import epoch_order, steps_per_epoch
 from train.optim import lr_factor
-from train.rundir import create_run_dir
+from common.run_folder import RunFolder
 
 
 def test_cosine_schedule_with_linear_warmup():
@@ -100,10 +100,10 @@ def test_identity_affine_leaves_images_unchanged():
 
 
 def test_run_folders_are_never_reused(tmp_path):
-    first, second = create_run_dir("exp", tmp_path), create_run_dir("exp", tmp_path)
+    first, second = RunFolder.create("exp", tmp_path).path, RunFolder.create("exp", tmp_path).path
     assert first != second and first.is_dir() and second.is_dir()
     with pytest.raises(UserError, match="use letters, digits"):
-        create_run_dir("../escape", tmp_path)
+        RunFolder.create("../escape", tmp_path)
 
 
 def test_partial_load_reports_loaded_missing_unexpected_and_mismatched():

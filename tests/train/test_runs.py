@@ -17,7 +17,7 @@ import torch
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
 from networks.checkpoint import read_checkpoint
-from train.config import load_train_config
+from common.train_config import load_train_config
 from train.loop import RunOptions, resume, train
 
 QUIET = RunOptions(progress=False, device="cpu")
@@ -220,11 +220,12 @@ def test_an_unreadable_image_met_while_training_names_list_and_line(fast_config,
     with pytest.raises(UserError) as excinfo:
         train(config, QUIET)
     message = str(excinfo.value)
-    assert "lists/train.txt:8:" in message and "7.png: cannot decode image" in message
+    assert "lists/train.txt:8:" in message and "cannot decode raw/7.png" in message
     assert "Traceback" not in message
     manifest = json.loads(next((Path(os.environ["IMAGEPIPE_OUTPUT"]) / "train").glob("*/manifest.json")).read_text())
     assert manifest["status"] == "failed" and "train.txt:8" in manifest["result"]["error"]
     skipped = train(fast_config(f"data.dataset={root}", "data.in_memory=false", "data.on_unreadable=skip",
                                 "batch_size=4", "epochs=1"), QUIET)
     assert skipped.status == "finished"
-    assert json.loads((skipped.run_dir / "manifest.json").read_text())["data"]["lists"]["train"]["samples"] == 9
+    manifest = json.loads((skipped.run_dir / "manifest.json").read_text())
+    assert [line.rsplit("/", 1)[-1] for line in manifest["result"]["unreadable"]["train"]] == ["train.txt:8"]

@@ -1,26 +1,35 @@
 """``evaluate()``: a model and a labelled list -> ``output/eval/<name>/``; and re-scoring.
 
-Everything is written into a staging folder and renamed into place at the end, so a
-failure leaves no half-written evaluation behind, and an existing one is replaced
-only with ``overwrite``.
+Everything is written into a staging folder and published at the end
+(:func:`common.staging.staged`), so a failure leaves no half-written evaluation
+behind, and an existing one is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
-from common.files import atomic_write_text, publish_folder, read_json_object
+from common.images import check_on_unreadable
 from common.lists import dataset_for_list, read_list
+from common.model_card import ModelCard, read_card_file
 from common.paths import data_dir, display_path, model_dir, output_dir
+from common.files import write_json
+from common.predictions import (
+    EvaluationRecord,
+    Predictions,
+    read_evaluation_record,
+    read_predictions,
+    write_evaluation_record,
+    write_predictions,
+)
+from common.provenance import now
+from common.staging import staged
 
-ON_UNREADABLE = ("error", "skip")
+OVERWRITE_HINT = "choose another --name, or pass --overwrite"
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,6 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     import numpy as np
 
     from evaluate.infer import decoded_batches, open_model, predict_batches
-    from evaluate.results import Predictions
 
     _check_options(options)
     model_path = options.model or newest_model()
@@ -93,33 +101,24 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     list_path = options.list or _default_list()
     dataset = dataset_for_list(list_path)
     samples = read_list(dataset, list_path)
-    if list(dataset.class_names) != model.class_names:
-        raise UserError(
-            f"{display_path(dataset.root / 'classes.txt')} has {dataset.num_classes} classes "
-            f"{_preview(dataset.class_names)} but {display_path(model_path)} was trained on "
-            f"{len(model.class_names)} {_preview(model.class_names)}; labels would mean different things"
-        )
+    check_same_classes(list(dataset.class_names), model.class_names, display_path(dataset.root / "classes.txt"),
+                       f"the model {display_path(model_path)}")
     name = options.name or f"{model_path.stem}-{list_path.stem}"
-    target = evaluations_root() / name
-    _refuse_existing(target, options.overwrite)
-
-    kept: list = []
-    batches = decoded_batches(dataset, samples, model.contract, options.batch_size, options.workers,
-                              options.on_unreadable, kept)
-    probabilities = predict_batches(model, with_progress(batches, len(samples), options.progress))
-    skipped = sorted({s.path for s in samples} - {s.path for s in kept})
-    if not kept:
-        raise UserError(f"{display_path(list_path)}: none of the {len(samples)} images could be decoded")
-    predictions = Predictions([s.path for s in kept], np.array([s.label for s in kept], dtype=np.int64),
-                              probabilities, model.class_names)
-    card = model.card
-    context = {
-        "name": name, "created": _now(), "model": display_path(model_path), "model_name": card.get("name"),
-        "network_hash": (card.get("network") or {}).get("hash"), "source_run": (card.get("source") or {}).get("run"),
-        "list": display_path(list_path), "dataset_root": str(dataset.root.resolve()), "skipped": skipped,
-        "input_contract": model.contract.to_dict(), "class_names": model.class_names,
-    }
-    return _write_evaluation(target, predictions, context, options, write_predictions_file=True)
+    with staged(evaluations_root() / name, exists="replace" if options.overwrite else "refuse",
+                hint=OVERWRITE_HINT) as stage:
+        kept: list = []
+        batches = decoded_batches(dataset, samples, model.contract, options.batch_size, options.workers,
+                                  options.on_unreadable, kept)
+        probabilities = predict_batches(model, with_progress(batches, len(samples), options.progress))
+        if not kept:
+            raise UserError(f"{display_path(list_path)}: none of the {len(samples)} images could be decoded")
+        predictions = Predictions([s.path for s in kept], np.array([s.label for s in kept], dtype=np.int64),
+                                  probabilities, model.class_names)
+        record = _record(name, model_path, model.card, list_path, dataset.root,
+                         sorted({s.path for s in samples} - {s.path for s in kept}))
+        write_predictions(stage.path / "predictions.csv", predictions)
+        metrics, files = write_derived(stage.path, predictions, record, options)
+    return EvaluationResult(stage.target, metrics, ["predictions.csv", *files])
 
 
 def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOptions = EvaluateOptions()
@@ -130,18 +129,47 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     only those derived files are replaced; ``predictions.csv`` is never touched).
     Thumbnails need the data set folder recorded in ``evaluation.json`` beside the CSV.
     """
-    from evaluate.results import read_predictions
-
     predictions_csv = Path(predictions_csv)
     predictions = read_predictions(predictions_csv)
-    context = read_json_object(predictions_csv.parent / "evaluation.json")
-    context.setdefault("model", "unknown (no evaluation.json beside the predictions)")
-    context.setdefault("list", "unknown")
-    context.update(name=(out or predictions_csv.parent).name, created=_now(), rescored_from=display_path(predictions_csv))
     folder = Path(out) if out else predictions_csv.parent
+    previous = read_evaluation_record(predictions_csv.parent) or EvaluationRecord(
+        name="", created="", class_names=list(predictions.class_names))
+    record = replace(previous, name=folder.name, created=now(), rescored_from=display_path(predictions_csv))
     if folder.resolve() == predictions_csv.parent.resolve():
-        return _write_derived_in_place(folder, predictions, context, options)
-    return _write_evaluation(folder, predictions, context, options, write_predictions_file=True)
+        with staged(folder, exists="replace", files=[]) as stage:
+            metrics, files = write_derived(stage.path, predictions, record, options)
+            stage.files = files  # only the derived files; predictions.csv stays as it is
+        return EvaluationResult(folder, metrics, files)
+    with staged(folder, exists="replace" if options.overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
+        write_predictions(stage.path / "predictions.csv", predictions)
+        metrics, files = write_derived(stage.path, predictions, record, options)
+    return EvaluationResult(folder, metrics, ["predictions.csv", *files])
+
+
+def check_same_classes(classes: list[str], reference: list[str], source: str, reference_source: str) -> None:
+    """Refuse two class lists that differ (labels would mean different things).
+
+    Args:
+        classes: The class names being checked (e.g. a data set's).
+        reference: The class names they must equal (e.g. a model's).
+        source: Where ``classes`` came from, for the message.
+        reference_source: Where ``reference`` came from.
+
+    Raises:
+        UserError: Naming both sources, their class counts, and the first position
+            where they differ with the names there.
+    """
+    if classes == reference:
+        return
+    position = next((i for i, (a, b) in enumerate(zip(classes, reference)) if a != b), min(len(classes),
+                                                                                           len(reference)))
+    def at(names: list[str]) -> str:
+        return repr(names[position]) if position < len(names) else "nothing (the list ends)"
+
+    raise UserError(
+        f"{source} has {len(classes)} classes but {reference_source} has {len(reference)}; they first differ at "
+        f"position {position} (0-based): {at(classes)} vs {at(reference)}. Labels would mean different things."
+    )
 
 
 def evaluations_root() -> Path:
@@ -157,58 +185,19 @@ def newest_model() -> Path:
         raise UserError(f"no model in {display_path(folder)}; export one with `pipenv run export`, or pass --model")
 
     def key(path: Path) -> tuple[str, bool]:
-        card = read_json_object(path.with_suffix(".json"))
-        created = str(card.get("created", ""))
-        export = card.get("export")
-        quantized = bool(export.get("quantization")) if isinstance(export, dict) else path.stem.endswith("-int8")
         stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()
-        return (created or stamp, not quantized)
+        try:
+            card = read_card_file(path.with_suffix(".json"))
+        except UserError:
+            return stamp, not path.stem.endswith("-int8")
+        return card.created or stamp, not card.quantized
 
     return max(models, key=key)
 
 
-def _write_evaluation(target: Path, predictions, context: dict[str, Any], options: EvaluateOptions,
-                      write_predictions_file: bool) -> EvaluationResult:
-    from evaluate.results import write_predictions
-
-    _refuse_existing(target, options.overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    try:
-        files = []
-        if write_predictions_file:
-            write_predictions(staging / "predictions.csv", predictions)
-            files.append("predictions.csv")
-        metrics, derived = _write_derived(staging, predictions, context, options)
-        files += derived
-        try:
-            publish_folder(staging, target, options.overwrite)
-        except FileExistsError:
-            raise UserError(f"{display_path(target)} appeared meanwhile; nothing was overwritten") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return EvaluationResult(target, metrics, files)
-
-
-def _write_derived_in_place(folder: Path, predictions, context: dict[str, Any], options: EvaluateOptions
-                            ) -> EvaluationResult:
-    import os
-
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.rescore-", dir=folder.parent))
-    try:
-        metrics, files = _write_derived(staging, predictions, context, options)
-        for name in files:
-            destination = folder / name
-            if destination.is_dir():
-                shutil.rmtree(destination)
-            os.replace(staging / name, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return EvaluationResult(folder, metrics, files)
-
-
-def _write_derived(folder: Path, predictions, context: dict[str, Any], options: EvaluateOptions
-                   ) -> tuple[dict[str, Any], list[str]]:
+def write_derived(folder: Path, predictions: Predictions, record: EvaluationRecord, options: EvaluateOptions
+                  ) -> tuple[dict[str, Any], list[str]]:
+    """Score the predictions and write metrics, figures, the bad-case report and the report into ``folder``."""
     from evaluate.badcases import select_cases, write_bad_cases
     from evaluate.metrics import score
     from evaluate.plots import write_confusions, write_pr_curves
@@ -216,19 +205,29 @@ def _write_derived(folder: Path, predictions, context: dict[str, Any], options: 
 
     scores = score(predictions.labels, predictions.probabilities, predictions.class_names,
                    options.precision_targets, options.recall_targets)
-    atomic_write_text(folder / "metrics.json", json.dumps(scores.metrics, indent=2) + "\n")
-    atomic_write_text(folder / "evaluation.json", json.dumps(context, indent=2) + "\n")
+    write_json(folder / "metrics.json", scores.metrics)
+    write_evaluation_record(folder, record)
     files = ["metrics.json", "evaluation.json"]
     files += write_pr_curves(folder, scores, predictions.class_names)
     files += write_confusions(folder, scores.confusion, predictions.class_names)
     selection = select_cases(predictions, options.bad_cases, options.per_pair)
-    root = Path(context["dataset_root"]) if context.get("dataset_root") else None
+    root = Path(record.dataset_root) if record.dataset_root else None
     if root is not None and not root.is_dir():
         root = None
     written, thumbs = write_bad_cases(folder, predictions, selection, root)
     files += [*written, "result.txt", "report.html"]
-    write_report(folder, scores.metrics, context, selection, thumbs, predictions.class_names, files)
+    write_report(folder, scores.metrics, record, selection, thumbs, predictions.class_names, files)
     return scores.metrics, files
+
+
+def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root: Path, skipped: list[str]
+            ) -> EvaluationRecord:
+    return EvaluationRecord(
+        name=name, created=now(), model=display_path(model_path), list=display_path(list_path),
+        class_names=list(card.class_names), dataset_root=str(root.resolve()), model_name=card.name,
+        network_hash=card.network.hash, source_run=card.source.run, input_contract=card.contract.to_dict(),
+        training={"epoch": card.training.epoch, "metrics": card.training.metrics, "best": card.training.best},
+        skipped=skipped)
 
 
 def with_progress(batches, total: int, enabled: bool):
@@ -248,15 +247,8 @@ def _default_list() -> Path:
     return root / "lists" / "test.txt"
 
 
-def _refuse_existing(target: Path, overwrite: bool) -> None:
-    if target.exists() and not overwrite:
-        raise UserError(f"{display_path(target)} already exists; choose another --name, or pass --overwrite")
-
-
-
 def _check_options(options: EvaluateOptions) -> None:
-    if options.on_unreadable not in ON_UNREADABLE:
-        raise UserError(f"--on-unreadable {options.on_unreadable!r}: use one of {list(ON_UNREADABLE)}")
+    check_on_unreadable(options.on_unreadable, "--on-unreadable")
     if options.batch_size < 1 or options.workers < 1 or options.threads < 0:
         raise UserError("--batch-size and --workers must be at least 1, --threads at least 0")
     targets = [*options.precision_targets, *options.recall_targets]
@@ -264,12 +256,3 @@ def _check_options(options: EvaluateOptions) -> None:
         raise UserError(f"precision and recall targets must be in (0, 1], got {targets}")
     if options.name is not None and (not options.name or "/" in options.name or options.name.startswith(".")):
         raise UserError(f"--name {options.name!r}: a plain folder name, without '/' or a leading '.'")
-
-
-def _preview(names) -> str:
-    names = list(names)
-    return str(names if len(names) <= 6 else [*names[:6], "..."])
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")

@@ -1,23 +1,31 @@
-"""The result file ``predictions.csv``: one row per sample; scoring needs nothing else.
+"""An evaluation's result files and their one owner: ``predictions.csv`` and ``evaluation.json``.
+
+``predictions.csv`` is the result file: one row per sample; scoring needs nothing else.
 
 Columns: ``path`` (image path relative to the data set folder, as in the list file),
 ``true_label`` and ``predicted_label`` (class indices), then one ``score:<class name>``
 column per class in class-index order, holding that class's probability (float32,
 written with 9 significant digits, which round-trips exactly).
+
+``evaluation.json`` records what was evaluated (:class:`EvaluationRecord`): the model,
+the list, the data set folder (for thumbnails), skipped images and the model card's
+training figures. Both are written and read only here.
 """
 
 from __future__ import annotations
 
+import builtins
 import csv
 import io
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import UserError
-from common.files import atomic_write_text
+from common.files import atomic_write_text, write_json
 from common.paths import display_path
 
 FIXED_COLUMNS = ("path", "true_label", "predicted_label")
@@ -108,3 +116,69 @@ def read_predictions(path: Path) -> Predictions:
     if len(disagree):
         raise UserError(f"{shown}:{numbers[disagree[0]]}: predicted_label is not the class with the highest score")
     return Predictions(paths, np.asarray(labels, dtype=np.int64), probabilities, class_names)
+
+
+EVALUATION_RECORD = "evaluation.json"
+"""The file name of an evaluation's :class:`EvaluationRecord`."""
+
+
+@dataclass
+class EvaluationRecord:
+    """``evaluation.json``: what an evaluation folder holds the results of.
+
+    Attributes:
+        name: The evaluation's name (its folder).
+        created: When it was written (ISO 8601).
+        model: The model file, as shown to the user.
+        list: The list file evaluated.
+        class_names: The model's classes.
+        dataset_root: The data set folder the image paths are relative to (absolute), if known.
+        model_name: The model card's name.
+        network_hash: The model's network config hash.
+        source_run: The training run the model came from.
+        input_contract: The model's input contract.
+        training: The model card's training figures (``epoch``, ``metrics``, ``best``).
+        skipped: Images left out because they could not be decoded.
+        rescored_from: The predictions file this was re-scored from, if it was.
+    """
+
+    name: str
+    created: str
+    model: str = "unknown"
+    list: str = "unknown"
+    class_names: list[str] = field(default_factory=builtins.list)  # the field `list` shadows the builtin here
+    dataset_root: str | None = None
+    model_name: str | None = None
+    network_hash: str | None = None
+    source_run: str | None = None
+    input_contract: dict | None = None
+    training: dict | None = None
+    skipped: list[str] = field(default_factory=builtins.list)
+    rescored_from: str | None = None
+
+
+def write_evaluation_record(folder: Path, record: EvaluationRecord) -> None:
+    """Write ``<folder>/evaluation.json``."""
+    write_json(Path(folder) / EVALUATION_RECORD, asdict(record))
+
+
+def read_evaluation_record(folder: Path) -> EvaluationRecord | None:
+    """``<folder>/evaluation.json``, or None when the folder has none.
+
+    Raises:
+        UserError: When the file exists but is not a valid record.
+    """
+    path = Path(folder) / EVALUATION_RECORD
+    if not path.is_file():
+        return None
+    shown = display_path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{shown}: unreadable evaluation record ({exc})") from None
+    known = {f.name for f in fields(EvaluationRecord)}
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or set(data) - known:
+        extra = sorted(set(data) - known) if isinstance(data, dict) else []
+        raise UserError(f"{shown}: not an evaluation record of this project"
+                        + (f" (unknown field(s) {extra})" if extra else ""))
+    return EvaluationRecord(**{"created": "", **data})

@@ -1,5 +1,8 @@
 """The training config: defaults <- YAML file <- dotted command-line overrides.
 
+It lives in ``common`` because a run's ``config.yaml`` crosses a stage boundary:
+training writes it, deployment reads it (through :class:`common.run_folder.RunFolder`).
+
 Merging and type checking are OmegaConf's (structured configs); the result is
 validated as a whole and returned as a frozen :class:`TrainConfig` that is passed
 down explicitly. Every error names its source (file or command line) and key path.
@@ -16,10 +19,10 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from common.config_files import describe_config_error, load_yaml_mapping, merge
 from common.errors import UserError
 from common.images import ON_UNREADABLE
 from common.paths import PROJECT_ROOT, display_path
-from networks.config import describe_config_error, load_yaml_mapping
 
 DEFAULT_CONFIG = PROJECT_ROOT / "train" / "configs" / "default.yaml"
 """The config ``pipenv run train`` uses without ``--config``."""
@@ -260,11 +263,11 @@ def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[st
             raise UserError(f"{shown}: training config not found")
         loaded = load_yaml_mapping(Path(path), "training config keys")
         pinned = {key: loaded.pop(key) for key in PINNED_KEYS if key in loaded}
-        merged = _merge(merged, loaded, shown)
+        merged = merge(merged, loaded, shown)
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
-    merged = _merge(merged, OmegaConf.from_dotlist(list(overrides)), "command line")
+    merged = merge(merged, OmegaConf.from_dotlist(list(overrides)), "command line")
     try:
         config: TrainConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
@@ -331,10 +334,3 @@ def validate(config: TrainConfig) -> list[str]:
 def config_to_yaml(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
     """The config (and extra top-level keys) as YAML."""
     return OmegaConf.to_yaml(OmegaConf.create({**config.to_dict(), **(extra or {})}), sort_keys=False)
-
-
-def _merge(base, update, source: str):
-    try:
-        return OmegaConf.merge(base, update)
-    except OmegaConfBaseException as exc:
-        raise UserError(f"{source}: {describe_config_error(exc)}") from None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from evaluate.results import Predictions, read_predictions, write_predictions
+from common.predictions import Predictions, read_predictions, write_predictions
 
 HEADER = "path,true_label,predicted_label,score:a,score:b\n"
 

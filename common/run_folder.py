@@ -1,0 +1,329 @@
+"""A training run's folder ``output/train/<run>/``, and its one owner :class:`RunFolder`.
+
+::
+
+    config.yaml        the complete resolved training config (network config inline, with its hash)
+    manifest.json      status, times, host and pid, git state, package versions, list-file hashes, result
+    git.diff           uncommitted changes when the tree was dirty
+    log.txt            what the console showed
+    metrics.csv        one row per epoch
+    tensorboard/       TensorBoard events
+    checkpoints/       last.pt, best.pt, epoch=NNNN-<metric>=<value>.pt (top-k)
+
+Training writes these files through :class:`RunFolder` (its recorder calls the
+``write_*`` methods); deployment, ``pipenv run runs``, resume and sweeps read them
+through it. No other module parses a run's files. Reading needs no torch; the
+checkpoints themselves are read by ``networks.checkpoint``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from common.errors import UserError
+from common.files import atomic_write_text, write_json
+from common.paths import display_path, output_dir
+from common.provenance import host_name, process_alive, stamp
+
+MANIFEST_VERSION = 1
+"""The ``manifest.json`` layout this code writes and reads (a manifest without the field is version 1)."""
+
+METRIC_COLUMNS = ("epoch", "step", "lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy",
+                  "epoch_seconds", "samples_per_second")
+"""Columns of ``metrics.csv``, in order."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def runs_root() -> Path:
+    """``<output>/train``: where training runs live."""
+    return output_dir() / "train"
+
+
+@dataclass
+class RunManifest:
+    """``manifest.json``: what a run is and how it went.
+
+    Attributes:
+        run: The run's folder name.
+        status: ``running``, ``finished``, ``stopped_early``, ``diverged``, ``pruned``,
+            ``failed``, ``interrupted`` or ``crashed``.
+        started: Start time (ISO 8601).
+        ended: End time, or None while running.
+        command: The command line.
+        host: The host that trains (or trained) it.
+        pid: The training process.
+        dev: Whether it trains on the dev split.
+        device: The training device.
+        world_size: Number of processes.
+        network: ``{"name", "hash"}`` of the network config.
+        data: ``{"dataset", "classes", "lists": {split: {"path", "sha256", "samples"}}}``.
+        git: ``{"commit", "dirty", "diff"}``.
+        packages: Package versions.
+        init: How the initial weights were loaded (file, sha256, load report), or None.
+        result: ``{"epochs_completed", "best", "last", "error"}`` once it ended.
+        resumed: One entry per resume.
+        format_version: :data:`MANIFEST_VERSION`.
+    """
+
+    run: str
+    status: str
+    started: str
+    ended: str | None = None
+    command: list[str] = field(default_factory=list)
+    host: str | None = None
+    pid: int | None = None
+    dev: bool = False
+    device: str = ""
+    world_size: int = 1
+    network: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    git: dict[str, Any] = field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)
+    init: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    format_version: int = MANIFEST_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> RunManifest:
+        """Validate a parsed ``manifest.json``.
+
+        Raises:
+            UserError: For an unknown version, a missing ``run``/``status``/``started``, or an unknown field.
+        """
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a JSON object")
+        version = data.get("format_version", MANIFEST_VERSION)
+        if version != MANIFEST_VERSION:
+            raise UserError(f"{source}: manifest format_version {version!r}; this code reads {MANIFEST_VERSION}")
+        missing = [key for key in ("run", "status", "started") if not isinstance(data.get(key), str)]
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if missing or unknown:
+            detail = "; ".join(filter(None, [missing and f"missing {missing}", unknown and f"unknown {unknown}"]))
+            raise UserError(f"{source}: not a run manifest of this project ({detail})")
+        return cls(**data)
+
+
+class RunFolder:
+    """One training run's folder: where each file is, and the only reader and writer of them.
+
+    Args:
+        path: The run folder.
+
+    Attributes:
+        path: The run folder.
+        name: The run's name (the folder's name).
+        config_path: ``config.yaml``.
+        manifest_path: ``manifest.json``.
+        metrics_path: ``metrics.csv``.
+        log_path: ``log.txt``.
+        diff_path: ``git.diff``.
+        tensorboard_dir: ``tensorboard/``.
+        checkpoints_dir: ``checkpoints/``.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.config_path = self.path / "config.yaml"
+        self.manifest_path = self.path / "manifest.json"
+        self.metrics_path = self.path / "metrics.csv"
+        self.log_path = self.path / "log.txt"
+        self.diff_path = self.path / "git.diff"
+        self.tensorboard_dir = self.path / "tensorboard"
+        self.checkpoints_dir = self.path / "checkpoints"
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, name: str, root: Path | None = None) -> RunFolder:
+        """Create ``<root>/<name>-<YYYYmmdd-HHMMSS>/``; never reuses an existing folder.
+
+        Raises:
+            UserError: When ``name`` has characters other than letters, digits, ``.``, ``_``, ``-``.
+        """
+        if not _NAME.match(name):
+            raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+        root = root or runs_root()
+        root.mkdir(parents=True, exist_ok=True)
+        when = stamp()
+        for attempt in range(1, 1000):
+            candidate = root / (f"{name}-{when}" if attempt == 1 else f"{name}-{when}-{attempt}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            (candidate / "checkpoints").mkdir()
+            return cls(candidate)
+        raise UserError(f"{display_path(root)}: could not find a free run folder name for {name!r}")
+
+    def checkpoint_path(self, which: str) -> Path:
+        """``best`` or ``last`` of this run, or a path to a checkpoint file.
+
+        Raises:
+            UserError: When this run has no such checkpoint.
+        """
+        if which not in ("best", "last"):
+            return Path(which)
+        path = self.checkpoints_dir / f"{which}.pt"
+        if not path.is_file():
+            raise UserError(f"{display_path(path)}: no {which} checkpoint in this run (did an epoch finish?)")
+        return path
+
+    # -- reading -------------------------------------------------------------------------
+    def read_config(self, overrides: tuple[str, ...] | list[str] = ()) -> Any:
+        """The run's config as a typed ``common.train_config.LoadedConfig`` (optionally overridden).
+
+        Raises:
+            UserError: When ``config.yaml`` is missing or invalid.
+        """
+        from common.train_config import load_train_config  # OmegaConf is not on the evaluation machine
+
+        return load_train_config(self.config_path, overrides)
+
+    def read_manifest(self) -> RunManifest:
+        """``manifest.json``, validated.
+
+        Raises:
+            UserError: When it is missing, not JSON, or not a run manifest.
+        """
+        shown = display_path(self.manifest_path)
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{shown}: unreadable run manifest ({exc})") from None
+        return RunManifest.from_dict(data, shown)
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        """``metrics.csv`` as numbers, one dict per epoch (empty before the first epoch ends).
+
+        Raises:
+            UserError: Naming the line of a value that is not a number.
+        """
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        with open(self.metrics_path, newline="", encoding="utf-8") as stream:
+            for number, row in enumerate(csv.DictReader(stream), start=2):
+                try:
+                    rows.append({key: float(value) for key, value in row.items() if key and value not in ("", None)})
+                except (TypeError, ValueError) as exc:
+                    raise UserError(f"{display_path(self.metrics_path)}:{number}: {exc}") from None
+        return rows
+
+    def best(self, manifest: RunManifest | None = None) -> dict[str, Any] | None:
+        """``{"metric", "value", "epoch"}`` of the best epoch: from the manifest's result,
+        else from ``metrics.csv`` and the config's ``checkpoint.monitor``/``mode``."""
+        manifest = manifest or self.read_manifest()
+        if manifest.result and manifest.result.get("best"):
+            return manifest.result["best"]
+        checkpoint = self.read_config().config.checkpoint
+        rows = [r for r in self.read_metrics() if math.isfinite(r.get(checkpoint.monitor, math.nan))]
+        if not rows:
+            return None
+        pick = max if checkpoint.mode == "max" else min
+        row = pick(rows, key=lambda r: r[checkpoint.monitor])
+        return {"metric": checkpoint.monitor, "value": row[checkpoint.monitor], "epoch": int(row["epoch"])}
+
+    def status(self, manifest: RunManifest | None = None) -> str:
+        """The effective status (see :func:`effective_status`)."""
+        return effective_status(manifest or self.read_manifest())
+
+    # -- writing (training's recorder) ---------------------------------------------------
+    def write_config(self, config: Any, network_config: dict[str, Any], network_hash: str) -> None:
+        """Write ``config.yaml``: the resolved ``TrainConfig`` with the network config pinned inline.
+
+        Args:
+            config: The run's ``common.train_config.TrainConfig``.
+            network_config: The resolved network config (``NetworkConfig.to_dict()``).
+            network_hash: Its hash.
+        """
+        from common.train_config import config_to_yaml
+
+        header = (f"# Resolved training config of run {self.name}, written by `pipenv run train`.\n"
+                  f"# Repeat the run: pipenv run train --config {display_path(self.config_path)}\n")
+        body = config_to_yaml(config, {"network_hash": network_hash, "network_config": network_config})
+        atomic_write_text(self.config_path, header + body)
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        """Write ``manifest.json`` atomically."""
+        write_json(self.manifest_path, manifest.to_dict())
+
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace ``metrics.csv`` with exactly these rows (when a run resumes)."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics_path, buffer.getvalue())
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Add one epoch's row (creating the file with its header when needed)."""
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=METRIC_COLUMNS, lineterminator="\n", extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def effective_status(manifest: RunManifest) -> str:
+    """The manifest's status, with ``running`` turned into ``crashed`` when its process (on this host) is gone.
+
+    A run recorded on another host cannot be checked: it shows as ``running on <host>?``.
+    """
+    if manifest.status != "running":
+        return manifest.status
+    alive = process_alive(manifest.host, manifest.pid)
+    if alive is None:
+        return "running" if not manifest.host or manifest.host == host_name() else f"running on {manifest.host}?"
+    return "running" if alive else "crashed"
+
+
+def find_run(spec: str, root: Path | None = None) -> RunFolder:
+    """A run from a path, a folder name under the runs root, or ``last`` (the newest by start time).
+
+    Raises:
+        UserError: When no such run exists.
+    """
+    root = root or runs_root()
+    if spec == "last":
+        runs = list_runs(root)
+        if not runs:
+            raise UserError(f"no training run in {display_path(root)}; train one with `pipenv run train`")
+        return runs[-1]
+    for candidate in (Path(spec), root / spec):
+        if (candidate / "config.yaml").is_file():
+            return RunFolder(candidate)
+    raise UserError(f"{spec}: not a run folder (expected config.yaml inside); runs live in {display_path(root)}")
+
+
+def list_runs(root: Path | None = None) -> list[RunFolder]:
+    """Every run folder (one with a ``config.yaml``) under the runs root, oldest start first.
+
+    A run whose manifest cannot be read sorts by its folder name alone, first.
+    """
+    root = root or runs_root()
+    if not root.is_dir():
+        return []
+
+    def started(run: RunFolder) -> tuple[str, str]:
+        try:
+            return run.read_manifest().started, run.name
+        except UserError:
+            return "", run.name
+
+    return sorted((RunFolder(p.parent) for p in root.glob("*/config.yaml")), key=started)

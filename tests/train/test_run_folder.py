@@ -1,0 +1,80 @@
+"""The run folder's one owner: a run written before it had a typed owner still reads, damage is named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from common.errors import UserError
+from common.run_folder import RunFolder, find_run, list_runs
+
+LEGACY = Path(__file__).resolve().parent.parent / "data" / "legacy"
+"""config.yaml, manifest.json and metrics.csv of a default digits run written before RunFolder existed."""
+
+
+@pytest.fixture
+def legacy_run(tmp_path: Path) -> RunFolder:
+    folder = tmp_path / "train" / "digits_cnn-20261125-114158"
+    (folder / "checkpoints").mkdir(parents=True)
+    for name in ("config", "manifest", "metrics"):
+        source = next(LEGACY.glob(f"{name}_v1.*"))
+        shutil.copy(source, folder / f"{name}{source.suffix}")
+    return RunFolder(folder)
+
+
+def test_a_run_written_before_the_typed_owner_reads(legacy_run):
+    loaded = legacy_run.read_config()
+    assert loaded.config.network == "digits_cnn" and loaded.config.epochs == 60 and len(loaded.network_hash) == 64
+    manifest = legacy_run.read_manifest()
+    assert manifest.run == legacy_run.name and manifest.status == "finished" and manifest.init is None
+    metrics = legacy_run.read_metrics()
+    assert len(metrics) == 60 and metrics[-1]["epoch"] == 60.0
+    best = legacy_run.best()
+    assert best == manifest.result["best"] and best["metric"] == "val/loss"
+    assert legacy_run.status() == "finished"
+    assert find_run("last", legacy_run.path.parent).path == legacy_run.path
+
+
+def test_the_best_epoch_comes_from_the_metrics_while_a_run_is_unfinished(legacy_run):
+    manifest = legacy_run.read_manifest()
+    manifest.result, manifest.status = None, "running"
+    legacy_run.write_manifest(manifest)
+    rows = legacy_run.read_metrics()
+    expected = min(rows, key=lambda r: r["val/loss"])
+    assert legacy_run.best() == {"metric": "val/loss", "value": expected["val/loss"], "epoch": int(expected["epoch"])}
+    assert legacy_run.status() == "crashed"  # its process (a pid of this host's past) is gone
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.update(format_version=7), r"manifest format_version 7; this code reads 1"),
+    (lambda m: m.pop("started"), r"not a run manifest of this project \(missing \['started'\]\)"),
+    (lambda m: m.update(colour="blue"), r"not a run manifest of this project \(unknown \['colour'\]\)"),
+])
+def test_a_damaged_manifest_is_named(legacy_run, change, message):
+    data = json.loads(legacy_run.manifest_path.read_text())
+    change(data)
+    legacy_run.manifest_path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=rf"manifest\.json: {message}"):
+        legacy_run.read_manifest()
+
+
+def test_a_bad_metrics_row_is_named_by_line(legacy_run):
+    lines = legacy_run.metrics_path.read_text().splitlines()
+    lines[3] = lines[3].replace(",", ",oops,", 1)
+    legacy_run.metrics_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"metrics\.csv:4: "):
+        legacy_run.read_metrics()
+
+
+def test_runs_are_listed_by_start_and_a_missing_run_is_named(legacy_run, tmp_path):
+    newer = RunFolder.create("newer", legacy_run.path.parent)
+    newer.config_path.write_text(legacy_run.config_path.read_text())
+    manifest = legacy_run.read_manifest()
+    manifest.run, manifest.started = newer.name, "2099-01-01T00:00:00+00:00"
+    newer.write_manifest(manifest)
+    assert [r.name for r in list_runs(legacy_run.path.parent)] == [legacy_run.name, newer.name]
+    with pytest.raises(UserError, match=r"nothing: not a run folder"):
+        find_run("nothing", legacy_run.path.parent)
