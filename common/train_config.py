@@ -168,15 +168,39 @@ class InitConfig:
     """Initial weights (fine-tuning), instead of a random initialisation.
 
     Attributes:
-        weights: A checkpoint (``.pt``) in ``model/`` or in another run's
-            ``checkpoints/``; relative paths are tried against the model folder,
-            then the working directory.
-        mode: ``strict`` (every key must match) or ``partial`` (load the keys whose
-            name and shape match, report the rest; matching nothing is an error).
+        weights: A training checkpoint (``.pt``), a ``state_dict`` (``.pt``/``.pth``) or
+            a ``.safetensors`` file, in ``model/`` or another run's ``checkpoints/``;
+            relative paths are tried against the model folder, then the working
+            directory. Without it, a network config's ``pretrained`` file is loaded
+            in ``pretrained`` mode.
+        mode: ``strict`` (every key must match), ``partial`` (load the keys whose
+            name and shape match, report the rest) or ``pretrained`` (a foreign file,
+            e.g. ImageNet weights: keys named as the network names them, the input
+            convolution converted between 3 and 1 channels, a head of another class
+            count left new). Matching nothing is an error in every mode.
     """
 
     weights: Optional[str] = None
     mode: str = "strict"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning a pretrained backbone, and weight averaging.
+
+    Attributes:
+        backbone_lr_scale: Everything but the classifier head trains at
+            ``optim.lr * backbone_lr_scale`` (the head at ``optim.lr``); 1 treats all alike.
+        freeze_backbone_epochs: For this many first epochs only the head trains (the
+            backbone's weights and batch-norm statistics stay as loaded).
+        ema_decay: Keep an exponential moving average of the weights with this decay
+            per step (e.g. 0.999); validation, ``best.pt`` and export then use the
+            averaged weights. 0 disables it.
+    """
+
+    backbone_lr_scale: float = 1.0
+    freeze_backbone_epochs: int = 0
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,7 @@ class TrainConfig:
         checkpoint: See :class:`CheckpointConfig`.
         early_stopping: See :class:`EarlyStoppingConfig`.
         init: See :class:`InitConfig`.
+        finetune: See :class:`FinetuneConfig`.
     """
 
     network: str = "digits_cnn"
@@ -210,6 +235,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     init: InitConfig = field(default_factory=InitConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as written to ``config.yaml`` and checkpoints."""
@@ -327,7 +353,11 @@ def validate(config: TrainConfig) -> list[str]:
     at_least("checkpoint.top_k", config.checkpoint.top_k, 0)
     at_least("early_stopping.patience", config.early_stopping.patience, 0)
     at_least("early_stopping.min_delta", config.early_stopping.min_delta, 0)
-    choice("init.mode", config.init.mode, ("strict", "partial"))
+    choice("init.mode", config.init.mode, ("strict", "partial", "pretrained"))
+    at_least("finetune.backbone_lr_scale", config.finetune.backbone_lr_scale, 0)
+    at_least("finetune.freeze_backbone_epochs", config.finetune.freeze_backbone_epochs, 0)
+    if not 0 <= config.finetune.ema_decay < 1:
+        problems.append(f"finetune.ema_decay: must be in [0, 1), got {config.finetune.ema_decay}")
     return problems
 
 

@@ -21,9 +21,16 @@ class ImageClassifier(nn.Module):
     restates mean and std. Subclasses implement :meth:`forward_features` and
     :meth:`forward_head`.
 
+    Fine-tuning uses two more hooks: :meth:`classifier_module` (the head, trained at
+    the full learning rate while the rest may be frozen or slowed down) and
+    :meth:`adapt_pretrained` (turning a weights file's keys into this network's).
+
     Args:
         config: The network config; ``config.input`` gives channels, mean and std.
     """
+
+    weights_prefix = ""
+    """Prefix of this network's weight names relative to a foreign (hub) weights file's."""
 
     def __init__(self, config: NetworkConfig):
         super().__init__()
@@ -56,6 +63,30 @@ class ImageClassifier(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features ``(B, F)`` -> logits ``(B, num_classes)``."""
         raise NotImplementedError
+
+    def classifier_module(self) -> nn.Module:
+        """The classifier head (by default the ``classifier`` attribute).
+
+        Raises:
+            NotImplementedError: When the network has no ``classifier`` attribute and
+                does not override this method.
+        """
+        head = getattr(self, "classifier", None)
+        if not isinstance(head, nn.Module):
+            raise NotImplementedError(f"{type(self).__name__} names no classifier head: override classifier_module()")
+        return head
+
+    def adapt_pretrained(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A foreign weights file's tensors, named as this network's ``state_dict`` names them.
+
+        The default adds :attr:`weights_prefix` to keys the network does not have as
+        they are but has with the prefix.
+        """
+        if not self.weights_prefix:
+            return dict(weights)
+        own = set(self.state_dict())
+        return {(f"{self.weights_prefix}{k}" if k not in own and f"{self.weights_prefix}{k}" in own else k): v
+                for k, v in weights.items()}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, C, H, W)``, 0..255 -> logits ``(B, num_classes)``."""

@@ -58,19 +58,27 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The network weights in a training checkpoint or a plain ``state_dict`` file.
+    """The network weights in a weights file: a training checkpoint, a ``state_dict``
+    saved with ``torch.save`` (also wrapped as ``{"state_dict": ...}`` or
+    ``{"model": ...}``, as timm and others save them), or a ``.safetensors`` file.
 
     Raises:
-        UserError: When the file holds neither.
+        UserError: When the file is missing, unreadable, or holds no mapping of names to tensors.
     """
-    data = _torch_load(path)
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        data = data["model"]
+    shown = display_path(path)
+    if Path(path).suffix == ".safetensors":
+        data = _safetensors_load(path)
+    else:
+        data = _torch_load(path)
+        for key in ("model", "state_dict"):
+            if isinstance(data, dict) and isinstance(data.get(key), dict):
+                data = data[key]
+                break
     if not isinstance(data, dict) or not data or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()
     ):
         raise UserError(
-            f"{display_path(path)}: holds neither a training checkpoint nor a state_dict (a mapping of names to tensors)"
+            f"{shown}: holds neither a training checkpoint nor a state_dict (a mapping of names to tensors)"
         )
     return data
 
@@ -90,21 +98,30 @@ def checkpoint_network_config(checkpoint: dict[str, Any], source: str) -> Networ
     return config
 
 
+LOAD_MODES = ("strict", "partial", "pretrained")
+"""How :func:`load_weights` treats weights that do not match the network exactly."""
+
+
 @dataclass
 class LoadReport:
     """What :func:`load_weights` did.
 
     Attributes:
         loaded: Keys loaded into the network.
-        missing: Network keys the weights did not provide.
+        missing: Network keys the weights did not provide (they keep their initial values).
         unexpected: Weight keys the network does not have.
-        mismatched: ``key: weights shape vs network shape`` for keys whose shapes differ.
+        reshaped: ``key: weights shape vs network shape`` for keys whose shapes differ;
+            the network keeps its own initial tensor (e.g. a new classifier head for
+            another class count).
+        adapted: ``key: weights shape -> network shape`` for input convolutions
+            converted between 3 and 1 channels (``pretrained`` mode).
     """
 
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)
+    reshaped: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
         """The keys of each kind, JSON-ready (as stored in a run's manifest)."""
@@ -113,7 +130,7 @@ class LoadReport:
     def summary(self) -> str:
         """One line: counts, and up to five keys of each kind."""
         parts = [f"loaded {len(self.loaded)}"]
-        for name in ("missing", "unexpected", "mismatched"):
+        for name in ("missing", "unexpected", "reshaped", "adapted"):
             keys = getattr(self, name)
             if keys:
                 shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
@@ -131,29 +148,39 @@ def load_weights(network: nn.Module, state_dict: dict[str, torch.Tensor], mode: 
         network: The (unwrapped) network.
         state_dict: The weights.
         mode: ``strict``: every key must match in name and shape. ``partial``: load
-            the keys that match, report the rest.
+            the keys that match, report the rest. ``pretrained``: a foreign weights
+            file (e.g. ImageNet weights of a timm model): its keys are first named as
+            the network names them (:meth:`networks.base.ImageClassifier.adapt_pretrained`),
+            an input convolution is converted between 3 and 1 channels, and the rest
+            is as ``partial`` (a classifier head of another class count is left at its
+            initial values and reported as reshaped).
         source: Where the weights came from, for messages.
 
     Returns:
-        The report of loaded, missing, unexpected and mismatched keys.
+        The report of loaded, missing, unexpected, reshaped and adapted keys.
 
     Raises:
-        UserError: In strict mode on any difference; in partial mode when nothing matches.
+        UserError: In strict mode on any difference; in every mode when nothing matches.
     """
     weights = {_strip_prefixes(k): v for k, v in state_dict.items()}
+    if mode == "pretrained" and hasattr(network, "adapt_pretrained"):
+        weights = network.adapt_pretrained(weights)
     own = network.state_dict()
-    report = LoadReport(
-        missing=sorted(set(own) - set(weights)),
-        unexpected=sorted(set(weights) - set(own)),
-    )
+    report = LoadReport(missing=sorted(set(own) - set(weights)), unexpected=sorted(set(weights) - set(own)))
     usable = {}
     for key in sorted(set(own) & set(weights)):
-        if tuple(own[key].shape) != tuple(weights[key].shape):
-            report.mismatched.append(f"{key}: {tuple(weights[key].shape)} vs {tuple(own[key].shape)}")
+        tensor, wanted = weights[key], tuple(own[key].shape)
+        if tuple(tensor.shape) != wanted and mode == "pretrained":
+            converted = _adapt_input_channels(tensor, wanted)
+            if converted is not None:
+                report.adapted.append(f"{key}: {tuple(tensor.shape)} -> {wanted}")
+                tensor = converted
+        if tuple(tensor.shape) != wanted:
+            report.reshaped.append(f"{key}: {tuple(tensor.shape)} vs {wanted}")
         else:
-            usable[key] = weights[key]
+            usable[key] = tensor
     report.loaded = sorted(usable)
-    if mode == "strict" and (report.missing or report.unexpected or report.mismatched):
+    if mode == "strict" and (report.missing or report.unexpected or report.reshaped):
         raise UserError(
             f"{source}: the weights do not match the network ({report.summary()}); "
             "use init.mode=partial to load only the matching keys"
@@ -162,6 +189,18 @@ def load_weights(network: nn.Module, state_dict: dict[str, torch.Tensor], mode: 
         raise UserError(f"{source}: no key matches the network by name and shape ({report.summary()})")
     network.load_state_dict(usable, strict=False)
     return report
+
+
+def _adapt_input_channels(weight: torch.Tensor, wanted: tuple[int, ...]) -> torch.Tensor | None:
+    """A convolution's weight ``(O, 3, kh, kw)`` summed to ``(O, 1, kh, kw)``, or ``(O, 1, ...)``
+    spread to ``(O, 3, ...)``; None when the shapes differ otherwise."""
+    if weight.ndim != 4 or len(wanted) != 4 or weight.shape[0] != wanted[0] or tuple(weight.shape[2:]) != wanted[2:]:
+        return None
+    if weight.shape[1] == 3 and wanted[1] == 1:
+        return weight.sum(dim=1, keepdim=True)  # (O, 3, kh, kw) -> (O, 1, kh, kw)
+    if weight.shape[1] == 1 and wanted[1] == 3:
+        return weight.repeat(1, 3, 1, 1) / 3.0  # (O, 1, kh, kw) -> (O, 3, kh, kw)
+    return None
 
 
 def _strip_prefixes(key: str) -> str:
@@ -191,3 +230,16 @@ def _torch_load(path: Path) -> Any:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{shown}: not a readable checkpoint, truncated or corrupt ({first})") from None
+
+
+def _safetensors_load(path: Path) -> Any:
+    shown = display_path(path)
+    if not Path(path).is_file():
+        raise UserError(f"{shown}: weights file not found")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{shown}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None

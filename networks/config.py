@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -66,6 +66,9 @@ class NetworkConfig:
         arch: Architecture name and parameters.
         num_classes: Number of output classes.
         input: The input contract (colour mode, size, interpolation, mean, std).
+        pretrained: A weights file (in ``model/``, or a path) that training starts
+            from, e.g. ImageNet weights of a timm backbone; None for a random start.
+            Building the network never reads it, so deployment does not need it.
     """
 
     name: str = MISSING
@@ -73,11 +76,17 @@ class NetworkConfig:
     arch: ArchConfig = field(default_factory=ArchConfig)
     num_classes: int = MISSING
     input: InputContract = MISSING
+    pretrained: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain JSON-ready values (what checkpoints and models store)."""
+        """The config as plain JSON-ready values (what checkpoints and models store).
+
+        ``pretrained`` is left out when unset, so configs without it keep their hash.
+        """
         out = asdict(self)
         out["input"] = self.input.to_dict()
+        if out["pretrained"] is None:
+            del out["pretrained"]
         return json.loads(json.dumps(out))
 
     @property

@@ -100,11 +100,7 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
         network_config = _pinned_network_config(loaded, config)
         data = load_training_data(config, network_config, processes)
         trainer = Trainer(config, network_config, data, processes, device)
-        init = None
-        if config.init.weights:
-            path, report = trainer.load_initial_weights(config.init.weights, config.init.mode)
-            init = {"file": display_path(path), "sha256": file_sha256(path), "mode": config.init.mode,
-                    "report": report.to_dict(), "summary": report.summary()}
+        init = _initial_weights(trainer, config, network_config)
         name = options.name or _default_name(loaded, network_config, options.dev)
         folder = RunFolder(broadcast(RunFolder.create(name).path if processes.is_main else None, processes))
         recorder = RunRecorder(folder, processes.is_main)
@@ -300,6 +296,19 @@ class TrainingRun:
         self.recorder.finish(status, {"epochs_completed": self.trainer.epoch, "best": self.keeper.best,
                                       "last": self.history[-1] if self.history else None, "error": error,
                                       "unreadable": unreadable})
+
+
+def _initial_weights(trainer: Trainer, config: TrainConfig, network_config: NetworkConfig) -> dict[str, Any] | None:
+    """Load ``init.weights`` (in ``init.mode``), else the network config's ``pretrained`` file
+    (in ``pretrained`` mode); returns what the manifest records, or None for a random start."""
+    weights, mode, key = config.init.weights, config.init.mode, "init.weights"
+    if not weights and network_config.pretrained:
+        weights, mode, key = network_config.pretrained, "pretrained", f"network config {network_config.name!r}: pretrained"
+    if not weights:
+        return None
+    path, report = trainer.load_initial_weights(weights, mode, key)
+    return {"file": display_path(path), "sha256": file_sha256(path), "mode": mode, "report": report.to_dict(),
+            "summary": report.summary()}
 
 
 def _pinned_network_config(loaded: LoadedConfig, config: TrainConfig) -> NetworkConfig:

@@ -5,22 +5,33 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from common.train_config import OptimConfig, TrainConfig
+from networks.base import ImageClassifier
 
 
-def build_optimizer(network: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(network: ImageClassifier, config: OptimConfig, backbone_lr_scale: float = 1.0
+                    ) -> torch.optim.Optimizer:
     """SGD or AdamW, with weight decay on weights of rank >= 2 only.
 
-    Biases and normalisation parameters (rank < 2) are not decayed.
+    Biases and normalisation parameters (rank < 2) are not decayed. With
+    ``backbone_lr_scale`` other than 1, the classifier head
+    (:meth:`networks.base.ImageClassifier.classifier_module`) and the rest (the
+    backbone) are separate groups; every group carries an ``lr_scale`` that the
+    trainer multiplies the scheduled learning rate by.
     """
-    decay = [p for p in network.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in network.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    head = set()
+    if backbone_lr_scale != 1.0:
+        head = {id(p) for p in network.classifier_module().parameters()}
+    groups = []
+    for is_head in (True, False):
+        scale = 1.0 if is_head else backbone_lr_scale
+        params = [p for p in network.parameters() if (id(p) in head) == is_head]
+        for decay in (True, False):
+            chosen = [p for p in params if (p.ndim >= 2) == decay]
+            if chosen:
+                groups.append({"params": chosen, "weight_decay": config.weight_decay if decay else 0.0,
+                               "lr_scale": scale})
     if config.name == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas))

