@@ -283,16 +283,17 @@ def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[st
     """
     merged = OmegaConf.structured(TrainConfig)
     pinned: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
     if path is not None:
         shown = display_path(path)
         if not Path(path).is_file():
             raise UserError(f"{shown}: training config not found")
         loaded = load_yaml_mapping(Path(path), "training config keys")
         pinned = {key: loaded.pop(key) for key in PINNED_KEYS if key in loaded}
+        _check_required(loaded, overrides, shown)
         merged = merge(merged, loaded, shown)
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
     merged = merge(merged, OmegaConf.from_dotlist(list(overrides)), "command line")
     try:
         config: TrainConfig = OmegaConf.to_object(merged)
@@ -308,6 +309,24 @@ def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[st
         network_hash=pinned.get("network_hash"),
         network_config=pinned.get("network_config"),
     )
+
+
+def _check_required(loaded: dict[str, Any], overrides: Sequence[str], shown: str) -> None:
+    """Refuse a file's ``???`` (required) keys that the command line does not set."""
+    def required(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+        keys = []
+        for key, value in mapping.items():
+            if isinstance(value, dict):
+                keys += required(value, f"{prefix}{key}.")
+            elif value == "???":
+                keys.append(f"{prefix}{key}")
+        return keys
+
+    given = {item.split("=", 1)[0].strip() for item in overrides}
+    missing = [key for key in required(loaded) if key not in given]
+    if missing:
+        raise UserError(f"{shown} needs {', '.join(missing)} on the command line, e.g. "
+                        + " ".join(f"{key}=<value>" for key in missing))
 
 
 def validate(config: TrainConfig) -> list[str]:

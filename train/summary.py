@@ -8,6 +8,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from networks import ImageClassifier
 
+MAX_ROWS = 40
+"""Leaf layers listed in full; larger networks show their first and last half of this."""
+
 
 def model_summary(network: ImageClassifier, device: torch.device) -> str:
     """Describe a network on one input image of its contract's shape.
@@ -17,7 +20,9 @@ def model_summary(network: ImageClassifier, device: torch.device) -> str:
 
     Returns:
         A table of leaf layers (name, type, output shape, parameters) and totals:
-        parameters, trainable parameters and multiply-accumulates per image.
+        parameters, trainable parameters and multiply-accumulates per image. Networks
+        with more than ``MAX_ROWS`` leaf layers (most timm backbones) are shown by
+        their first and last ``MAX_ROWS // 2`` layers.
     """
     rows: list[tuple[str, str, str, int]] = []
     hooks = []
@@ -42,7 +47,9 @@ def model_summary(network: ImageClassifier, device: torch.device) -> str:
     macs = counter.get_total_flops() // 2
     width = max([len(r[0]) for r in rows] + [5])
     lines = [f"{'layer':<{width}}  {'type':<18} {'output':<20} {'params':>10}"]
-    lines += [f"{n:<{width}}  {t:<18} {s:<20} {p:>10,}" for n, t, s, p in rows]
+    shown = rows if len(rows) <= MAX_ROWS else [*rows[:MAX_ROWS // 2], None, *rows[-MAX_ROWS // 2:]]
+    lines += [f"... {len(rows) - MAX_ROWS} more layers" if row is None else
+              f"{row[0]:<{width}}  {row[1]:<18} {row[2]:<20} {row[3]:>10,}" for row in shown]
     lines.append(f"parameters {total:,} (trainable {trainable:,}); {macs:,} MACs per image "
                  f"of shape {tuple(network.config.input.shape)}")
     return "\n".join(lines)

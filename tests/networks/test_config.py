@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str, name: str = "mine") -> Path:
 def test_shared_configs_load(name):
     config = load_network_config(name)
     assert config.name == name and config.num_classes == 10
-    assert config.input.shape == (1, 16, 16)
+    assert config.input.shape == ((1, 32, 32) if config.arch.name == "timm" else (1, 16, 16))
     assert len(config.hash) == 64
 
 

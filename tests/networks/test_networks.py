@@ -10,7 +10,7 @@ from common.errors import UserError
 from networks import ImageClassifier, build_network, list_networks, load_network_config, register_network
 from networks.config import ArchConfig, NetworkConfig
 
-TINY_PARAMS = {"small_cnn": {"channels": [4, 8]}, "resnet": {"widths": [4, 8], "blocks": [1, 1]}}
+TINY_PARAMS = {"small_cnn": {"channels": [4, 8]}, "resnet": {"widths": [4, 8], "blocks": [1, 1]}, "timm": {"model": "test_resnet"}}
 
 
 def tiny_config(arch: str, color_mode: str = "L", height: int = 12, width: int = 10, **params) -> NetworkConfig:
@@ -20,8 +20,8 @@ def tiny_config(arch: str, color_mode: str = "L", height: int = 12, width: int =
                          num_classes=5, input=contract)
 
 
-def test_the_registry_holds_both_built_in_architectures():
-    assert {"small_cnn", "resnet"} <= set(list_networks())
+def test_the_registry_holds_the_built_in_architectures():
+    assert {"small_cnn", "resnet", "timm"} <= set(list_networks())
     assert set(TINY_PARAMS) == set(list_networks()), "give every registered network tiny test parameters"
 
 
@@ -49,7 +49,7 @@ def test_uint8_and_float_inputs_agree_and_normalisation_is_inside(arch):
     assert "pixel_mean" not in state and "pixel_std" not in state, "statistics come from the config, not weights"
 
 
-@pytest.mark.parametrize("name", ["digits_cnn", "digits_resnet"])
+@pytest.mark.parametrize("name", ["digits_cnn", "digits_resnet", "digits_resnet18"])
 def test_shared_configs_build(name):
     config = load_network_config(name)
     network = build_network(config).eval()

@@ -9,7 +9,7 @@ import torch
 
 from common.contract import InputContract
 from common.paths import PROJECT_ROOT
-from networks import build_network, list_networks
+from networks import build_network, list_networks, load_network_config
 from networks import registry
 from networks.config import ArchConfig, NetworkConfig
 
@@ -27,3 +27,14 @@ def test_readme_network_example_registers_and_builds():
         assert network(torch.zeros(3, 1, 16, 16, dtype=torch.uint8)).shape == (3, 10)
     finally:
         registry._REGISTRY.pop("mlp", None)
+
+
+def test_readme_timm_config_builds_the_backbone_it_names(tmp_path):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    text = re.search(r"```yaml\n# shared_configs/networks/flowers_resnet18\.yaml\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "flowers_resnet18.yaml").write_text(text)
+    config = load_network_config(tmp_path / "flowers_resnet18.yaml")
+    assert config.pretrained == "resnet18.safetensors" and config.input.shape == (3, 224, 224)
+    network = build_network(config).eval()
+    assert network.model.default_cfg["architecture"] == "resnet18"
+    assert network(torch.zeros(1, 3, 224, 224, dtype=torch.uint8)).shape == (1, 5)
