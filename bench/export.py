@@ -23,6 +23,7 @@ use a third of them (at least 2).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
@@ -74,10 +75,9 @@ def photo_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
         ``uint8`` ``(count, 3, size, size)``.
     """
     from PIL import Image
-    from sklearn.datasets import load_sample_images
 
     rng = np.random.default_rng(seed)
-    photos = load_sample_images().images  # two (427, 640, 3) uint8 photos
+    photos = sample_photos()
     out = np.empty((count, 3, size, size), dtype=np.uint8)
     for i in range(count):
         photo = photos[i % len(photos)]
@@ -87,6 +87,14 @@ def photo_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
         pixels = np.asarray(crop)[:, ::-1] if rng.random() < 0.5 else np.asarray(crop)
         out[i] = pixels.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def sample_photos() -> tuple[np.ndarray, ...]:
+    """scikit-learn's two bundled sample photos, ``uint8 (427, 640, 3)`` each (read once)."""
+    from sklearn.datasets import load_sample_images
+
+    return tuple(load_sample_images().images)
 
 
 def _backbone_config(model: str) -> NetworkConfig:

@@ -39,6 +39,9 @@ TEST_FRACTION = 0.2
 VAL_FRACTION = 0.1
 DEV_PER_CLASS = 10
 
+DERIVED = ("packs/",)
+"""Folders made from the data set later (``pipenv run pack``); not part of what this module writes."""
+
 
 @dataclass(frozen=True)
 class PrepareResult:
@@ -176,6 +179,7 @@ def _first_difference(new: Path, old: Path) -> str | None:
     """Describe the first difference between two data set folders, or None."""
     new_files = {p.relative_to(new).as_posix() for p in new.rglob("*") if p.is_file()}
     old_files = {p.relative_to(old).as_posix() for p in old.rglob("*") if p.is_file()}
+    old_files = {f for f in old_files if not f.startswith(DERIVED)}
     if new_files - old_files:
         return f"{len(new_files - old_files)} file(s) missing there, e.g. {sorted(new_files - old_files)[0]}"
     if old_files - new_files:

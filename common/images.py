@@ -28,6 +28,9 @@ _RESAMPLING = {
     "hamming": Image.Resampling.HAMMING,
 }
 
+DECODER_VERSION = 1
+"""Bumped whenever :func:`load_image` can return other pixels for the same file (packs record it)."""
+
 ON_UNREADABLE = ("error", "skip")
 """What to do with a listed image that cannot be decoded: stop with an error, or log and skip it."""
 

@@ -30,6 +30,9 @@ DEFAULT_CONFIG = PROJECT_ROOT / "train" / "configs" / "default.yaml"
 METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 """Per-epoch metrics; ``checkpoint.monitor`` names one of them."""
 
+PACK_CHOICES = ("auto", "require", "off")
+"""Values of ``data.pack``."""
+
 PINNED_KEYS = ("network_hash", "network_config")
 """Extra keys of a run's ``config.yaml`` that pin the exact network config used."""
 
@@ -45,9 +48,17 @@ class DataConfig:
         val_split: List used for validation (and checkpoint selection).
         dev_split: List used for both with ``--dev``.
         on_unreadable: ``error`` stops at an unreadable image; ``skip`` logs and drops it.
-        in_memory: Decode every image once and hold the set in memory (small data
-            sets); otherwise decode per batch in ``num_workers`` worker processes.
-        num_workers: DataLoader workers when ``in_memory`` is false.
+        in_memory: Hold each split in memory: read from a matching pack, or decode
+            every image once. Otherwise batches are read from a pack (memory stays
+            bounded by the batch) or decoded per batch in ``num_workers`` processes.
+        num_workers: Decoding processes (kept for the whole run) when a split is
+            decoded per batch.
+        pack: ``auto`` uses a matching pack (``pipenv run pack``) and logs why one is
+            ignored; ``require`` refuses to start without one; ``off`` never uses one.
+        keep_on_gpu: ``auto`` keeps an in-memory split on the GPU (uint8) when it
+            takes at most ``gpu_memory_fraction`` of the free GPU memory; ``always``
+            or ``never``. Ignored on the CPU.
+        gpu_memory_fraction: See ``keep_on_gpu``.
     """
 
     dataset: str = "digits"
@@ -57,6 +68,9 @@ class DataConfig:
     on_unreadable: str = "error"
     in_memory: bool = True
     num_workers: int = 0
+    pack: str = "auto"
+    keep_on_gpu: str = "auto"
+    gpu_memory_fraction: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -213,6 +227,10 @@ class TrainConfig:
         batch_size: Samples per optimiser step (per process under torchrun).
         seed: Seed of shuffling, augmentation, dropout and initialisation.
         amp: Mixed precision on GPU (bfloat16 where supported, else float16); ignored on CPU.
+        channels_last: Train with the channels-last memory format (faster convolutions on
+            recent GPUs with mixed precision; measure with ``pipenv run bench data``).
+        compile: Compile the training step's model with ``torch.compile`` (the saved
+            weights are the uncompiled network's).
         data: See :class:`DataConfig`.
         augment: See :class:`AugmentConfig`.
         optim: See :class:`OptimConfig`.
@@ -228,6 +246,8 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     amp: bool = True
+    channels_last: bool = False
+    compile: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -345,6 +365,10 @@ def validate(config: TrainConfig) -> list[str]:
     at_least("batch_size", config.batch_size, 1)
     choice("data.on_unreadable", config.data.on_unreadable, ON_UNREADABLE)
     at_least("data.num_workers", config.data.num_workers, 0)
+    choice("data.pack", config.data.pack, PACK_CHOICES)
+    choice("data.keep_on_gpu", config.data.keep_on_gpu, ("auto", "always", "never"))
+    if not 0 < config.data.gpu_memory_fraction <= 1:
+        problems.append(f"data.gpu_memory_fraction: must be in (0, 1], got {config.data.gpu_memory_fraction}")
     augment = config.augment
     for key in ("rotation", "translate", "brightness", "contrast"):
         at_least(f"augment.{key}", getattr(augment, key), 0)

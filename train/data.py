@@ -8,9 +8,12 @@ applied later, to training batches only.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Full, Queue
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +22,7 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.images import UnreadableImageError, handle_unreadable, load_image, load_samples
 from common.lists import Dataset, Sample, open_dataset, read_split
+from common.packs import PackSplit, open_pack_split
 from common.paths import display_path
 from common.train_config import TrainConfig
 from networks.config import NetworkConfig
@@ -36,13 +40,17 @@ class SplitData:
         name: Split name.
         list_path: Its list file.
         dataset: The data set.
-        samples: The samples (when held in memory: the ones that decoded).
+        samples: The samples (when held in memory or packed: the ones that decoded).
         labels: ``int64`` labels ``(N,)``.
-        images: ``uint8`` images ``(N, C, H, W)`` when held in memory, else None.
+        images: ``uint8`` images ``(N, C, H, W)`` when held in memory (on the CPU or
+            the GPU), else None.
         contract: The input contract images are decoded with.
         on_unreadable: The unreadable-image policy (``error`` or ``skip``).
         unreadable: ``<list file>:<line>`` of each image left out as unreadable (when
             streaming: found so far, each reported once).
+        pack: The packed split read per batch, when not in memory.
+        source: Where the images come from, for the log.
+        notes: Why a pack was not used, for the log.
     """
 
     name: str
@@ -54,6 +62,10 @@ class SplitData:
     contract: InputContract
     on_unreadable: str = "error"
     unreadable: list[str] = field(default_factory=list)
+    pack: PackSplit | None = None
+    source: str = "decoded once, in memory"
+    notes: list[str] = field(default_factory=list)
+    loader: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -79,7 +91,8 @@ def load_training_data(config: TrainConfig, network_config: NetworkConfig, proce
 
     Raises:
         UserError: For a missing or invalid data set, a class count that differs from
-            the network's, or a list-file or image problem.
+            the network's, a missing pack under ``data.pack=require``, or a list-file or
+            image problem.
     """
     if processes.is_main:
         dataset = open_dataset(config.data.dataset)
@@ -90,23 +103,52 @@ def load_training_data(config: TrainConfig, network_config: NetworkConfig, proce
     data, contract = config.data, network_config.input
     return TrainingData(
         dataset=dataset,
-        train=load_split(dataset, data.train_split, contract, data.on_unreadable, data.in_memory),
-        val=load_split(dataset, data.val_split, contract, data.on_unreadable, data.in_memory),
+        train=load_split(dataset, data.train_split, contract, data.on_unreadable, data.in_memory, data.pack),
+        val=load_split(dataset, data.val_split, contract, data.on_unreadable, data.in_memory, data.pack),
     )
 
 
-def load_split(dataset: Dataset, split: str, contract: InputContract, on_unreadable: str, in_memory: bool) -> SplitData:
-    """Read a split's list file and, when ``in_memory``, decode every image once."""
+def load_split(dataset: Dataset, split: str, contract: InputContract, on_unreadable: str = "error",
+               in_memory: bool = True, pack: str = "off") -> SplitData:
+    """Read a split's list file; take its images from a matching pack, or decode them.
+
+    Args:
+        dataset: The data set.
+        split: The split's name.
+        contract: The input contract.
+        on_unreadable: ``error`` or ``skip``.
+        in_memory: Hold the images in memory (decoded once, or loaded from the pack).
+        pack: ``auto``, ``require`` or ``off`` (see ``common.train_config.DataConfig``).
+
+    Raises:
+        UserError: For list-file or image problems, or no usable pack under ``require``.
+    """
     samples = read_split(dataset, split)
-    images, unreadable = None, []
-    if in_memory:
-        array, labels, kept = load_samples(dataset, samples, contract, on_unreadable=on_unreadable)
-        unreadable = [f"{s.source}:{s.line}" for s in sorted(set(samples) - set(kept), key=lambda s: s.line)]
-        images, samples = torch.from_numpy(array), kept
-    else:
-        labels = np.fromiter((s.label for s in samples), dtype=np.int64, count=len(samples))
-    return SplitData(split, dataset.list_path(split), dataset, samples, torch.as_tensor(labels), images, contract,
-                     on_unreadable, unreadable)
+    found = open_pack_split(dataset, split, contract, on_unreadable) if pack != "off" else None
+    if isinstance(found, PackSplit):
+        return _from_pack(dataset, split, samples, contract, on_unreadable, found, in_memory)
+    if pack == "require":
+        raise UserError(f"data.pack=require: {found}")
+    notes = [f"pack not used for {split}: {found}"] if found and (dataset.root / "packs").is_dir() else []
+    labels = torch.as_tensor(np.fromiter((s.label for s in samples), dtype=np.int64, count=len(samples)))
+    if not in_memory:
+        return SplitData(split, dataset.list_path(split), dataset, samples, labels, None, contract, on_unreadable,
+                         source="decoded per batch", notes=notes)
+    array, labels_array, kept = load_samples(dataset, samples, contract, on_unreadable=on_unreadable)
+    unreadable = [f"{s.source}:{s.line}" for s in sorted(set(samples) - set(kept), key=lambda s: s.line)]
+    return SplitData(split, dataset.list_path(split), dataset, kept, torch.as_tensor(labels_array),
+                     torch.from_numpy(array), contract, on_unreadable, unreadable, notes=notes)
+
+
+def _from_pack(dataset: Dataset, split: str, samples: list[Sample], contract: InputContract, on_unreadable: str,
+               pack: PackSplit, in_memory: bool) -> SplitData:
+    by_path = {s.path: s for s in samples}
+    kept = [by_path[path] for path in pack.paths]
+    where = display_path(pack.images_path.parent)
+    images = torch.from_numpy(pack.load()) if in_memory else None
+    return SplitData(split, dataset.list_path(split), dataset, kept, torch.from_numpy(pack.labels), images, contract,
+                     on_unreadable, list(pack.unreadable), pack=None if in_memory else pack,
+                     source=f"pack {where}, {'in memory' if in_memory else 'read per batch'}")
 
 
 def epoch_order(size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> torch.Tensor:
@@ -128,16 +170,21 @@ def epoch_order(size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, 
 
 
 def iterate_batches(data: SplitData, order: torch.Tensor, batch_size: int, num_workers: int,
-                    drop_singleton: bool) -> Iterator[Batch]:
+                    drop_singleton: bool, pin: bool = False) -> Iterator[Batch]:
     """Yield ``(images uint8 (B, C, H, W), labels int64 (B,))`` in ``order``.
+
+    In-memory splits are indexed where they live (the CPU or the GPU); a pack read
+    per batch is read one batch ahead in a thread; images decoded per batch come
+    from ``num_workers`` persistent worker processes.
 
     Args:
         data: The split.
         order: Sample indices, in order.
         batch_size: Samples per batch; the last batch may be smaller (and a batch
             streamed from disk loses the images skipped as unreadable).
-        num_workers: Decoding processes when the split is not in memory.
+        num_workers: Decoding processes when the split is decoded per batch.
         drop_singleton: Drop a last batch of one sample (batch norm cannot train on it).
+        pin: Put CPU batches in page-locked memory (for asynchronous copies to a GPU).
 
     Raises:
         UnreadableImageError: For an unreadable image under the ``error`` policy, or a
@@ -147,15 +194,29 @@ def iterate_batches(data: SplitData, order: torch.Tensor, batch_size: int, num_w
     if drop_singleton and chunks and len(chunks[-1]) == 1 and len(chunks) > 1:
         chunks.pop()
     if data.images is not None:
-        for chunk in chunks:
-            yield data.images.index_select(0, chunk), data.labels.index_select(0, chunk)
-        return
-    loader = torch.utils.data.DataLoader(
-        _StreamedImages(data), batch_sampler=[c.tolist() for c in chunks], num_workers=num_workers,
-        collate_fn=_collate,
-        generator=torch.Generator().manual_seed(0),  # its own: drawing from the global one would shift dropout
-    )
-    for images, indices, failures in loader:
+        on_device = [c.to(data.images.device) for c in chunks]
+        batches: Iterator[Batch] = ((data.images.index_select(0, c), data.labels.index_select(0, c))
+                                    for c in on_device)
+    elif data.pack is not None:
+        batches = prefetched((torch.from_numpy(data.pack.read(c.numpy())), data.labels.index_select(0, c))
+                             for c in chunks)
+    else:
+        batches = _decoded(data, chunks, num_workers)
+    for images, labels in batches:
+        if pin and not images.is_cuda:
+            images, labels = images.pin_memory(), labels.pin_memory()
+        yield images, labels
+
+
+def _decoded(data: SplitData, chunks: list[torch.Tensor], num_workers: int) -> Iterator[Batch]:
+    if data.loader is None:  # made once: its worker processes last for the whole run
+        data.loader = torch.utils.data.DataLoader(
+            _StreamedImages(data), batch_sampler=_Batches(), num_workers=num_workers, collate_fn=_collate,
+            persistent_workers=num_workers > 0,
+            generator=torch.Generator().manual_seed(0),  # its own: drawing from the global one would shift dropout
+        )
+    data.loader.batch_sampler.chunks = [c.tolist() for c in chunks]
+    for images, indices, failures in data.loader:
         for index, reason in failures:
             sample = data.samples[index]
             if f"{sample.source}:{sample.line}" not in data.unreadable:
@@ -166,11 +227,63 @@ def iterate_batches(data: SplitData, order: torch.Tensor, batch_size: int, num_w
         yield images, data.labels.index_select(0, indices)
 
 
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """The items of an iterator, produced ``depth`` ahead in a background thread.
+
+    Reading the next batch (file reads release the GIL) overlaps with computing on
+    the current one. An exception in the thread is raised here.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((end, None))
+        except BaseException as exc:  # handed to the consumer
+            queue.put((end, exc))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def steps_per_epoch(size: int, batch_size: int, world_size: int) -> int:
     """Optimiser steps in one training epoch (matching :func:`iterate_batches`)."""
     per_rank = -(-size // world_size)
     steps, last = divmod(per_rank, batch_size)
     return steps + (1 if last > 1 or (last == 1 and steps == 0) else 0)
+
+
+class _Batches:
+    """The batches of the current epoch, set before each pass (a persistent loader's batch sampler)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.chunks)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
 
 
 class _StreamedImages(torch.utils.data.Dataset):

@@ -7,6 +7,7 @@ and Gloo on the CPU. Only rank 0 writes the run folder.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,37 @@ def all_reduce_sum(tensor: torch.Tensor, processes: Processes) -> torch.Tensor:
     if processes.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def average_buffers(network: torch.nn.Module, processes: Processes) -> None:
+    """Average floating-point buffers (batch-norm running statistics) over the processes.
+
+    DistributedDataParallel keeps the weights equal but lets each process update its
+    batch-norm statistics from its own batches after the last broadcast; averaging
+    them before validating and saving makes every process hold the same network.
+    """
+    if not processes.distributed:
+        return
+    for buffer in network.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+            buffer.div_(processes.world_size)
+
+
+def ranks_agree(network: torch.nn.Module, processes: Processes) -> bool:
+    """Whether every process holds bitwise the same weights (DistributedDataParallel keeps them so).
+
+    Each process hashes its weights; the hashes are gathered and compared. True in a
+    single process.
+    """
+    if not processes.distributed:
+        return True
+    digest = hashlib.sha256()
+    for tensor in network.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    hashes: list[Any] = [None] * processes.world_size
+    dist.all_gather_object(hashes, digest.hexdigest())
+    return len(set(hashes)) == 1
 
 
 def broadcast(value: Any, processes: Processes) -> Any:

@@ -26,7 +26,7 @@ from networks.checkpoint import CHECKPOINT_FORMAT, checkpoint_network_config, re
 from networks.config import NetworkConfig, network_config_path
 from train.checkpoints import CheckpointKeeper, EarlyStopping
 from train.data import load_training_data
-from train.distributed import broadcast, start_processes, stop_processes
+from train.distributed import broadcast, ranks_agree, start_processes, stop_processes
 from train.recorder import RunRecorder, new_manifest
 from train.summary import model_summary
 from train.trainer import DivergedError, Trainer
@@ -200,8 +200,11 @@ class TrainingRun:
         network_config = trainer.network_config
         self.log.info("network %s (%s), hash %s\n%s", network_config.name, network_config.arch.name,
                       network_config.hash[:12], model_summary(trainer.network, trainer.device))
-        self.log.info("data %s: %s %d images, %s %d images; %d steps per epoch", display_path(data.dataset.root),
-                      data.train.name, len(data.train), data.val.name, len(data.val), trainer.steps_per_epoch)
+        self.log.info("data %s: %s %d images (%s), %s %d images (%s); %d steps per epoch",
+                      display_path(data.dataset.root), data.train.name, len(data.train), data.train.source,
+                      data.val.name, len(data.val), data.val.source, trainer.steps_per_epoch)
+        for note in dict.fromkeys(data.train.notes + data.val.notes):
+            self.log.warning("%s", note)
 
     def fit(self) -> RunResult:
         """Train until the last epoch, early stopping, divergence or a callback's stop."""
@@ -216,7 +219,10 @@ class TrainingRun:
         except BaseException:
             self._finish("crashed")
             raise
-        self._finish(status)
+        in_sync = ranks_agree(self.trainer.network, self.trainer.processes)  # every process, after the last epoch
+        if not in_sync:
+            self.log.error("the processes ended with different weights; the checkpoints hold rank 0's")
+        self._finish(status, in_sync=in_sync)
         best = self.keeper.best
         message = message or f"finished {self.trainer.epoch} epochs"
         if best:
@@ -290,12 +296,12 @@ class TrainingRun:
         last = self.recorder.folder.checkpoints_dir / "last.pt"
         return f"{display_path(last)} (epoch {self.trainer.epoch})" if last.exists() else "none (no epoch finished)"
 
-    def _finish(self, status: str, error: str | None = None) -> None:
+    def _finish(self, status: str, error: str | None = None, in_sync: bool | None = None) -> None:
         data = self.trainer.data
         unreadable = {split.name: split.unreadable for split in (data.train, data.val) if split.unreadable}
         self.recorder.finish(status, {"epochs_completed": self.trainer.epoch, "best": self.keeper.best,
                                       "last": self.history[-1] if self.history else None, "error": error,
-                                      "unreadable": unreadable})
+                                      "unreadable": unreadable, "ranks_in_sync": in_sync})
 
 
 def _initial_weights(trainer: Trainer, config: TrainConfig, network_config: NetworkConfig) -> dict[str, Any] | None:

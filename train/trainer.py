@@ -28,7 +28,7 @@ from networks.checkpoint import LoadReport, load_weights, read_state_dict
 from networks.config import NetworkConfig
 from train.augment import BatchAugment
 from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
-from train.distributed import Processes, all_reduce_sum
+from train.distributed import Processes, all_reduce_sum, average_buffers
 from train.finetune import BackboneFreezer, WeightAverage
 from train.optim import build_optimizer, lr_factor
 
@@ -58,8 +58,11 @@ class Trainer:
         self.data = data
         self.processes = processes
         self.device = device
+        keep_on_device(data, device, config.data.keep_on_gpu, config.data.gpu_memory_fraction)
         torch.manual_seed(config.seed)  # the network's initial weights
         self.network: ImageClassifier = build_network(network_config).to(device)
+        if config.channels_last:
+            self.network.to(memory_format=torch.channels_last)
         self.freezer = BackboneFreezer(self.network, config.finetune.freeze_backbone_epochs)
         self.freezer.update(0)
         self.model = self._wrap()
@@ -111,6 +114,8 @@ class Trainer:
         lr = self.learning_rate() if lr is None else lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             logits = self.model(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
@@ -155,7 +160,7 @@ class Trainer:
                    disable=None if (progress and self.processes.is_main) else True)  # None: TTY only
         lr = self.learning_rate()
         for images, labels in iterate_batches(self.data.train, order, config.batch_size, config.data.num_workers,
-                                              drop_singleton=True):
+                                              drop_singleton=True, pin=device.type == "cuda"):
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             lr = self.learning_rate()
@@ -171,6 +176,8 @@ class Trainer:
         bar.close()
         self._check_finite(totals[0])
         totals = all_reduce_sum(totals, self.processes)
+        for network in {id(n): n for n in (self.network, self.evaluated_network)}.values():
+            average_buffers(network, self.processes)
         elapsed = time.perf_counter() - started
         self.epoch += 1
         return {"lr": lr, "train/loss": totals[0].item() / totals[2].item(),
@@ -187,8 +194,9 @@ class Trainer:
         order = epoch_order(len(val), 0, 0, shuffle=False)[self.processes.rank::self.processes.world_size]
         totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, seen
         for images, labels in iterate_batches(val, order, 2 * self.config.batch_size, self.config.data.num_workers,
-                                              drop_singleton=False):
-            images, labels = images.to(self.device), labels.to(self.device)
+                                              drop_singleton=False, pin=self.device.type == "cuda"):
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = network(images).float()
             totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
@@ -241,10 +249,11 @@ class Trainer:
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
 
     def _wrap(self) -> torch.nn.Module:
-        if not self.processes.distributed:
-            return self.network
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
+        model: torch.nn.Module = self.network
+        if self.processes.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
+        return torch.compile(model) if self.config.compile else model
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
@@ -254,6 +263,20 @@ class Trainer:
         bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)  # () -> (1,)
         if all_reduce_sum(bad, self.processes).item() > 0:
             raise DivergedError(f"the loss became {loss_sum.item()} in epoch {self.epoch + 1} (by step {self.step})")
+
+
+def keep_on_device(data: TrainingData, device: torch.device, keep_on_gpu: str, fraction: float) -> None:
+    """Move in-memory splits to the GPU (uint8) when ``keep_on_gpu`` says so (``auto``: when they
+    take at most ``fraction`` of the free GPU memory). A no-op on the CPU."""
+    if device.type != "cuda" or keep_on_gpu == "never":
+        return
+    for split in (data.train, data.val):
+        if split.images is None or split.images.is_cuda:
+            continue
+        free, _ = torch.cuda.mem_get_info(device)
+        if keep_on_gpu == "always" or split.images.numel() <= fraction * free:
+            split.images, split.labels = split.images.to(device), split.labels.to(device)
+            split.source += ", on the GPU"
 
 
 def _weights_path(weights: str, key: str) -> Path:

@@ -193,7 +193,7 @@ def test_two_process_gloo_ddp_run(tiny_network, digits_root, tmp_path):
     runs = list((tmp_path / "train").iterdir())
     assert len(runs) == 1, "only rank 0 writes a run folder"
     manifest = json.loads((runs[0] / "manifest.json").read_text())
-    assert manifest["world_size"] == 2 and manifest["status"] == "finished"
+    assert manifest["world_size"] == 2 and manifest["status"] == "finished" and manifest["result"]["ranks_in_sync"]
     rows = list(csv.DictReader((runs[0] / "metrics.csv").open()))
     assert len(rows) == 2 and rows[-1]["step"] == "8"  # 100 dev images / 2 processes / batch 16 -> 4 steps per epoch
     assert read_checkpoint(runs[0] / "checkpoints" / "last.pt")["epoch"] == 2

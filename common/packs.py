@@ -1,0 +1,243 @@
+"""Packed data sets: every split decoded once, at a network's input size, as memory-mappable arrays.
+
+A pack lives beside the images and lists it was made from::
+
+    data/<ds>/packs/<color mode>-<height>x<width>-<interpolation>/
+        index.json                what was packed: contract, decoder, list-file sha256s, sample paths, hashes
+        <split>.images.npy        uint8 (N, C, H, W): common.images.load_image of each listed image
+        <split>.labels.npy        int64 (N,)
+
+The arrays are numpy's ``.npy`` format (``np.lib.format.open_memmap``), nothing
+home-made. A pack is written whole or not at all (:func:`common.staging.staged`),
+and :func:`open_pack_split` is the only reader: it uses a split only when the list
+file, the contract, the decoder and Pillow are what the pack was made with and
+both arrays have their recorded size and sha256; otherwise it says why, and the
+caller decodes the images instead (or refuses, as configured). Mean and std are
+not part of the key: they are applied inside the network, so networks that share
+a colour mode, size and interpolation share a pack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.contract import InputContract
+from common.errors import UserError
+from common.files import file_sha256, write_json
+from common.images import DECODER_VERSION, check_on_unreadable, decode_sample
+from common.lists import Dataset, Sample, read_split
+from common.paths import display_path
+from common.provenance import now
+from common.staging import staged
+
+PACK_FORMAT = 1
+"""The pack layout this code writes and reads."""
+
+
+def pack_key(contract: InputContract) -> str:
+    """The pack folder name of a contract: ``<color mode>-<height>x<width>-<interpolation>``."""
+    return f"{contract.color_mode}-{contract.height}x{contract.width}-{contract.interpolation}"
+
+
+def pack_folder(dataset: Dataset, contract: InputContract) -> Path:
+    """``<data set>/packs/<key>``."""
+    return dataset.root / "packs" / pack_key(contract)
+
+
+def decoding(contract: InputContract) -> dict[str, Any]:
+    """What decides the pixels of a pack: the contract's decoding part, the decoder and Pillow."""
+    return {"color_mode": contract.color_mode, "height": contract.height, "width": contract.width,
+            "interpolation": contract.interpolation, "decoder": DECODER_VERSION, "pillow": metadata.version("pillow")}
+
+
+@dataclass
+class PackSplit:
+    """One packed split, ready to read.
+
+    Attributes:
+        name: The split.
+        images_path: Its ``<split>.images.npy``.
+        shape: ``(N, C, H, W)``.
+        offset: Byte offset of the pixel data in the file.
+        labels: ``int64`` labels ``(N,)``.
+        paths: Image path per row (relative to the data set).
+        unreadable: ``<list>:<line>`` of images left out when packing.
+    """
+
+    name: str
+    images_path: Path
+    shape: tuple[int, ...]
+    offset: int
+    labels: np.ndarray
+    paths: list[str]
+    unreadable: list[str] = field(default_factory=list)
+    _file: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def load(self) -> np.ndarray:
+        """The whole split in memory, ``uint8 (N, C, H, W)`` (one sequential read)."""
+        return np.load(self.images_path)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Some rows, read from the file (``pread``) without mapping it.
+
+        Resident memory stays bounded by the batch however large the pack (mapping the
+        file instead lets the kernel map whole large pages around every row read), and
+        rows the system keeps cached are copied at memory speed.
+
+        Args:
+            rows: Row indices ``(B,)``.
+
+        Returns:
+            ``uint8 (B, C, H, W)``.
+
+        Raises:
+            UserError: When the file ends early.
+        """
+        if self._file is None:
+            self._file = open(self.images_path, "rb", buffering=0)  # noqa: SIM115 - kept open for the run
+        item = int(np.prod(self.shape[1:]))
+        out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        flat = out.reshape(len(rows), item)  # (B, C, H, W) -> (B, C*H*W), a view
+        for j, row in enumerate(np.asarray(rows, dtype=np.int64)):
+            if os.preadv(self._file.fileno(), [flat[j]], self.offset + int(row) * item) != item:
+                raise UserError(f"{display_path(self.images_path)}: truncated; rebuild it with `pipenv run pack`")
+        return out
+
+
+def open_pack_split(dataset: Dataset, split: str, contract: InputContract, on_unreadable: str
+                    ) -> PackSplit | str:
+    """The packed split that matches the data set and contract exactly, or why there is none.
+
+    Returns:
+        The split, or a sentence saying why the pack cannot be used (no pack, a
+        changed list file, another decoder, a damaged array, ...).
+    """
+    folder = pack_folder(dataset, contract)
+    index_path = folder / "index.json"
+    if not index_path.is_file():
+        return f"no pack in {display_path(folder)}"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        entry = index["splits"][split] if index.get("format_version") == PACK_FORMAT else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{display_path(index_path)} is unreadable or has no split {split!r}"
+    if entry is None:
+        return f"{display_path(index_path)}: pack format {index.get('format_version')!r}, this code reads {PACK_FORMAT}"
+    changed = _stale(index, entry, dataset, split, contract)
+    if changed:
+        return f"{display_path(folder)}: {changed}"
+    if entry["unreadable"] and on_unreadable == "error":
+        return (f"{display_path(folder)}: {len(entry['unreadable'])} unreadable image(s) were left out when packing "
+                f"(e.g. {entry['unreadable'][0]}), and on_unreadable is error")
+    return _checked_arrays(folder, split, entry, contract)
+
+
+def _stale(index: dict[str, Any], entry: dict[str, Any], dataset: Dataset, split: str,
+           contract: InputContract) -> str | None:
+    if index.get("decoding") != decoding(contract):
+        return (f"made for {index.get('decoding')}, but decoding now is {decoding(contract)}; rebuild it with "
+                "`pipenv run pack`")
+    list_path = dataset.list_path(split)
+    if not list_path.is_file() or file_sha256(list_path) != entry.get("list_sha256"):
+        return f"{display_path(list_path)} changed since it was packed; rebuild it with `pipenv run pack`"
+    return None
+
+
+def _checked_arrays(folder: Path, split: str, entry: dict[str, Any], contract: InputContract) -> PackSplit | str:
+    images_path, labels_path = folder / f"{split}.images.npy", folder / f"{split}.labels.npy"
+    expected = (entry["samples"], *contract.shape)
+    for path in (images_path, labels_path):
+        if not path.is_file() or path.stat().st_size != entry["bytes"][path.name]:
+            return f"{display_path(path)} is missing or truncated; rebuild it with `pipenv run pack`"
+        if file_sha256(path) != entry["sha256"][path.name]:
+            return f"{display_path(path)} does not match its recorded sha256 (damaged); rebuild it with `pipenv run pack`"
+    with open(images_path, "rb") as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        offset = stream.tell()
+    if tuple(shape) != expected or dtype != np.uint8:
+        return f"{display_path(images_path)} holds {dtype} {tuple(shape)}, expected uint8 {expected}"
+    labels = np.load(labels_path)
+    return PackSplit(split, images_path, tuple(shape), offset, labels, list(entry["paths"]), list(entry["unreadable"]))
+
+
+def write_pack(dataset: Dataset, contract: InputContract, splits: Sequence[str], on_unreadable: str = "error",
+               workers: int = 0, progress: Callable[[int], None] | None = None) -> Path:
+    """Decode every listed image of ``splits`` once and publish the pack (replacing an older one).
+
+    Args:
+        dataset: The data set.
+        contract: The input contract to decode at.
+        splits: The splits to pack (each must have a list file).
+        on_unreadable: ``error`` stops at an unreadable image; ``skip`` leaves it out (recorded).
+        workers: Decoding threads (0: one per CPU core).
+        progress: Called with the number of images decoded since the last call.
+
+    Returns:
+        The pack folder.
+
+    Raises:
+        UserError: For a list-file problem, or an unreadable image under ``error``.
+    """
+    check_on_unreadable(on_unreadable, "--on-unreadable")
+    listed = {split: read_split(dataset, split) for split in splits}  # every list is checked before decoding
+    target = pack_folder(dataset, contract)
+    entries = {}
+    with staged(target, exists="replace") as stage:
+        for split, samples in listed.items():
+            entries[split] = _write_split(stage.path, dataset, split, samples, contract, on_unreadable,
+                                          workers or os.cpu_count() or 1, progress)
+        write_json(stage.path / "index.json", {
+            "format_version": PACK_FORMAT, "tool": "pipenv run pack", "created": now(),
+            "dataset": display_path(dataset.root), "key": pack_key(contract), "decoding": decoding(contract),
+            "splits": entries})
+    return target
+
+
+def _write_split(folder: Path, dataset: Dataset, split: str, samples: list[Sample], contract: InputContract,
+                 on_unreadable: str, workers: int, progress: Callable[[int], None] | None) -> dict[str, Any]:
+    images_path = folder / f"{split}.images.npy"
+    array = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(samples), *contract.shape))
+    kept: list[Sample] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow releases the GIL while decoding
+        for start in range(0, len(samples), 256):
+            chunk = samples[start:start + 256]
+            for sample, image in zip(chunk, pool.map(
+                    lambda s: decode_sample(dataset, s, contract, on_unreadable), chunk)):
+                if image is not None:
+                    array[len(kept)] = image
+                    kept.append(sample)
+            if progress is not None:
+                progress(len(chunk))
+    if not kept:
+        raise UserError(f"{display_path(dataset.list_path(split))}: none of the {len(samples)} images could be decoded")
+    array.flush()
+    del array
+    if len(kept) < len(samples):  # rewrite without the rows left empty by skipped images
+        full = np.load(images_path, mmap_mode="r")[: len(kept)]
+        np.save(folder / f"{split}.tmp.npy", full)
+        del full
+        os.replace(folder / f"{split}.tmp.npy", images_path)
+    labels_path = folder / f"{split}.labels.npy"
+    np.save(labels_path, np.array([s.label for s in kept], dtype=np.int64))
+    list_path = dataset.list_path(split)
+    kept_lines = {s.line for s in kept}
+    return {"list": display_path(list_path), "list_sha256": file_sha256(list_path), "samples": len(kept),
+            "paths": [s.path for s in kept],
+            "unreadable": [f"{s.source}:{s.line}" for s in samples if s.line not in kept_lines],
+            "on_unreadable": on_unreadable,
+            "bytes": {p.name: p.stat().st_size for p in (images_path, labels_path)},
+            "sha256": {p.name: file_sha256(p) for p in (images_path, labels_path)}}

@@ -1,0 +1,115 @@
+"""Packs: decoded once, bit for bit what load_image gives, and never used when stale or damaged."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from common.contract import InputContract
+from common.errors import UserError
+from common.images import load_samples
+from common.lists import load_dataset, read_split
+from common.packs import PackSplit, open_pack_split, pack_folder, write_pack
+
+CONTRACT = InputContract("L", 16, 16, "bilinear", (0.3,), (0.4,))
+
+
+@pytest.fixture
+def digits(digits_root, tmp_path):
+    """A private copy of the digits (packs are written into the data set folder)."""
+    shutil.copytree(digits_root, tmp_path / "digits")
+    return load_dataset(tmp_path / "digits")
+
+
+def test_a_pack_holds_exactly_what_decoding_gives(digits):
+    folder = write_pack(digits, CONTRACT, ["train", "val"])
+    assert folder == digits.root / "packs" / "L-16x16-bilinear"
+    assert sorted(p.name for p in folder.iterdir()) == ["index.json", "train.images.npy", "train.labels.npy",
+                                                        "val.images.npy", "val.labels.npy"]
+    for split in ("train", "val"):
+        packed = open_pack_split(digits, split, CONTRACT, "error")
+        assert isinstance(packed, PackSplit)
+        images, labels, kept = load_samples(digits, read_split(digits, split), CONTRACT)
+        np.testing.assert_array_equal(packed.load(), images)
+        np.testing.assert_array_equal(packed.labels, labels)
+        assert packed.paths == [s.path for s in kept]
+        rows = np.array([5, 0, len(packed) - 1, 5])
+        np.testing.assert_array_equal(packed.read(rows), images[rows])  # the bounded reader agrees
+    index = json.loads((folder / "index.json").read_text())
+    assert index["decoding"]["color_mode"] == "L" and len(index["splits"]["train"]["list_sha256"]) == 64
+    assert index["created"] and index["tool"] == "pipenv run pack"
+    assert "index.json is unreadable or has no split 'test'" in open_pack_split(digits, "test", CONTRACT, "error")
+
+
+def test_another_contract_has_its_own_pack(digits):
+    write_pack(digits, CONTRACT, ["val"])
+    bigger = InputContract("L", 20, 20, "bilinear", (0.3,), (0.4,))
+    assert open_pack_split(digits, "val", bigger, "error").startswith("no pack in")
+    same_pixels = InputContract("L", 16, 16, "bilinear", (0.5,), (0.1,))  # mean and std live in the network
+    assert isinstance(open_pack_split(digits, "val", same_pixels, "error"), PackSplit)
+
+
+def damage(folder, how):
+    if how == "list":
+        with open(folder.parent.parent / "lists" / "val.txt", "a") as stream:
+            stream.write("# a comment changes the list file\n")
+    elif how == "truncated":
+        path = folder / "val.images.npy"
+        path.write_bytes(path.read_bytes()[:-100])
+    elif how == "flipped":
+        path = folder / "val.images.npy"
+        data = bytearray(path.read_bytes())
+        data[-10] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif how == "decoder":
+        index = json.loads((folder / "index.json").read_text())
+        index["decoding"]["pillow"] = "1.0"
+        (folder / "index.json").write_text(json.dumps(index))
+    elif how == "index":
+        (folder / "index.json").write_text("{not json")
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("list", r"lists/val\.txt changed since it was packed; rebuild it"),
+    ("truncated", r"val\.images\.npy is missing or truncated"),
+    ("flipped", r"val\.images\.npy does not match its recorded sha256 \(damaged\)"),
+    ("decoder", r"made for .*'pillow': '1\.0'.* but decoding now is"),
+    ("index", r"index\.json is unreadable"),
+])
+def test_a_stale_or_damaged_pack_is_never_used_and_says_why(digits, how, reason):
+    folder = write_pack(digits, CONTRACT, ["val"])
+    damage(folder, how)
+    found = open_pack_split(digits, "val", CONTRACT, "error")
+    assert isinstance(found, str)
+    assert re.search(reason, found), found
+
+
+def test_unreadable_images_are_skipped_and_recorded_or_stop_the_pack(digits):
+    victim = read_split(digits, "val")[3]
+    (digits.root / victim.path).write_bytes(b"not an image")
+    with pytest.raises(UserError, match=rf"val\.txt:{victim.line}: cannot decode"):
+        write_pack(digits, CONTRACT, ["val"])
+    assert not pack_folder(digits, CONTRACT).exists()  # nothing half-written
+    write_pack(digits, CONTRACT, ["val"], on_unreadable="skip")
+    packed = open_pack_split(digits, "val", CONTRACT, "skip")
+    assert len(packed) == 179 and packed.unreadable == [f"{victim.source}:{victim.line}"]
+    assert victim.path not in packed.paths
+    assert "on_unreadable is error" in open_pack_split(digits, "val", CONTRACT, "error")
+
+
+def test_colour_images_pack_as_decoding_gives_them(write_dataset):
+    rng = np.random.default_rng(0)
+    images = {f"raw/{i}.{ext}": rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+              for i, (h, w, ext) in enumerate([(31, 47, "png"), (64, 20, "jpg"), (12, 12, "bmp")])}
+    images["raw/gray.png"] = rng.integers(0, 256, (9, 9), dtype=np.uint8)
+    root = write_dataset(classes=["a", "b"], images=images,
+                         lists={"train": "raw/0.png 0\nraw/1.jpg 1\nraw/2.bmp 0\nraw/gray.png 1\n"})
+    dataset = load_dataset(root)
+    contract = InputContract("RGB", 24, 32, "bicubic", (0.5,) * 3, (0.25,) * 3)
+    write_pack(dataset, contract, ["train"], workers=2)
+    decoded, _, _ = load_samples(dataset, read_split(dataset, "train"), contract)
+    np.testing.assert_array_equal(open_pack_split(dataset, "train", contract, "error").load(), decoded)
