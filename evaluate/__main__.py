@@ -21,8 +21,16 @@ examples:
   pipenv run evaluate                                  newest model in model/, bundled digits test list
   pipenv run evaluate --model model/<name>.onnx --list data/<ds>/lists/test.txt --name mine
   pipenv run evaluate score output/eval/<name>/predictions.csv
-  pipenv run evaluate compare output/eval/<A> output/eval/<B>
+  pipenv run evaluate compare output/eval/<A> output/eval/<B>    is B really better? (McNemar, paired bootstrap)
+  pipenv run evaluate --bootstrap 0                    no bootstrap intervals (fastest)
 """
+
+
+def add_resampling_options(parser: argparse.ArgumentParser) -> None:
+    """``--bootstrap`` and ``--seed`` (evaluation, ``score`` and ``compare``)."""
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples of the images for the 95%% intervals (default 1000; 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
 
 
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +41,7 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
                         help="per-class thresholds reaching these precisions (default 0.95 0.99)")
     parser.add_argument("--recall-targets", type=float, nargs="+", default=[0.95], metavar="R",
                         help="per-class thresholds reaching these recalls (default 0.95)")
+    add_resampling_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 
@@ -69,12 +78,15 @@ def build_score_parser() -> argparse.ArgumentParser:
 
 def build_compare_parser() -> argparse.ArgumentParser:
     """``compare``: two evaluations of the same list."""
-    parser = command_parser("evaluate compare", "Compare two evaluations of the same list: metric deltas, "
-                                                "overlaid PR curves, flipped samples.")
+    parser = command_parser("evaluate compare", "Compare two evaluations of the same list: whether B differs from A "
+                                                "at 95% (McNemar's exact test on top-1 correctness, a paired "
+                                                "bootstrap for macro F1 and AP), metric deltas, overlaid PR curves, "
+                                                "flipped samples.")
     parser.add_argument("a", type=Path, help="evaluation folder A (or its name under output/eval/)")
     parser.add_argument("b", type=Path, help="evaluation folder B")
     parser.add_argument("--name", help="output folder name (default: compare-<A>-vs-<B>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_resampling_options(parser)
     return parser
 
 
@@ -88,11 +100,12 @@ def main(argv: Sequence[str]) -> int:
         from common.paths import display_path
         from evaluate.compare import compare_evaluations
 
-        result = compare_evaluations(args.a, args.b, args.name, args.overwrite)
+        result = compare_evaluations(args.a, args.b, args.name, args.overwrite, args.bootstrap, args.seed)
         deltas = result.summary["deltas"]
         print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
               f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
               f"fixed {result.summary['fixed']}, broken {result.summary['broken']}")
+        print("\n".join(result.summary["sentences"]))
         print(f"comparison: {display_path(result.folder / 'compare.html')}")
         return 0
     args = (build_score_parser() if command == "score" else build_parser()).parse_args(argv[1:] if command else argv)
@@ -101,15 +114,17 @@ def main(argv: Sequence[str]) -> int:
 
     options = EvaluateOptions(
         bad_cases=args.bad_cases, per_pair=args.per_pair, precision_targets=tuple(args.precision_targets),
-        recall_targets=tuple(args.recall_targets), overwrite=args.overwrite,
+        recall_targets=tuple(args.recall_targets), bootstrap=args.bootstrap, seed=args.seed, overwrite=args.overwrite,
         **({} if command == "score" else dict(
             model=args.model, list=args.list, name=args.name, threads=args.threads, batch_size=args.batch_size,
             workers=args.workers, on_unreadable=args.on_unreadable, progress=not args.no_progress)),
     )
     result = rescore(args.predictions, args.out, options) if command == "score" else evaluate(options)
     metrics = result.metrics
-    print(f"{metrics['samples']} samples: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro']['f1']:.4f}, "
-          f"macro AP {metrics['macro']['ap']:.4f}, micro AP {metrics['micro']['ap']:.4f}")
+    low, high = metrics["accuracy_interval"]
+    print(f"{metrics['samples']} samples: accuracy {metrics['accuracy']:.4f} (95% interval {low:.4f}-{high:.4f}), "
+          f"macro F1 {metrics['macro']['f1']:.4f}, macro AP {metrics['macro']['ap']:.4f}, "
+          f"micro AP {metrics['micro']['ap']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
     print(f"report: {display_path(result.folder / 'report.html')}")
     return 0
 

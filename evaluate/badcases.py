@@ -2,25 +2,29 @@
 
 Three lists: the most confident mistakes overall; the most confident mistakes of
 each confusion pair (true -> predicted, the most frequent pairs first); and the least
-confident correct predictions. Each case shows a thumbnail, the path, the true and
-predicted classes and their scores. Written as ``bad_cases.html`` (all text
-escaped), ``bad_cases.png`` (a grid of the most confident mistakes) and
-``bad_cases.csv``.
+confident correct predictions. Each case shows the image file and, beside it, the
+network's input (the file decoded by :func:`common.images.load_image` at the input
+contract's size, as inference saw it), the path, the true and predicted classes
+with their scores, and the runner-up class with the margin (predicted score minus
+runner-up score; ranking and ties as in :mod:`evaluate.metrics`). Written as
+``bad_cases.html`` (all text escaped), ``bad_cases.png`` (a grid of the most
+confident mistakes) and ``bad_cases.csv``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
-from common.files import atomic_write_text
-from evaluate.html import link, page
+from common.contract import InputContract
+from common.errors import UserError
+from common.files import atomic_write_text, write_csv
 from common.predictions import Predictions
+from evaluate.html import link, page
+from evaluate.metrics import top_two
 
 THUMB_SIZE = 96
 
@@ -36,6 +40,8 @@ class Case:
         predicted: Predicted class index.
         predicted_score: Probability of the predicted class.
         true_score: Probability of the true class.
+        runner_up: The best class after the predicted one.
+        runner_up_score: Its probability.
     """
 
     row: int
@@ -44,6 +50,39 @@ class Case:
     predicted: int
     predicted_score: float
     true_score: float
+    runner_up: int
+    runner_up_score: float
+
+    @property
+    def margin(self) -> float:
+        """Predicted score minus runner-up score."""
+        return self.predicted_score - self.runner_up_score
+
+
+@dataclass
+class Thumbnails:
+    """Thumbnail files per case row, relative to the report folder.
+
+    Attributes:
+        original: The image file, scaled to fit ``THUMB_SIZE``.
+        network_input: The network's input at the contract's size (when the contract is known).
+        input_size: The contract's size as ``"<width>x<height>"`` (empty without a contract).
+    """
+
+    original: dict[int, str] = field(default_factory=dict)
+    network_input: dict[int, str] = field(default_factory=dict)
+    input_size: str = ""
+
+
+def build_cases(predictions: Predictions, rows: np.ndarray) -> list[Case]:
+    """The cases of the given rows of ``predictions``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    scores = predictions.probabilities[rows]
+    predicted, runner_up = top_two(scores)
+    picked = np.arange(len(rows))
+    return [Case(int(row), predictions.paths[row], int(predictions.labels[row]), int(p), float(scores[i, p]),
+                 float(scores[i, predictions.labels[row]]), int(r), float(scores[i, r]))
+            for i, row, p, r in zip(picked, rows, predicted, runner_up)]
 
 
 @dataclass
@@ -78,12 +117,6 @@ def select_cases(predictions: Predictions, count: int = 24, per_pair: int = 3, m
     predicted = predictions.predicted
     rows = np.arange(len(predictions.labels))
     predicted_score = predictions.probabilities[rows, predicted]
-    true_score = predictions.probabilities[rows, predictions.labels]
-
-    def case(row: int) -> Case:
-        return Case(int(row), predictions.paths[row], int(predictions.labels[row]), int(predicted[row]),
-                    float(predicted_score[row]), float(true_score[row]))
-
     wrong = rows[predicted != predictions.labels]
     wrong = wrong[np.argsort(-predicted_score[wrong], kind="stable")]
     correct = rows[predicted == predictions.labels]
@@ -93,56 +126,86 @@ def select_cases(predictions: Predictions, count: int = 24, per_pair: int = 3, m
         pairs.setdefault((int(predictions.labels[row]), int(predicted[row])), []).append(int(row))
     ranked = sorted(pairs.items(), key=lambda item: (-len(item[1]), item[0]))[:max_pairs]
     return Selection(
-        confident_mistakes=[case(r) for r in wrong[:count]],
-        by_pair={pair: [case(r) for r in members[:per_pair]] for pair, members in ranked},
+        confident_mistakes=build_cases(predictions, wrong[:count]),
+        by_pair={pair: build_cases(predictions, members[:per_pair]) for pair, members in ranked},
         pair_counts={pair: len(members) for pair, members in ranked},
-        unsure_correct=[case(r) for r in correct[:count]],
+        unsure_correct=build_cases(predictions, correct[:count]),
     )
 
 
-def write_thumbnails(folder: Path, cases: list[Case], image_root: Path | None) -> dict[int, str]:
-    """Thumbnails ``thumbs/<row>.png``; returns row -> relative path for those written."""
+def write_thumbnails(folder: Path, cases: list[Case], image_root: Path | None,
+                     contract: InputContract | None = None) -> Thumbnails:
+    """``thumbs/<row>.png`` (the file, scaled) and ``thumbs/<row>-input.png`` (the network input).
+
+    Args:
+        folder: The report folder.
+        cases: The cases to draw.
+        image_root: The data set folder the case paths are relative to (None: no thumbnails).
+        contract: The model's input contract (None: no network-input images).
+    """
     from PIL import Image, ImageOps
 
-    written: dict[int, str] = {}
+    from common.images import load_image
+
+    thumbs = Thumbnails(input_size=f"{contract.width}\u00d7{contract.height}" if contract else "")
     if image_root is None:
-        return written
+        return thumbs
     (folder / "thumbs").mkdir(parents=True, exist_ok=True)
     for case in cases:
         try:
             with Image.open(image_root / case.path) as opened:
                 image = ImageOps.exif_transpose(opened).convert("RGB")
-        except OSError:
+            pixels = load_image(image_root / case.path, contract) if contract is not None else None
+        except (OSError, UserError):
             continue
         scale = THUMB_SIZE / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS)
         image.save(folder / "thumbs" / f"{case.row}.png")
-        written[case.row] = f"thumbs/{case.row}.png"
-    return written
+        thumbs.original[case.row] = f"thumbs/{case.row}.png"
+        if pixels is not None:
+            # (C, H, W) -> (H, W) for one channel, (H, W, C) for three
+            array = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+            Image.fromarray(array).save(folder / "thumbs" / f"{case.row}-input.png")
+            thumbs.network_input[case.row] = f"thumbs/{case.row}-input.png"
+    return thumbs
 
 
-def case_html(case: Case, class_names: list[str], thumbs: dict[int, str], extra: str = "") -> str:
+def case_html(case: Case, class_names: list[str], thumbs: Thumbnails, extra: str = "") -> str:
     """One case as an HTML card (text escaped; ``extra`` is appended as given, already escaped)."""
-    src = thumbs.get(case.row)
-    picture = (f'<img src="{escape(src, quote=True)}" alt="{escape(case.path, quote=True)}">' if src
+    pictures = []
+    for kind, files in (("file", thumbs.original), (f"network input {thumbs.input_size}", thumbs.network_input)):
+        src = files.get(case.row)
+        if src:
+            pictures.append(f'<figure><img src="{escape(src, quote=True)}" alt="{kind}: '
+                            f'{escape(case.path, quote=True)}"><figcaption>{kind}</figcaption></figure>')
+    picture = (f'<div class="pair">{"".join(pictures)}</div>' if pictures
                else '<div class="muted">(image not available)</div>')
     verdict = "good" if case.true == case.predicted else "bad"
     return (f'<div class="case">{picture}<div class="path">{escape(case.path)}</div>'
             f"<div>true: <b>{escape(class_names[case.true])}</b> ({case.true_score:.3f})</div>"
             f'<div class="{verdict}">predicted: <b>{escape(class_names[case.predicted])}</b> '
-            f"({case.predicted_score:.3f})</div>{extra}</div>")
+            f"({case.predicted_score:.3f})</div>"
+            f'<div class="muted">runner-up: {escape(class_names[case.runner_up])} ({case.runner_up_score:.3f}), '
+            f"margin {case.margin:.3f}</div>{extra}</div>")
 
 
-def write_bad_cases(folder: Path, predictions: Predictions, selection: Selection, image_root: Path | None
-                    ) -> tuple[list[str], dict[int, str]]:
+def write_bad_cases(folder: Path, predictions: Predictions, selection: Selection, image_root: Path | None,
+                    contract: InputContract | None = None) -> tuple[list[str], Thumbnails]:
     """Write ``bad_cases.html``, ``bad_cases.png``, ``bad_cases.csv`` and ``thumbs/``.
 
+    Args:
+        folder: The report folder.
+        predictions: The predictions the cases come from.
+        selection: The cases.
+        image_root: The data set folder (None: no thumbnails).
+        contract: The model's input contract (None: no network-input images).
+
     Returns:
-        The files written, and row -> thumbnail path for the cases that have one.
+        The files written, and the thumbnails of the cases that have them.
     """
     names = predictions.class_names
-    thumbs = write_thumbnails(folder, selection.all_cases(), image_root)
+    thumbs = write_thumbnails(folder, selection.all_cases(), image_root, contract)
 
     def grid(cases: list[Case]) -> str:
         if not cases:
@@ -154,49 +217,69 @@ def write_bad_cases(folder: Path, predictions: Predictions, selection: Selection
         for (t, p), cases in selection.by_pair.items()
     )
     note = "" if image_root else '<p class="muted">Images not found: thumbnails left out.</p>'
+    if image_root and contract is None:
+        note = '<p class="muted">No input contract recorded: network inputs left out.</p>'
     body = (f"<p>{link('report.html', 'back to the report')} &middot; {link('bad_cases.csv', 'bad_cases.csv')}</p>"
-            f"{note}<h2>Most confident mistakes</h2>{grid(selection.confident_mistakes)}"
+            f"{note}<p>Each case: the image file, the network's input (decoded at the model's input size), "
+            "the true and predicted classes with their scores, and the runner-up class with the margin.</p>"
+            f"<h2>Most confident mistakes</h2>{grid(selection.confident_mistakes)}"
             f"<h2>Most confident mistakes by confusion pair (true &rarr; predicted)</h2>{pairs or grid([])}"
             f"<h2>Least confident correct predictions</h2>{grid(selection.unsure_correct)}")
     atomic_write_text(folder / "bad_cases.html", page("Bad cases", body))
-    _write_grid(folder / "bad_cases.png", selection.confident_mistakes, names, image_root)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["list", "path", "true_label", "true_class", "predicted_label", "predicted_class",
-                     "predicted_score", "true_score"])
+    _write_grid(folder, selection.confident_mistakes, names, thumbs)
     rows = [("confident_mistake", c) for c in selection.confident_mistakes]
     rows += [("pair_mistake", c) for cases in selection.by_pair.values() for c in cases]
     rows += [("unsure_correct", c) for c in selection.unsure_correct]
-    for kind, c in rows:
-        writer.writerow([kind, c.path, c.true, names[c.true], c.predicted, names[c.predicted],
-                         f"{c.predicted_score:.6g}", f"{c.true_score:.6g}"])
-    atomic_write_text(folder / "bad_cases.csv", buffer.getvalue())
-    files = ["bad_cases.html", "bad_cases.png", "bad_cases.csv"] + (["thumbs"] if thumbs else [])
+    write_csv(folder / "bad_cases.csv",
+              ["list", "path", "true_label", "true_class", "predicted_label", "predicted_class", "predicted_score",
+               "true_score", "runner_up_label", "runner_up_class", "runner_up_score", "margin"],
+              [[kind, c.path, c.true, names[c.true], c.predicted, names[c.predicted], f"{c.predicted_score:.6g}",
+                f"{c.true_score:.6g}", c.runner_up, names[c.runner_up], f"{c.runner_up_score:.6g}",
+                f"{c.margin:.6g}"] for kind, c in rows])
+    files = ["bad_cases.html", "bad_cases.png", "bad_cases.csv"] + (["thumbs"] if thumbs.original else [])
     return files, thumbs
 
 
-def _write_grid(path: Path, cases: list[Case], names: list[str], image_root: Path | None) -> None:
+def _side_by_side(folder: Path, thumbs: Thumbnails, row: int) -> np.ndarray | None:
+    """The file's thumbnail and the network input scaled to its height, as one RGB array ``(H, W, 3)``."""
     from PIL import Image
 
+    if row not in thumbs.original:
+        return None
+    with Image.open(folder / thumbs.original[row]) as opened:
+        original = opened.convert("RGB")
+    parts = [np.asarray(original)]
+    if row in thumbs.network_input:
+        with Image.open(folder / thumbs.network_input[row]) as opened:
+            seen = opened.convert("RGB")
+        height = original.height
+        width = max(1, round(seen.width * height / seen.height))
+        parts += [np.full((height, 4, 3), 255, dtype=np.uint8),
+                  np.asarray(seen.resize((width, height), Image.Resampling.NEAREST))]
+    return np.concatenate(parts, axis=1)  # side by side along the width
+
+
+def _write_grid(folder: Path, cases: list[Case], names: list[str], thumbs: Thumbnails) -> None:
     from common.plotting import pyplot
 
     plt = pyplot()
     shown = cases[:48]
-    columns = 8
+    columns = 6
     rows = max(1, -(-len(shown) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), dpi=100, squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.2, rows * 1.9), dpi=100, squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
     for axis, case in zip(axes.ravel(), shown):
-        try:
-            with Image.open(image_root / case.path) as opened:
-                axis.imshow(np.asarray(opened.convert("RGB")), interpolation="nearest")
-        except (OSError, TypeError):
+        image = _side_by_side(folder, thumbs, case.row)
+        if image is None:
             axis.text(0.5, 0.5, "n/a", ha="center", va="center")
+        else:
+            axis.imshow(image, interpolation="nearest")
         axis.set_title(f"{names[case.true]}\u2192{names[case.predicted]} {case.predicted_score:.2f}", fontsize=8)
     if not shown:
         axes[0][0].text(0, 0.5, "no mistakes", fontsize=12)
-    figure.suptitle("Most confident mistakes (true\u2192predicted, score)", fontsize=10)
+    figure.suptitle("Most confident mistakes (true\u2192predicted, score): the file, then the network input",
+                    fontsize=10)
     figure.tight_layout()
-    figure.savefig(path)
+    figure.savefig(folder / "bad_cases.png")
     plt.close(figure)

@@ -1,8 +1,10 @@
 """``compare()``: two evaluations of the same list, side by side.
 
 Writes ``output/eval/compare-<A>-vs-<B>/``: ``compare.json`` and ``compare.txt``
-(metric deltas, B minus A), ``pr_overlay.png`` + ``pr_overlay.csv`` (micro and macro
-PR curves of both), ``flips.csv`` and ``compare.html`` (the samples that flipped:
+(the verdict of :mod:`evaluate.verdict` first: is B different from A at 95%, by
+McNemar's exact test and a paired bootstrap; then metric deltas, B minus A),
+``pr_overlay.png`` + ``pr_overlay.csv`` (micro and macro PR curves of both),
+``flips.csv`` and ``compare.html`` (the verdict, then the samples that flipped:
 fixed = wrong in A and right in B, broken = right in A and wrong in B, with
 thumbnails).
 """
@@ -24,10 +26,11 @@ from common.paths import display_path
 from common.plotting import pyplot
 from common.predictions import Predictions, read_evaluation_record, read_predictions
 from common.staging import staged
-from evaluate.badcases import Case, case_html, write_thumbnails
-from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root
+from evaluate.badcases import Case, Thumbnails, build_cases, case_html, write_thumbnails
+from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root, image_source
 from evaluate.html import figure, link, page, table
 from evaluate.metrics import score
+from evaluate.verdict import verdict, verdict_sentences
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,24 @@ class CompareResult:
     summary: dict[str, Any]
 
 
-def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bool = False) -> CompareResult:
+def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bool = False, bootstrap: int = 1000,
+                        seed: int = 0) -> CompareResult:
     """Compare two evaluation folders (or names under ``output/eval/``) of the same list.
 
+    Args:
+        a: Evaluation A (the reference).
+        b: Evaluation B (the candidate).
+        name: Output folder name (default ``compare-<A>-vs-<B>``).
+        overwrite: Replace an existing output folder.
+        bootstrap: Paired-bootstrap resamples for the macro F1 and AP verdicts (0: none).
+        seed: Seed of the resampling.
+
     Raises:
-        UserError: When either has no usable predictions.csv, or they are not of the
-            same samples, labels and classes.
+        UserError: When either has no usable predictions.csv, they are not of the
+            same samples, labels and classes, or ``bootstrap`` or ``seed`` is negative.
     """
+    if bootstrap < 0 or seed < 0:
+        raise UserError(f"--bootstrap and --seed must be at least 0, got --bootstrap {bootstrap}, --seed {seed}")
     folder_a, folder_b = _folder(a), _folder(b)
     pred_a = read_predictions(folder_a / "predictions.csv")
     pred_b = _aligned(pred_a, read_predictions(folder_b / "predictions.csv"), folder_a, folder_b)
@@ -60,19 +74,24 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
     right_b = scores_b.predicted == pred_b.labels
     fixed = np.flatnonzero(~right_a & right_b)
     broken = np.flatnonzero(right_a & ~right_b)
+    deltas = _deltas(scores_a.metrics, scores_b.metrics)
+    tests = verdict(pred_a.labels, pred_a.probabilities, pred_b.probabilities, deltas, bootstrap, seed)
     summary = {
         "a": display_path(folder_a), "b": display_path(folder_b), "samples": len(pred_a.paths),
-        "deltas": _deltas(scores_a.metrics, scores_b.metrics), "fixed": len(fixed), "broken": len(broken),
+        "sentences": verdict_sentences(tests), "verdict": tests,
+        "deltas": deltas, "fixed": len(fixed), "broken": len(broken),
         "convention": "delta = B - A; fixed = wrong in A, right in B; broken = right in A, wrong in B",
     }
     with staged(target, exists="replace" if overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
         write_json(stage.path / "compare.json", summary)
         atomic_write_text(stage.path / "compare.txt", _text(summary))
         _overlay(stage.path, scores_a, scores_b, folder_a.name, folder_b.name)
-        cases = {"fixed": [_case(pred_b, i) for i in fixed], "broken": [_case(pred_b, i) for i in broken]}
+        cases = {"fixed": build_cases(pred_b, fixed), "broken": build_cases(pred_b, broken)}
         _flips_csv(stage.path, pred_a, pred_b, cases)
-        root = _image_root(folder_a) or _image_root(folder_b)
-        thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root)
+        root, contract = image_source(read_evaluation_record(folder_a))
+        if root is None:
+            root, contract = image_source(read_evaluation_record(folder_b))
+        thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root, contract)
         _html(stage.path, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
     return CompareResult(target, summary)
 
@@ -120,7 +139,8 @@ def _deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _text(summary: dict[str, Any]) -> str:
-    lines = [f"A: {summary['a']}", f"B: {summary['b']}", f"samples: {summary['samples']}", "",
+    lines = [*summary["sentences"], "", f"A: {summary['a']}", f"B: {summary['b']}", f"samples: {summary['samples']}",
+             "",
              f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}"]
     for key, value in summary["deltas"].items():
         if key != "per_class":
@@ -158,13 +178,6 @@ def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None
     atomic_write_text(folder / "pr_overlay.csv", buffer.getvalue())
 
 
-def _case(predictions: Predictions, row: int) -> Case:
-    predicted = int(predictions.probabilities[row].argmax())
-    label = int(predictions.labels[row])
-    return Case(int(row), predictions.paths[row], label, predicted,
-                float(predictions.probabilities[row, predicted]), float(predictions.probabilities[row, label]))
-
-
 def _flips_csv(folder: Path, pred_a: Predictions, pred_b: Predictions, cases: dict[str, list[Case]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -179,7 +192,7 @@ def _flips_csv(folder: Path, pred_a: Predictions, pred_b: Predictions, cases: di
 
 
 def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], names: list[str],
-          thumbs: dict[int, str], pred_a: Predictions, name_a: str, name_b: str) -> None:
+          thumbs: Thumbnails, pred_a: Predictions, name_a: str, name_b: str) -> None:
     rows = [[key, f"{v['a']:.4f}", f"{v['b']:.4f}", f"{v['delta']:+.4f}"]
             for key, v in summary["deltas"].items() if key != "per_class"]
     per_class = [[r["class"], f"{r['f1']['a']:.4f}", f"{r['f1']['b']:.4f}", f"{r['f1']['delta']:+.4f}",
@@ -195,7 +208,9 @@ def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], n
             cards.append(case_html(case, names, thumbs, f'<div class="muted">A predicted {escape(names[was])}</div>'))
         return '<div class="cases">' + "".join(cards) + "</div>"
 
+    sentences = "".join(f"<p>{escape(s)}</p>" for s in summary["sentences"])
     body = "".join([
+        f'<div class="headline">{sentences}</div>',
         table(["", "evaluation"], [["A", f"{name_a} ({summary['a']})"], ["B", f"{name_b} ({summary['b']})"],
                                    ["samples", summary["samples"]]]),
         "<h2>Metrics (delta = B - A)</h2>", table(["metric", "A", "B", "B - A"], rows),
@@ -207,11 +222,3 @@ def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], n
         f"{link('pr_overlay.csv', 'pr_overlay.csv')}</p>",
     ])
     atomic_write_text(folder / "compare.html", page(f"Comparison: {name_a} vs {name_b}", body))
-
-
-def _image_root(folder: Path) -> Path | None:
-    record = read_evaluation_record(folder)
-    if record is None or not record.dataset_root:
-        return None
-    root = Path(record.dataset_root)
-    return root if root.is_dir() else None

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from common.contract import InputContract
 from common.errors import UserError
 from common.images import check_on_unreadable
 from common.lists import dataset_for_list, read_list
@@ -19,6 +20,7 @@ from common.model_card import ModelCard, read_card_file
 from common.paths import data_dir, display_path, model_dir, output_dir
 from common.files import write_json
 from common.predictions import (
+    EVALUATION_RECORD,
     EvaluationRecord,
     Predictions,
     read_evaluation_record,
@@ -28,6 +30,9 @@ from common.predictions import (
 )
 from common.provenance import now
 from common.staging import staged
+
+if TYPE_CHECKING:
+    from evaluate.metrics import Scores
 
 OVERWRITE_HINT = "choose another --name, or pass --overwrite"
 
@@ -48,6 +53,8 @@ class EvaluateOptions:
         per_pair: Cases per confusion pair.
         precision_targets: Precisions to find per-class thresholds for.
         recall_targets: Recalls to find per-class thresholds for.
+        bootstrap: Bootstrap resamples for the F1 and AP intervals (0: none).
+        seed: Seed of the bootstrap resampling.
         overwrite: Replace an existing output folder of the same name.
         progress: Show a progress bar.
     """
@@ -63,6 +70,8 @@ class EvaluateOptions:
     per_pair: int = 3
     precision_targets: tuple[float, ...] = (0.95, 0.99)
     recall_targets: tuple[float, ...] = (0.95,)
+    bootstrap: int = 1000
+    seed: int = 0
     overwrite: bool = False
     progress: bool = True
 
@@ -129,6 +138,7 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     only those derived files are replaced; ``predictions.csv`` is never touched).
     Thumbnails need the data set folder recorded in ``evaluation.json`` beside the CSV.
     """
+    _check_options(options)
     predictions_csv = Path(predictions_csv)
     predictions = read_predictions(predictions_csv)
     folder = Path(out) if out else predictions_csv.parent
@@ -199,25 +209,59 @@ def write_derived(folder: Path, predictions: Predictions, record: EvaluationReco
                   ) -> tuple[dict[str, Any], list[str]]:
     """Score the predictions and write metrics, figures, the bad-case report and the report into ``folder``."""
     from evaluate.badcases import select_cases, write_bad_cases
-    from evaluate.metrics import score
+    from evaluate.calibration import calibrate, write_reliability
     from evaluate.plots import write_confusions, write_pr_curves
     from evaluate.report import write_report
 
-    scores = score(predictions.labels, predictions.probabilities, predictions.class_names,
-                   options.precision_targets, options.recall_targets)
+    scores = full_scores(predictions, options)
+    calibration = calibrate(predictions.labels, predictions.probabilities)
+    scores.metrics["calibration"] = calibration.summary()
     write_json(folder / "metrics.json", scores.metrics)
     write_evaluation_record(folder, record)
     files = ["metrics.json", "evaluation.json"]
     files += write_pr_curves(folder, scores, predictions.class_names)
     files += write_confusions(folder, scores.confusion, predictions.class_names)
+    files += write_reliability(folder, calibration)
     selection = select_cases(predictions, options.bad_cases, options.per_pair)
-    root = Path(record.dataset_root) if record.dataset_root else None
-    if root is not None and not root.is_dir():
-        root = None
-    written, thumbs = write_bad_cases(folder, predictions, selection, root)
+    written, thumbs = write_bad_cases(folder, predictions, selection, *image_source(record))
     files += [*written, "result.txt", "report.html"]
     write_report(folder, scores.metrics, record, selection, thumbs, predictions.class_names, files)
     return scores.metrics, files
+
+
+def image_source(record: EvaluationRecord | None) -> tuple[Path | None, InputContract | None]:
+    """Where an evaluation's images are (the data set folder, when it still exists) and
+    the input contract that decodes them as the network saw them (None when not recorded)."""
+    if record is None or not record.dataset_root or not Path(record.dataset_root).is_dir():
+        return None, None
+    contract = (InputContract.from_dict(record.input_contract, f"{EVALUATION_RECORD}: input_contract")
+                if record.input_contract else None)
+    return Path(record.dataset_root), contract
+
+
+def full_scores(predictions: Predictions, options: EvaluateOptions) -> Scores:
+    """The point figures of :func:`evaluate.metrics.score` with bootstrap intervals merged in.
+
+    ``metrics["uncertainty"]`` says how the intervals were made; with ``options.bootstrap``
+    0 there are no F1 and AP intervals.
+    """
+    from evaluate.metrics import score
+    from evaluate.uncertainty import LEVEL, bootstrap_intervals
+
+    scores = score(predictions.labels, predictions.probabilities, predictions.class_names,
+                   options.precision_targets, options.recall_targets)
+    metrics = scores.metrics
+    metrics["uncertainty"] = {"level": LEVEL, "accuracy": "Wilson score interval", "bootstrap": None}
+    if options.bootstrap:
+        intervals = bootstrap_intervals(predictions.labels, predictions.probabilities, options.bootstrap,
+                                        options.seed)
+        for row, f1, ap in zip(metrics["per_class"], intervals["f1"], intervals["ap"]):
+            row["f1_interval"], row["ap_interval"] = f1, ap
+        metrics["macro"]["f1_interval"], metrics["macro"]["ap_interval"] = intervals["macro_f1"], intervals["macro_ap"]
+        metrics["uncertainty"]["bootstrap"] = {
+            "resamples": options.bootstrap, "seed": options.seed,
+            "method": "percentile; each resample draws the images with replacement (numpy default_rng(seed))"}
+    return scores
 
 
 def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root: Path, skipped: list[str]
@@ -252,6 +296,11 @@ def _check_options(options: EvaluateOptions) -> None:
     if options.batch_size < 1 or options.workers < 1 or options.threads < 0:
         raise UserError("--batch-size and --workers must be at least 1, --threads at least 0")
     targets = [*options.precision_targets, *options.recall_targets]
+    if options.bootstrap < 0 or options.seed < 0:
+        raise UserError(f"--bootstrap and --seed must be at least 0 (--bootstrap 0: no intervals), got "
+                        f"--bootstrap {options.bootstrap}, --seed {options.seed}")
+    if options.bad_cases < 0 or options.per_pair < 0:
+        raise UserError("--bad-cases and --per-pair must be at least 0")
     if any(not 0 < t <= 1 for t in targets):
         raise UserError(f"precision and recall targets must be in (0, 1], got {targets}")
     if options.name is not None and (not options.name or "/" in options.name or options.name.startswith(".")):

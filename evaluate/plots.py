@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from common.files import atomic_write_text
+from common.files import atomic_write_text, write_csv
 from common.plotting import pyplot
 from evaluate.metrics import Curve, Scores
+
+MAX_PANELS = 47
+"""Class panels in ``pr_curves.png`` at most (the lowest AP first); the CSV has every class."""
 
 MAX_CURVE_POINTS = 2000
 """Points per curve kept in the CSV and the plot (evenly spaced, ends kept); metrics use them all."""
@@ -19,37 +23,81 @@ CONFUSION_COUNTS = "confusion_counts_rows-true_cols-predicted"
 CONFUSION_NORMALIZED = "confusion_normalized_rows-true_cols-predicted"
 
 
+def class_colour(index: int, classes: int) -> tuple[float, float, float]:
+    """The colour of class ``index`` in every figure (tab10 up to 10 classes, then tab20, repeating)."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10" if classes <= 10 else "tab20"].colors
+    return tuple(palette[index % len(palette)])
+
+
 def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> list[str]:
-    """``pr_curves.png`` (every class thin, micro and macro thick) and ``pr_curves.csv``."""
-    plt = pyplot()
+    """``pr_curves.png`` as small multiples, and ``pr_curves.csv``.
+
+    The first panel holds the micro and macro averages; then one panel per class with
+    samples, lowest AP first (at most ``MAX_PANELS``), each in the class's colour
+    over the micro curve in light grey, so curves that coincide (several at AP 1) stay
+    visible.
+    """
     metrics = scores.metrics
-    figure, axes = plt.subplots(figsize=(7, 6), dpi=110)
-    for index, name in enumerate(class_names):
-        curve = _decimate(scores.curves[name])
-        ap = metrics["per_class"][index]["ap"]
-        label = f"{name} (AP {ap:.3f})" if len(class_names) <= 20 else None
-        axes.plot(curve.recall, curve.precision, linewidth=0.8, alpha=0.7, label=label)
+    rows = [row for row in metrics["per_class"] if row["support"]]
+    shown = sorted(rows, key=lambda row: (row["ap"], row["index"]))[:MAX_PANELS]
+    plt = pyplot()
+    columns = min(4 if len(shown) < 16 else 6, len(shown) + 1)
+    lines = -(-(len(shown) + 1) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(2.5 * columns, 2.3 * lines + 0.5), dpi=100,
+                                squeeze=False, sharex=True, sharey=True)
+    panels = axes.ravel()
+    micro = _decimate(scores.curves["micro"])
     for name, style in (("micro", "-"), ("macro", "--")):
         curve = _decimate(scores.curves[name])
-        axes.plot(curve.recall, curve.precision, style, color="black", linewidth=2.2,
-                  label=f"{name} average (AP {metrics[name]['ap']:.3f})")
-    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.02),
-             title=f"Precision-recall, one-vs-rest ({metrics['samples']} samples)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower left", ncol=2 if len(class_names) > 10 else 1)
+        panels[0].plot(curve.recall, curve.precision, style, color="black", linewidth=1.6,
+                       label=f"{name} (AP {metrics[name]['ap']:.3f})")
+    panels[0].set_title("averages", fontsize=9)
+    panels[0].legend(fontsize=7, loc="lower left")
+    for axis, row in zip(panels[1:], shown):
+        curve = _decimate(scores.curves[row["class"]])
+        axis.plot(micro.recall, micro.precision, color="#cccccc", linewidth=1.0)
+        axis.plot(curve.recall, curve.precision, color=class_colour(row["index"], len(class_names)), linewidth=2.2)
+        axis.set_title(f"{row['class']}: AP {row['ap']:.3f}{_interval(row.get('ap_interval'))}", fontsize=8)
+    for axis in panels:
+        axis.set(xlim=(0, 1.01), ylim=(0, 1.03))
+        axis.grid(alpha=0.3)
+        axis.tick_params(labelsize=7)
+    for axis in panels[len(shown) + 1:]:
+        axis.axis("off")
+    figure.supxlabel("recall", fontsize=9)
+    figure.supylabel("precision", fontsize=9)
+    figure.suptitle(_pr_title(metrics, len(rows), len(shown)), fontsize=9)
     figure.tight_layout()
     figure.savefig(folder / "pr_curves.png")
     plt.close(figure)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["curve", "recall", "precision", "threshold"])
-    for name in [*class_names, "micro", "macro"]:
-        curve = _decimate(scores.curves[name])
-        thresholds = list(curve.thresholds) + [""] * (len(curve.recall) - len(curve.thresholds))
-        for r, p, t in zip(curve.recall, curve.precision, thresholds):
-            writer.writerow([name, f"{r:.6g}", f"{p:.6g}", t if t == "" else f"{t:.9g}"])
-    atomic_write_text(folder / "pr_curves.csv", buffer.getvalue())
+    _write_curves_csv(folder / "pr_curves.csv", scores, class_names)
     return ["pr_curves.png", "pr_curves.csv"]
+
+
+def _pr_title(metrics: dict, with_samples: int, shown: int) -> str:
+    title = f"Precision-recall, one-vs-rest, {metrics['samples']} samples; classes by AP, lowest first"
+    if shown < with_samples:
+        title += f" (the {shown} lowest of {with_samples})"
+    missing = metrics["classes_without_samples"]
+    if missing:
+        title += f"\nno test samples, not drawn: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"
+    return title
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else ""
+
+
+def _write_curves_csv(path: Path, scores: Scores, class_names: list[str]) -> None:
+    def rows() -> Iterator[list[str]]:
+        for name in [*class_names, "micro", "macro"]:
+            curve = _decimate(scores.curves[name])
+            thresholds = [f"{t:.9g}" for t in curve.thresholds] + [""] * (len(curve.recall) - len(curve.thresholds))
+            yield from ([name, f"{r:.6g}", f"{p:.6g}", t] for r, p, t in zip(curve.recall, curve.precision, thresholds))
+
+    write_csv(path, ["curve", "recall", "precision", "threshold"], rows())
 
 
 def write_confusions(folder: Path, confusion: np.ndarray, class_names: list[str]) -> list[str]:

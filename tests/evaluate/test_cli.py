@@ -36,7 +36,11 @@ def test_evaluate_score_and_compare_from_the_command_line(make_model, digits_roo
     assert run("score", os.path.join(folder, "predictions.csv")).returncode == 0
     second = run("--model", str(model), "--list", listed, "--no-progress", "--name", "twin")
     assert second.returncode == 0
-    compared = run("compare", folder, "twin")
+    compared = run("compare", folder, "twin", "--bootstrap", "50", "--seed", "3")
     assert compared.returncode == 0 and "fixed 0, broken 0" in compared.stdout
+    assert "Verdict: no difference between A and B is shown at 95%." in compared.stdout
+    negative = run("score", os.path.join(folder, "predictions.csv"), "--bootstrap", "-1")
+    assert negative.returncode == 2 and "--bootstrap and --seed must be at least 0" in negative.stderr
+    assert "Traceback" not in negative.stderr
     missing = run("--model", "nope.onnx", "--list", listed)
     assert missing.returncode == 2 and "model not found" in missing.stderr and "Traceback" not in missing.stderr

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from common.errors import UserError
 from evaluate.compare import compare_evaluations
@@ -37,6 +38,36 @@ def test_compare_two_models_on_the_same_list(make_model, digits_root):
     assert "thumbs/" in (result.folder / "compare.html").read_text()
     with pytest.raises(UserError, match="already exists"):
         compare_evaluations(a, b)
+    # the verdict: McNemar's exact test is scipy's two-sided binomial test on the flips
+    verdict = summary["verdict"]
+    fixed, broken = summary["fixed"], summary["broken"]
+    p_value = binomtest(fixed, fixed + broken, 0.5).pvalue
+    assert verdict["accuracy"]["p_value"] == pytest.approx(p_value, rel=1e-9) and p_value < 0.05
+    assert verdict["accuracy"]["differs"] and verdict["macro_f1"]["differs"]
+    low, high = verdict["macro_f1"]["interval"]
+    assert 0 < low < summary["deltas"]["macro_f1"]["delta"] < high
+    text = (result.folder / "compare.txt").read_text()
+    assert text.startswith("Verdict: B differs from A at 95% on accuracy (better), Macro F1 (better)")
+    flips = f"{fixed + broken} flipped images ({fixed} fixed, {broken} broken)"
+    assert f"McNemar exact p = {p_value:.4g} on {flips}" in text
+    html = (result.folder / "compare.html").read_text()
+    assert html.index("Verdict: B differs") < html.index("<table")
+
+
+def test_a_model_compared_with_itself_shows_no_difference(make_model, digits_root):
+    test_list = digits_root / "lists" / "test.txt"
+    model = make_model()
+    a = evaluate(EvaluateOptions(model=model, list=test_list, progress=False, name="one")).folder
+    b = evaluate(EvaluateOptions(model=model, list=test_list, progress=False, name="two")).folder
+    summary = compare_evaluations(a, b, bootstrap=100).summary
+    assert summary["verdict"]["accuracy"]["p_value"] == 1.0
+    assert summary["verdict"]["macro_ap"] == {**summary["verdict"]["macro_ap"], "interval": [0.0, 0.0],
+                                              "differs": False}
+    assert summary["sentences"][0] == "Verdict: no difference between A and B is shown at 95%."
+    no_bootstrap = compare_evaluations(a, b, name="quick", bootstrap=0).summary
+    assert "macro_f1" not in no_bootstrap["verdict"] and "no paired bootstrap" in no_bootstrap["sentences"][-1]
+    with pytest.raises(UserError, match="--bootstrap and --seed must be at least 0"):
+        compare_evaluations(a, b, name="bad", seed=-2)
 
 
 def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root, tmp_path):

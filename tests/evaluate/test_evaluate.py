@@ -22,7 +22,7 @@ EXPECTED_FILES = {
     "predictions.csv", "metrics.json", "evaluation.json", "result.txt", "report.html", "pr_curves.png",
     "pr_curves.csv", "confusion_counts_rows-true_cols-predicted.png", "confusion_counts_rows-true_cols-predicted.csv",
     "confusion_normalized_rows-true_cols-predicted.png", "confusion_normalized_rows-true_cols-predicted.csv",
-    "bad_cases.html", "bad_cases.png", "bad_cases.csv", "thumbs",
+    "bad_cases.html", "bad_cases.png", "bad_cases.csv", "thumbs", "reliability.png", "reliability.csv",
 }
 
 

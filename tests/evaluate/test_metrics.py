@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 from sklearn import metrics as reference
 
-from evaluate.metrics import binary_curve, operating_points, score
+from evaluate.metrics import (
+    average_precision,
+    binary_curve,
+    corner_curve,
+    interpolated_precision,
+    operating_points,
+    score,
+)
 
 
 def predictions(count: int, classes: int, seed: int, decimals: int | None = None):
@@ -31,8 +39,10 @@ def test_every_figure_matches_scikit_learn(count, classes, decimals):
     assert m["accuracy"] == pytest.approx(reference.accuracy_score(labels, predicted), abs=1e-15)
     for k, value in m["top_k_accuracy"].items():
         if int(k) < classes:
-            assert value == pytest.approx(reference.top_k_accuracy_score(labels, probabilities, k=int(k),
-                                                                         labels=range(classes)), abs=1e-15)
+            assert value == pytest.approx(reference_top_k(labels, probabilities, int(k)), abs=1e-15)
+    assert m["top_k_accuracy"]["1"] == m["accuracy"]  # one tie rule for both
+    wilson = binomtest(int(round(m["accuracy"] * count)), count).proportion_ci(0.95, method="wilson")
+    assert m["accuracy_interval"] == pytest.approx([wilson.low, wilson.high], abs=1e-12)
     p, r, f, s = reference.precision_recall_fscore_support(labels, predicted, labels=range(classes), zero_division=0)
     ap = reference.average_precision_score(onehot, probabilities, average=None)
     for c, row in enumerate(m["per_class"]):
@@ -56,15 +66,74 @@ def test_every_figure_matches_scikit_learn(count, classes, decimals):
                                                                                labels=range(classes)))
 
 
-def test_a_class_without_samples_counts_as_scikit_learn_does():
+def reference_top_k(labels: np.ndarray, probabilities: np.ndarray, k: int) -> float:
+    """scikit-learn's top-k with our tie rule: it ranks the larger index first on ties, so reverse the classes."""
+    classes = probabilities.shape[1]
+    return reference.top_k_accuracy_score(classes - 1 - labels, probabilities[:, ::-1], k=k, labels=range(classes))
+
+
+def test_ties_rank_the_lower_class_first_everywhere():
+    labels = np.array([1, 0, 2, 2, 1, 0])
+    probabilities = np.array([[0.4, 0.4, 0.2], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25],
+                              [0.2, 0.4, 0.4], [1 / 3, 1 / 3, 1 / 3]], dtype=np.float32)
+    m = score(labels, probabilities, ["a", "b", "c"]).metrics
+    # by hand: ties go to the lower index, so rows 1, 2, 4 and 5 are right; row 0 (a tie of 0 and 1) is wrong
+    assert m["accuracy"] == m["top_k_accuracy"]["1"] == 4 / 6
+    # top-2 misses only row 3, where class 2 ties class 1 for second place and ranks after it
+    assert m["top_k_accuracy"]["2"] == pytest.approx(reference_top_k(labels, probabilities, 2)) == 5 / 6
+
+
+def test_a_class_without_samples_is_left_out_of_macro_averages():
     labels = np.array([0, 0, 1, 1, 0])
     probabilities = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3],
                               [0.3, 0.3, 0.4]], dtype=np.float32)
     m = score(labels, probabilities, ["a", "b", "c"]).metrics
+    predicted = probabilities.argmax(1)
     assert m["classes_without_samples"] == ["c"]
     assert m["per_class"][2]["ap"] == 0.0 and m["per_class"][2]["precision"] == 0.0
-    assert m["macro"]["f1"] == pytest.approx(reference.f1_score(labels, probabilities.argmax(1), average="macro",
-                                                                labels=[0, 1, 2], zero_division=0))
+    assert m["per_class"][2]["operating_points"] is None and m["per_class"][0]["operating_points"] is not None
+    for name, present in (("macro", [0, 1]), ("macro_all_classes", [0, 1, 2])):
+        assert m[name]["f1"] == pytest.approx(reference.f1_score(labels, predicted, average="macro", labels=present,
+                                                                 zero_division=0), abs=1e-12)
+        assert m[name]["precision"] == pytest.approx(reference.precision_score(
+            labels, predicted, average="macro", labels=present, zero_division=0), abs=1e-12)
+    onehot = np.eye(3)[labels]
+    assert m["macro"]["ap"] == pytest.approx(reference.average_precision_score(onehot[:, :2], probabilities[:, :2],
+                                                                               average="macro"), abs=1e-12)
+    assert m["macro"]["f1"] > m["macro_all_classes"]["f1"]
+
+
+def test_largest_confusions_are_the_biggest_off_diagonal_cells():
+    labels, probabilities = predictions(600, 5, seed=11)
+    m = score(labels, probabilities, list("abcde")).metrics
+    matrix = reference.confusion_matrix(labels, probabilities.argmax(1))
+    cells = sorted(((matrix[t, p], t, p) for t in range(5) for p in range(5) if t != p and matrix[t, p]),
+                   key=lambda cell: (-cell[0], cell[1], cell[2]))
+    assert [(row["count"], "abcde".index(row["true"]), "abcde".index(row["predicted"]))
+            for row in m["largest_confusions"]] == [tuple(map(int, cell)) for cell in cells[:10]]
+    assert all(row["support"] == matrix["abcde".index(row["true"])].sum() for row in m["largest_confusions"])
+
+
+@pytest.mark.parametrize("decimals", [None, 1, 2])
+def test_the_micro_curve_keeps_the_corners_of_the_full_curve(decimals):
+    labels, probabilities = predictions(700, 4, seed=5, decimals=decimals)
+    onehot = np.eye(4, dtype=bool)[labels].ravel()
+    scores = probabilities.ravel()  # (N, K) -> (N*K,)
+    full = binary_curve(onehot, scores)
+    corners = corner_curve(np.sort(scores), np.sort(scores[onehot]))
+    assert average_precision(corners) == pytest.approx(reference.average_precision_score(onehot, scores), abs=1e-12)
+    np.testing.assert_allclose(interpolated_precision(corners), interpolated_precision(full), atol=1e-12)
+    # every kept point is a point of the full curve ...
+    index = np.searchsorted(full.thresholds, corners.thresholds)
+    np.testing.assert_array_equal(full.thresholds[index], corners.thresholds)
+    np.testing.assert_allclose(corners.precision[:-1], full.precision[index], atol=1e-12)
+    np.testing.assert_allclose(corners.recall[:-1], full.recall[index], atol=1e-12)
+    # ... and every dropped point lies on the vertical segment between two kept neighbours
+    for point in np.setdiff1d(np.arange(len(full.thresholds)), index):
+        above = index[np.searchsorted(index, point)]
+        below = index[np.searchsorted(index, point) - 1]
+        assert full.recall[below] == full.recall[point] == full.recall[above]
+        assert full.precision[below] <= full.precision[point] <= full.precision[above]
 
 
 def test_operating_points_are_the_best_thresholds_found_by_brute_force():
