@@ -10,6 +10,7 @@ import pytest
 from common.paths import PROJECT_ROOT
 
 EVALUATION_SIDE = ["common.contract", "common.lists", "common.images", "common.digits", "common.prepare_data",
+                   "common.folder_import", "common.splits", "common.data_profile", "common.cli",
                    "common.inspect_data", "common.model_card", "pipeline", "evaluate", "evaluate.evaluation",
                    "evaluate.compare", "evaluate.__main__"]
 """Must import neither torch nor any stage or network code."""
