@@ -72,7 +72,7 @@ def main(rounds: int) -> int:
     ok &= _pack_loop(dataset, small, 2000, max(2, rounds // 3))
     ok &= _startup(dataset, small)
     ok &= _memory(dataset, large)
-    ok &= _loop(dataset, small, "train", 2000, max(2, rounds // 3))
+    ok &= _loop(dataset, small, "train", 2000, max(3, rounds // 2))
     ok &= _loop(dataset, large, "dev", 200, 2)
     return 0 if ok else 1
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from common.errors import UserError
+
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.\[\]-]*=")
+"""A ``key=value`` config override: a dotted key (letters, digits, ``_``, ``.``, ``-``, ``[]``), then ``=``."""
 
 
 def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
@@ -30,7 +35,128 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
         return 130
 
 
-def command_parser(command: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
-    """The argument parser of ``pipenv run <command>``; the epilog (examples) keeps its line breaks."""
-    return argparse.ArgumentParser(prog=f"pipenv run {command}", description=description, epilog=epilog or None,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+class CommandParser(argparse.ArgumentParser):
+    """The parser of one ``pipenv run <command>``; optionally takes ``key=value`` overrides anywhere.
+
+    With ``overrides_help``, the parser has a positional ``overrides`` (shown as
+    ``key=value``) and accepts overrides before, between and after the options,
+    as users type them: ``train network=x --dev epochs=1``. A token is an override
+    when it looks like ``key=value`` and is not the value of an option: ``--name
+    a=b`` keeps ``a=b`` as the name, and an option taking several values
+    (``--allow-change epochs batch_size``) stops at the first override.
+
+    Args:
+        overrides_help: Help text of the overrides; None for a command without them.
+        **kwargs: Passed to :class:`argparse.ArgumentParser`.
+    """
+
+    def __init__(self, overrides_help: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.takes_overrides = overrides_help is not None
+        if self.takes_overrides:
+            self.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        """Parse the options; the ``key=value`` overrides, wherever they stand, land in ``overrides`` in order."""
+        if not self.takes_overrides:
+            return super().parse_known_args(args, namespace)
+        rest, overrides = split_overrides(self, list(sys.argv[1:] if args is None else args))
+        parsed, extras = super().parse_known_args(rest, namespace)
+        parsed.overrides = [*overrides, *parsed.overrides]  # leftovers are not overrides; the config says so
+        return parsed, extras
+
+
+def command_parser(command: str, description: str, epilog: str = "",
+                   overrides_help: str | None = None) -> CommandParser:
+    """The argument parser of ``pipenv run <command>``; the epilog (examples) keeps its line breaks.
+
+    Args:
+        command: The command's name, as in the Pipfile's scripts.
+        description: What the command does, for ``--help``.
+        epilog: Examples, shown after the options.
+        overrides_help: Give the command ``key=value`` overrides, accepted anywhere
+            on the line (see :class:`CommandParser`), with this help text.
+    """
+    return CommandParser(overrides_help, prog=f"pipenv run {command}", description=description,
+                         epilog=epilog or None, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def parse_key_values(items: Sequence[str], option: str) -> dict[str, Any]:
+    """``["channels=[32,64]", "dropout=0.2"]`` -> ``{"channels": [32, 64], "dropout": 0.2}``; values are YAML.
+
+    Args:
+        items: ``key=value`` strings.
+        option: The option they came from, named in errors.
+
+    Raises:
+        UserError: For an item without ``=``, an empty or repeated key, or a value that is not YAML.
+    """
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise UserError(f"{option}: {item!r} is not key=value (e.g. dropout=0.2)")
+        if key in parsed:
+            raise UserError(f"{option}: {key!r} is given twice")
+        try:
+            parsed[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise UserError(f"{option}: {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parsed
+
+
+def split_overrides(parser: argparse.ArgumentParser, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate ``key=value`` overrides from options and their values.
+
+    Args:
+        parser: The parser whose options decide which tokens are option values.
+        tokens: The command line, without the program name.
+
+    Returns:
+        ``(rest, overrides)``: the tokens for argparse, and the overrides in order.
+        Everything after ``--`` is left to argparse.
+    """
+    rest: list[str] = []
+    overrides: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if token == "--":
+            rest += tokens[index - 1:]
+            break
+        if OVERRIDE.match(token):
+            overrides.append(token)
+            continue
+        rest.append(token)
+        nargs = _option_nargs(parser, token)
+        if nargs is None:
+            continue
+        if isinstance(nargs, int):
+            rest += tokens[index:index + nargs]  # fixed-count values are values, whatever they look like
+            index += nargs
+            continue
+        limit = 1 if nargs == "?" else len(tokens)
+        while limit and index < len(tokens) and not tokens[index].startswith("-") and not OVERRIDE.match(tokens[index]):
+            rest.append(tokens[index])
+            index += 1
+            limit -= 1
+    return rest, overrides
+
+
+def _option_nargs(parser: argparse.ArgumentParser, token: str) -> int | str | None:
+    """How many of the following tokens option ``token`` takes: a count, ``?``/``*``/``+``, or None (not an option)."""
+    if not token.startswith("-") or token == "-" or "=" in token:
+        return None  # a value, or --option=value carrying its own value
+    actions = parser._option_string_actions  # argparse's own table of option strings
+    action = actions.get(token)
+    if action is None and token.startswith("--") and parser.allow_abbrev:
+        matches = {actions[o] for o in actions if o.startswith(token)}
+        action = matches.pop() if len(matches) == 1 else None
+    if action is None:
+        return None
+    return 1 if action.nargs is None else action.nargs  # flags (store_true, count, help) have nargs 0

@@ -28,16 +28,13 @@ from PIL import Image
 from common.errors import UserError
 from common.files import write_json
 from common.paths import data_dir, display_path
+from common.splits import DEV_PER_CLASS, split_indices, write_split_lists
 from common.staging import staged
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Bumped whenever the files written here change; part of ``prepare.json``."""
-
-TEST_FRACTION = 0.2
-VAL_FRACTION = 0.1
-DEV_PER_CLASS = 10
 
 DERIVED = ("packs/",)
 """Folders made from the data set later (``pipenv run pack``); not part of what this module writes."""
@@ -120,29 +117,6 @@ def ensure_digits(root: Path | None = None) -> Path:
     return root
 
 
-def split_indices(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Stratified, seeded split of sample indices into train / val / test / dev.
-
-    Args:
-        labels: Class label per sample, shape ``(N,)``.
-        seed: Seed of the shuffle.
-
-    Returns:
-        Sorted index arrays per split; ``dev`` is a subset of ``train``.
-    """
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(len(labels))
-    rest, test = train_test_split(indices, test_size=TEST_FRACTION, stratify=labels, random_state=seed)
-    val_size = round(VAL_FRACTION * len(labels))
-    train, val = train_test_split(rest, test_size=val_size, stratify=labels[rest], random_state=seed)
-    rng = np.random.default_rng(seed)
-    dev = np.concatenate(
-        [rng.choice(train[labels[train] == c], size=DEV_PER_CLASS, replace=False) for c in np.unique(labels)]
-    )
-    return {name: np.sort(split) for name, split in {"train": train, "val": val, "test": test, "dev": dev}.items()}
-
-
 def _write_digits(root: Path, seed: int) -> dict[str, int]:
     from sklearn.datasets import load_digits
 
@@ -156,13 +130,7 @@ def _write_digits(root: Path, seed: int) -> dict[str, int]:
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(images[i], mode="L").save(target, format="PNG")
     (root / "classes.txt").write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
-    splits = split_indices(labels, seed)
-    (root / "lists").mkdir()
-    for name, members in splits.items():
-        lines = [f"# {name} split of scikit-learn's digits (seed {seed}); <path> <label>\n"]
-        lines += [f"{paths[i]} {labels[i]}\n" for i in members]
-        (root / "lists" / f"{name}.txt").write_text("".join(lines), encoding="utf-8")
-    sizes = {name: len(members) for name, members in splits.items()}
+    sizes = write_split_lists(root, split_indices(labels, seed), paths, labels, f"scikit-learn's digits (seed {seed})")
     record = {
         "format_version": FORMAT_VERSION,
         "source": "sklearn.datasets.load_digits",

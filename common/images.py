@@ -74,6 +74,24 @@ def load_image(path: Path, contract: InputContract) -> np.ndarray:
             image = ImageOps.exif_transpose(opened).convert(contract.color_mode)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableImageError(f"{path}: cannot decode image ({exc})", reason=str(exc)) from None
+    return to_network_input(image, contract)
+
+
+def to_network_input(image: Image.Image, contract: InputContract) -> np.ndarray:
+    """The second half of :func:`load_image`, for an image already decoded and oriented.
+
+    Converts to ``contract.color_mode`` (when it differs) and resizes to the
+    contract's size, exactly as :func:`load_image` does.
+
+    Args:
+        image: A decoded Pillow image, EXIF orientation applied.
+        contract: The network's input contract.
+
+    Returns:
+        ``uint8`` array of shape ``(C, H, W)``, values 0..255.
+    """
+    if image.mode != contract.color_mode:
+        image = image.convert(contract.color_mode)
     if image.size != (contract.width, contract.height):
         image = image.resize((contract.width, contract.height), resample=_RESAMPLING[contract.interpolation])
     pixels = np.array(image, dtype=np.uint8)  # a writable copy

@@ -303,18 +303,24 @@ def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[st
     """
     merged = OmegaConf.structured(TrainConfig)
     pinned: dict[str, Any] = {}
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
+    required: list[str] = []
     if path is not None:
         shown = display_path(path)
         if not Path(path).is_file():
             raise UserError(f"{shown}: training config not found")
         loaded = load_yaml_mapping(Path(path), "training config keys")
         pinned = {key: loaded.pop(key) for key in PINNED_KEYS if key in loaded}
-        _check_required(loaded, overrides, shown)
+        required = _pop_required(loaded)
         merged = merge(merged, loaded, shown)
-    merged = merge(merged, OmegaConf.from_dotlist(list(overrides)), "command line")
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
+    given = OmegaConf.from_dotlist(list(overrides))
+    missing = [key for key in required if OmegaConf.select(given, key) is None]
+    if missing:
+        raise UserError(f"{display_path(path)}: {', '.join(missing)}: this config leaves the value to the command "
+                        "line; add " + " ".join(f"{key}=<value>" for key in missing))
+    merged = merge(merged, given, "command line")
     try:
         config: TrainConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
@@ -331,22 +337,21 @@ def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[st
     )
 
 
-def _check_required(loaded: dict[str, Any], overrides: Sequence[str], shown: str) -> None:
-    """Refuse a file's ``???`` (required) keys that the command line does not set."""
-    def required(mapping: dict[str, Any], prefix: str = "") -> list[str]:
-        keys = []
-        for key, value in mapping.items():
-            if isinstance(value, dict):
-                keys += required(value, f"{prefix}{key}.")
-            elif value == "???":
-                keys.append(f"{prefix}{key}")
-        return keys
+REQUIRED = "???"
+"""A value in a training config file that the command line must give (OmegaConf's mark for a missing value)."""
 
-    given = {item.split("=", 1)[0].strip() for item in overrides}
-    missing = [key for key in required(loaded) if key not in given]
-    if missing:
-        raise UserError(f"{shown} needs {', '.join(missing)} on the command line, e.g. "
-                        + " ".join(f"{key}=<value>" for key in missing))
+
+def _pop_required(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    """Remove the keys whose value is :data:`REQUIRED` (at any depth); return their dotted paths."""
+    required = []
+    for key in list(mapping):
+        value = mapping[key]
+        if value == REQUIRED:
+            del mapping[key]
+            required.append(f"{prefix}{key}")
+        elif isinstance(value, dict):
+            required += _pop_required(value, f"{prefix}{key}.")
+    return required
 
 
 def validate(config: TrainConfig) -> list[str]:

@@ -67,6 +67,23 @@ def build_network(config: NetworkConfig) -> ImageClassifier:
         UserError: For an unknown architecture name (listing the known ones) or
             parameters the architecture does not take.
     """
+    cls = check_network(config)
+    try:
+        return cls(config, **config.arch.params)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"network config {config.name!r}: arch.params: {exc}") from exc
+
+
+def check_network(config: NetworkConfig) -> type[ImageClassifier]:
+    """Check that a config names a registered network and parameters it takes, without building it.
+
+    Returns:
+        The registered class.
+
+    Raises:
+        UserError: For an unknown architecture name (listing the known ones) or
+            parameters the architecture does not take (or lacks).
+    """
     _discover()
     cls = _REGISTRY.get(config.arch.name)
     if cls is None:
@@ -75,10 +92,7 @@ def build_network(config: NetworkConfig) -> ImageClassifier:
             f"registered: {sorted(_REGISTRY)}"
         )
     _check_params(cls, config)
-    try:
-        return cls(config, **config.arch.params)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"network config {config.name!r}: arch.params: {exc}") from exc
+    return cls
 
 
 def _check_params(cls: type[ImageClassifier], config: NetworkConfig) -> None:

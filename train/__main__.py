@@ -25,9 +25,9 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = command_parser("train", "Train a network; writes output/train/<name>-<time>/.", EPILOG)
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides with dotted keys, e.g. optim.lr=3e-4 augment.rotation=10")
+    parser = command_parser("train", "Train a network; writes output/train/<name>-<time>/.", EPILOG,
+                            overrides_help="config overrides with dotted keys, anywhere on the line, "
+                            "e.g. optim.lr=3e-4 augment.rotation=10")
     parser.add_argument("--config", type=Path, default=None,
                         help="training config YAML (default: train/configs/default.yaml)")
     parser.add_argument("--name", help="run name prefix (default: the config file's name)")

@@ -10,11 +10,13 @@ resumed run ends with the same weights, bit for bit, as an uninterrupted one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.data_profile import quick_check
 from common.dicts import describe_differences, differences
 from common.errors import UserError
 from common.files import file_sha256
@@ -205,6 +207,8 @@ class TrainingRun:
                       data.val.name, len(data.val), data.val.source, trainer.steps_per_epoch)
         for note in dict.fromkeys(data.train.notes + data.val.notes):
             self.log.warning("%s", note)
+        self.log.info("%s", quick_check(data.dataset, data.train.samples, network_config.input.color_mode,
+                                        data.train.name))
 
     def fit(self) -> RunResult:
         """Train until the last epoch, early stopping, divergence or a callback's stop."""
@@ -234,7 +238,9 @@ class TrainingRun:
 
     def _epochs(self) -> tuple[str, str]:
         trainer, config = self.trainer, self.trainer.config
+        first_epoch = trainer.epoch + 1
         while trainer.epoch < config.epochs:
+            started = time.perf_counter()
             try:
                 row = trainer.train_epoch(self.options.progress)
             except DivergedError as exc:
@@ -244,6 +250,8 @@ class TrainingRun:
                 return "diverged", message
             row = {"epoch": trainer.epoch, "step": trainer.step, **row, **trainer.validate()}
             stop = self._end_epoch(row)
+            if trainer.epoch == first_epoch:
+                self._log_time_estimate(time.perf_counter() - started)
             requested = self._callback(row)
             if requested:
                 message = f"stopped after epoch {trainer.epoch}: {requested}"
@@ -255,6 +263,13 @@ class TrainingRun:
                 self.log.info("%s", message)
                 return "stopped_early", message
         return "finished", ""
+
+    def _log_time_estimate(self, seconds: float) -> None:
+        """Once per start: the measured epoch time and what it means for the whole run."""
+        epochs, left = self.trainer.config.epochs, self.trainer.config.epochs - self.trainer.epoch
+        self.log.info("time estimate: %.1f s per epoch (epoch %d, with validation): about %s for %d epochs, %s left",
+                      seconds, self.trainer.epoch, describe_duration(seconds * epochs), epochs,
+                      describe_duration(seconds * left))
 
     def _callback(self, row: dict[str, Any]) -> str | None:
         callback = self.options.on_epoch_end
@@ -345,6 +360,15 @@ def _check_changes(changes: dict[str, tuple[Any, Any]], allow_change: Sequence[s
             f"Resuming with a changed config is refused unless you allow it explicitly: --allow-change "
             f"{' '.join(refused)}"
         )
+
+
+def describe_duration(seconds: float) -> str:
+    """``"40 s"``, ``"12 min"`` or ``"2.5 h"``: a duration as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _default_name(loaded: LoadedConfig, network_config: NetworkConfig, dev: bool) -> str:

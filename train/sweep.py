@@ -335,8 +335,8 @@ def _example(p: Param) -> Any:
 
 def main(argv: Sequence[str]) -> int:
     """Parse the command line and run the sweep."""
-    parser = command_parser("sweep", DESCRIPTION)
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every trial")
+    parser = command_parser("sweep", DESCRIPTION,
+                            overrides_help="overrides applied to every trial, anywhere on the line")
     parser.add_argument("--config", type=Path, help="base training config (default train/configs/default.yaml)")
     parser.add_argument("--space", type=Path, required=True, help="search-space YAML")
     parser.add_argument("--trials", type=int, default=20, help="trials to run now (default 20)")

@@ -159,8 +159,10 @@ class Trainer:
                    leave=False, dynamic_ncols=True,
                    disable=None if (progress and self.processes.is_main) else True)  # None: TTY only
         lr = self.learning_rate()
-        for images, labels in iterate_batches(self.data.train, order, config.batch_size, config.data.num_workers,
-                                              drop_singleton=True, pin=device.type == "cuda"):
+        run_steps_left = (config.epochs - self.epoch) * self.steps_per_epoch  # to the end of the run, from here
+        batches = iterate_batches(self.data.train, order, config.batch_size, config.data.num_workers,
+                                  drop_singleton=True, pin=device.type == "cuda")
+        for done, (images, labels) in enumerate(batches, 1):
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             lr = self.learning_rate()
@@ -171,8 +173,10 @@ class Trainer:
             bar.update(1)
             if self.step % CHECK_EVERY == 0:
                 self._check_finite(totals[0])
-                bar.set_postfix(loss=f"{totals[0].item() / totals[2].item():.4f}", samples_s=
-                                f"{totals[2].item() * self.processes.world_size / (time.perf_counter() - started):.0f}")
+                elapsed = time.perf_counter() - started
+                bar.set_postfix(loss=f"{totals[0].item() / totals[2].item():.4f}",
+                                samples_s=f"{totals[2].item() * self.processes.world_size / elapsed:.0f}",
+                                run_eta=tqdm.format_interval((run_steps_left - done) * elapsed / done))
         bar.close()
         self._check_finite(totals[0])
         totals = all_reduce_sum(totals, self.processes)
