@@ -23,7 +23,7 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -337,8 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--imbalance", type=float, default=3.0,
                         help="largest/smallest class ratio reported as imbalance (default 3)")
     stats = parser.add_argument_group("input statistics (train split, as the network sees it)")
-    stats.add_argument("--size", type=parse_size, default=(64, 64), metavar="H[xW]",
-                       help="network input size, e.g. 64 or 96x128 (default 64)")
+    stats.add_argument("--size", type=parse_size, default=None, metavar="H[xW]",
+                       help="network input size, e.g. 64 or 96x128 (default 64; for a pretrained timm model its "
+                       "pretrained size)")
     stats.add_argument("--color-mode", choices=sorted(COLOR_MODES),
                        help="L or RGB (default: RGB when any file is in colour, else L)")
     stats.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear",
@@ -351,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("--params", nargs="+", default=[], metavar="KEY=VALUE",
                          help="with --write-network: the architecture's parameters, values in YAML, "
                          "e.g. 'channels=[32,64]' dropout=0.2")
+    network.add_argument("--pretrained", metavar="FILE",
+                         help="with --write-network: a weights file in model/ that training starts from")
     network.add_argument("--overwrite", action="store_true", help="with --write-network: replace an existing config")
     return parser
 
@@ -373,18 +376,20 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if bool(args.write_network) != bool(args.arch):
         parser.error("--write-network and --arch go together")
-    if (args.params or args.overwrite) and not args.write_network:
-        parser.error("--params and --overwrite apply with --write-network")
+    if (args.params or args.overwrite or args.pretrained) and not args.write_network:
+        parser.error("--params, --pretrained and --overwrite apply with --write-network")
     params = parse_key_values(args.params, "--params")
     if args.write_network:
         check_network_request(args.write_network, args.arch, params, args.overwrite)
-    stats = StatsSettings(args.size[0], args.size[1], args.color_mode, args.interpolation)
+    height, width = args.size or (64, 64)
+    stats = StatsSettings(height, width, args.color_mode, args.interpolation)
     result = inspect_dataset(args.dataset, args.out, args.per_class, args.imbalance, stats)
     lines = summary_lines(result)
     print("\n".join(lines[:60] + (["  ... and more in the report"] if len(lines) > 60 else [])))
     print(f"report: {display_path(result.folder / 'report.txt')}")
     if args.write_network:
-        print(write_network(result, args.dataset, args.write_network, args.arch, params, args.overwrite))
+        request = NetworkRequest(args.write_network, args.arch, params, args.overwrite, args.pretrained, args.size)
+        print(write_network(result, args.dataset, request))
     return 0
 
 
@@ -405,9 +410,33 @@ def check_network_request(name: str, arch: str, params: dict[str, Any], overwrit
     check_network(NetworkConfig(name=path.stem, arch=ArchConfig(arch, dict(params)), num_classes=2, input=placeholder))
 
 
-def write_network(result: Inspection, dataset: str, name: str, arch: str, params: dict[str, Any],
-                  overwrite: bool) -> str:
+@dataclass(frozen=True)
+class NetworkRequest:
+    """What ``--write-network`` asks for.
+
+    Attributes:
+        name: The config's name (or a ``.yaml`` path).
+        arch: The registered architecture.
+        params: Its parameters.
+        overwrite: Replace an existing config.
+        pretrained: A weights file in ``model/`` that training starts from, or None.
+        size: ``(height, width)`` given on the command line, or None.
+    """
+
+    name: str
+    arch: str
+    params: dict[str, Any]
+    overwrite: bool = False
+    pretrained: str | None = None
+    size: tuple[int, int] | None = None
+
+
+def write_network(result: Inspection, dataset: str, request: NetworkRequest) -> str:
     """Write the network config for an inspected data set; returns what to tell the user.
+
+    The input contract is the measured one, except for an architecture that knows
+    the contract of its pretrained weights (a timm model: size, interpolation, mean
+    and std of its pretrained config; ``--size`` still chooses the size).
 
     Raises:
         UserError: When there are no statistics, the config exists (without
@@ -416,15 +445,25 @@ def write_network(result: Inspection, dataset: str, name: str, arch: str, params
     if result.contract is None:
         raise UserError(f"--write-network: no statistics were measured ({'; '.join(result.notes)}); nothing written")
     from networks.config import network_config_path, write_network_config  # torch: the full workstation only
+    from networks.registry import registered
 
-    path = network_config_path(name)
-    header = (f"Written by `pipenv run inspect-data --dataset {dataset}`: input statistics measured on "
-              f"{result.stats_images} {STATS_SPLIT} images at the size and colour mode below.")
-    config = write_network_config(path, arch, params, len(result.class_names), result.contract, header=header,
-                                  overwrite=overwrite)
+    path = network_config_path(request.name)
+    suggest = getattr(registered(request.arch), "suggested_contract", None)
+    contract, source = result.contract, (f"input statistics measured on {result.stats_images} {STATS_SPLIT} images "
+                                         "at the size and colour mode below")
+    if suggest is not None:
+        contract = suggest(request.params, result.contract.color_mode)
+        if request.size:
+            contract = replace(contract, height=request.size[0], width=request.size[1])
+        source = f"input contract of the pretrained weights of {request.params}"
+    header = f"Written by `pipenv run inspect-data --dataset {dataset}`: {source}."
+    config = write_network_config(path, request.arch, request.params, len(result.class_names), contract,
+                                  header=header, overwrite=request.overwrite, pretrained=request.pretrained)
+    recipe = "finetune" if request.pretrained else "photos"
     return (f"wrote {display_path(path)} ({config.arch.name}, {config.num_classes} classes, "
             f"{config.input.color_mode} {config.input.height}x{config.input.width})\n"
-            f"next: pipenv run train --config train/configs/photos.yaml network={name} data.dataset={dataset}")
+            f"next: pipenv run train --config train/configs/{recipe}.yaml network={request.name} "
+            f"data.dataset={dataset}")
 
 
 if __name__ == "__main__":

@@ -169,7 +169,8 @@ def load_network_config(name_or_path: str | Path) -> NetworkConfig:
 
 
 def write_network_config(path: Path, arch: str, params: Mapping[str, Any], num_classes: int,
-                         contract: InputContract, header: str = "", overwrite: bool = False) -> NetworkConfig:
+                         contract: InputContract, header: str = "", overwrite: bool = False,
+                         pretrained: str | None = None) -> NetworkConfig:
     """Write a shared network config file, validated before it appears.
 
     The one writer of these files, whatever decides the contract: statistics
@@ -186,6 +187,7 @@ def write_network_config(path: Path, arch: str, params: Mapping[str, Any], num_c
         contract: The input contract.
         header: A comment for the top of the file (one or more lines, without ``#``).
         overwrite: Replace an existing file; without it, an existing file is refused.
+        pretrained: A weights file (in ``model/``) that training starts from, or None.
 
     Returns:
         The config as loaded back from the file.
@@ -199,7 +201,7 @@ def write_network_config(path: Path, arch: str, params: Mapping[str, Any], num_c
 
     path = Path(path)
     data = {"version": NETWORK_CONFIG_VERSION, "arch": {"name": arch, "params": dict(params)},
-            "num_classes": num_classes, "input": contract.to_dict()}
+            "num_classes": num_classes, "input": contract.to_dict(), **({"pretrained": pretrained} if pretrained else {})}
     check_network(NetworkConfig.from_dict({**data, "name": path.stem}, source=display_path(path)))
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     text = comment + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -84,14 +84,21 @@ def check_network(config: NetworkConfig) -> type[ImageClassifier]:
         UserError: For an unknown architecture name (listing the known ones) or
             parameters the architecture does not take (or lacks).
     """
-    _discover()
-    cls = _REGISTRY.get(config.arch.name)
-    if cls is None:
-        raise UserError(
-            f"network config {config.name!r}: arch.name: unknown network {config.arch.name!r}; "
-            f"registered: {sorted(_REGISTRY)}"
-        )
+    cls = registered(config.arch.name, f"network config {config.name!r}: ")
     _check_params(cls, config)
+    return cls
+
+
+def registered(name: str, where: str = "") -> type[ImageClassifier]:
+    """The class registered under ``name``.
+
+    Raises:
+        UserError: For an unknown name, listing the registered ones.
+    """
+    _discover()
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise UserError(f"{where}arch.name: unknown network {name!r}; registered: {sorted(_REGISTRY)}")
     return cls
 
 

@@ -75,3 +75,26 @@ def test_inspect_data_writes_the_measured_contract(digits_root, tmp_path):
     assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
     assert not (tmp_path / "out").exists()  # refused before inspecting
     assert inspect("--write-network", str(path)).returncode == 2  # --arch is required
+
+
+def test_a_timm_network_takes_the_contract_of_its_pretrained_weights(write_dataset, tmp_path, monkeypatch):
+    import numpy as np
+
+    from common.cli import run_main
+    from common.inspect_data import main
+
+    rng = np.random.default_rng(0)
+    images = {f"raw/{c}/{i}.png": rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for c in "ab" for i in range(6)}
+    lists = {"train": "".join(f"raw/{c}/{i}.png {'ab'.index(c)}\n" for c in "ab" for i in range(6))}
+    root = write_dataset(classes=["a", "b"], images=images, lists=lists)
+    monkeypatch.setenv("IMAGEPIPE_OUTPUT", str(tmp_path / "out"))
+    path = tmp_path / "photos_r18.yaml"
+    args = ["--dataset", str(root), "--per-class", "1", "--write-network", str(path), "--arch", "timm",
+            "--params", "model=resnet18", "--pretrained", "resnet18.safetensors"]
+    assert run_main(main, args) == 0
+    config = load_network_config(path)
+    assert config.input == InputContract("RGB", 224, 224, "bicubic", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert config.pretrained == "resnet18.safetensors" and config.num_classes == 2
+    assert "input contract of the pretrained weights" in path.read_text()
+    assert run_main(main, [*args, "--size", "96", "--overwrite"]) == 0
+    assert load_network_config(path).input.shape == (3, 96, 96)
