@@ -13,13 +13,15 @@ import hashlib
 import io
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 TEMP_SUFFIX = ".tmp"
-"""Suffix of the temporary files of :func:`atomic_write` (``.<name>.<pid>.<random>.tmp``)."""
+"""Suffix of the temporary files of :func:`atomic_write` (``.<name>.tmp-<host>-<pid>.<random>.tmp``, so
+that :func:`common.staging.remove_stale_staging` recognises those of dead processes)."""
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -31,7 +33,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    prefix = f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}."
+    handle, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's files are private; give the usual permissions
         with os.fdopen(handle, "wb") as stream:

@@ -25,10 +25,11 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from common.errors import UserError
 from common.files import atomic_write_text, write_json
+from common.locks import exclusive, holder
 from common.paths import display_path, output_dir
 from common.provenance import host_name, process_alive, stamp
 
@@ -132,6 +133,7 @@ class RunFolder:
         diff_path: ``git.diff``.
         tensorboard_dir: ``tensorboard/``.
         checkpoints_dir: ``checkpoints/``.
+        lock_path: ``.lock``, held by the process that trains in the folder.
     """
 
     def __init__(self, path: Path):
@@ -144,6 +146,7 @@ class RunFolder:
         self.diff_path = self.path / "git.diff"
         self.tensorboard_dir = self.path / "tensorboard"
         self.checkpoints_dir = self.path / "checkpoints"
+        self.lock_path = self.path / ".lock"
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -239,8 +242,22 @@ class RunFolder:
         return {"metric": checkpoint.monitor, "value": row[checkpoint.monitor], "epoch": int(row["epoch"])}
 
     def status(self, manifest: RunManifest | None = None) -> str:
-        """The effective status (see :func:`effective_status`)."""
-        return effective_status(manifest or self.read_manifest())
+        """The effective status: a ``running`` run whose lock nobody holds is ``crashed``.
+
+        Runs written before runs were locked fall back to :func:`effective_status`.
+        """
+        manifest = manifest or self.read_manifest()
+        if manifest.status != "running" or not self.lock_path.exists():
+            return effective_status(manifest)
+        return "running" if holder(self.lock_path) is not None else "crashed"
+
+    def exclusive(self) -> ContextManager[None]:
+        """Hold the run's lock while training in it (see :mod:`common.locks`).
+
+        Raises:
+            UserError: When another process trains in it, naming its host and pid.
+        """
+        return exclusive(self.lock_path, f"run {display_path(self.path)}")
 
     # -- writing (training's recorder) ---------------------------------------------------
     def write_config(self, config: Any, network_config: dict[str, Any], network_hash: str) -> None:

@@ -30,7 +30,8 @@ from common.provenance import host_name, process_alive, stamp
 EXISTS = ("refuse", "replace", "backup")
 """What :func:`staged` does with an existing target: refuse, replace it, or keep it as a backup."""
 
-_DEBRIS = re.compile(r"^\..+\.(?:staging|replaced)-(?P<host>.+)-(?P<pid>\d+)-\d{8}-\d{6}(?:-\d+)?$")
+_DEBRIS = re.compile(r"^\..+\.(?:(?:staging|replaced)-(?P<host>.+)-(?P<pid>\d+)-\d{8}-\d{6}(?:-\d+)?"
+                     r"|tmp-(?P<tmp_host>.+)-(?P<tmp_pid>\d+)\.[A-Za-z0-9_]+\.tmp)$")
 
 
 @dataclass
@@ -106,7 +107,7 @@ def staged(target: Path, exists: str = "refuse", files: Sequence[str] | None = N
 
 
 def remove_stale_staging(folder: Path) -> list[Path]:
-    """Remove staging folders (and set-aside copies) of dead processes of this host in ``folder``.
+    """Remove staging folders, set-aside copies and temporary files of dead processes of this host in ``folder``.
 
     Returns:
         What was removed.
@@ -118,7 +119,8 @@ def remove_stale_staging(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _DEBRIS.match(entry.name)
-        if match and process_alive(match["host"], int(match["pid"])) is False:
+        host, pid = (match["host"] or match["tmp_host"], match["pid"] or match["tmp_pid"]) if match else (None, None)
+        if match and process_alive(host, int(pid)) is False:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

@@ -21,6 +21,7 @@ import torch
 from common.dicts import describe_differences, differences
 from common.errors import UserError
 from common.images import load_samples
+from common.integrity import record_sha256
 from common.lists import Dataset, Sample, open_dataset, read_split
 from common.model_card import ModelCard
 from common.paths import display_path, model_dir
@@ -114,13 +115,17 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
     run = find_run(options.run)
     checkpoint_path = run.checkpoint_path(options.checkpoint)
     checkpoint = read_checkpoint(checkpoint_path)
+    if checkpoint.get("run") not in (None, run.name):
+        raise UserError(
+            f"{display_path(checkpoint_path)} was written by run {checkpoint['run']!r}, not by {run.name!r}; the card "
+            f"must name the run the weights came from: export it with --run {checkpoint['run']}"
+        )
     network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
     check_shared_config(network_config, options.network_config, run)
     name = options.name or run.name
-    # Cards go before models, so a model never appears without its card.
-    files = [f"{name}.json", f"{name}.onnx"]
-    if options.quantize:
-        files += [f"{name}-int8.json", f"{name}-int8.onnx"]
+    # Sidecars and cards go before models, so a model never appears without them.
+    models = [name, f"{name}-int8"] if options.quantize else [name]
+    files = [f"{model}{suffix}" for model in models for suffix in (".json", ".onnx.sha256", ".onnx")]
     with staged(model_dir(), exists="replace" if options.overwrite else "refuse", files=files,
                 hint="choose another --name, or pass --overwrite to replace it") as stage:
         network = build_network(network_config)
@@ -133,6 +138,7 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
         card = build_card(name, network_config, checkpoint, checkpoint_path, run, _export_settings(options),
                           parity.to_dict())
         write_card(onnx_path, card, onnx_path.with_suffix(".json"))
+        record_sha256(onnx_path, replacing=model_dir() / onnx_path.name)
         int8_parity = None
         if options.quantize:
             int8_parity = _export_int8(options, stage.path / f"{name}-int8.onnx", stage.path / f"{name}.onnx", card,
@@ -216,6 +222,7 @@ def _export_int8(options: ExportOptions, int8_path: Path, fp32_path: Path, card:
         name=int8_path.stem, source=replace(card.source, fp32_model=fp32_path.name),
         export={**card.export, "quantization": settings}, parity=parity.to_dict())
     write_card(int8_path, int8_card, int8_path.with_suffix(".json"))
+    record_sha256(int8_path, replacing=model_dir() / int8_path.name)
     return parity
 
 

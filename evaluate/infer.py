@@ -7,6 +7,7 @@ model in batches.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,9 +20,12 @@ import numpy as np
 from common.contract import InputContract
 from common.errors import UserError
 from common.images import decode_sample
+from common.integrity import sidecar, verify_sha256
 from common.lists import Dataset, Sample
 from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, ModelCard
 from common.paths import display_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Model:
         contract: The input contract from the card.
         class_names: Class names from the card.
         session: The onnxruntime session.
+        sha256: The model file's sha256, checked against its sidecar (None without one).
     """
 
     path: Path
@@ -41,6 +46,7 @@ class Model:
     contract: InputContract
     class_names: list[str]
     session: Any
+    sha256: str | None = None
 
 
 def open_model(path: Path, threads: int = 0) -> Model:
@@ -59,6 +65,9 @@ def open_model(path: Path, threads: int = 0) -> Model:
     shown = display_path(path)
     if not Path(path).is_file():
         raise UserError(f"{shown}: model not found (export one with `pipenv run export`)")
+    digest = verify_sha256(Path(path))  # before onnxruntime reads a damaged or altered file
+    if digest is None:
+        log.warning("%s: no %s beside it, so its integrity is not checked", shown, sidecar(Path(path)).name)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     try:
@@ -67,7 +76,7 @@ def open_model(path: Path, threads: int = 0) -> Model:
         raise UserError(f"{shown}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
     card = ModelCard.from_metadata(dict(session.get_modelmeta().custom_metadata_map), shown)
     _check_graph(session, card.contract, len(card.class_names), shown)
-    return Model(Path(path), card, card.contract, list(card.class_names), session)
+    return Model(Path(path), card, card.contract, list(card.class_names), session, digest)
 
 
 def predict_batches(model: Model, batches: Iterable[np.ndarray]) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from common.errors import UserError
+from common.integrity import verify_sha256
 from common.paths import display_path
 from networks.config import NetworkConfig
 
@@ -219,6 +220,8 @@ def _torch_load(path: Path) -> Any:
         raise UserError(f"{shown}: checkpoint not found")
     if not zipfile.is_zipfile(path):
         raise UserError(f"{shown}: not a readable checkpoint (not in torch.save's format, or truncated or corrupt)")
+    if verify_sha256(path) is None:  # no sidecar (a file from elsewhere, or an older run): the zip's CRCs
+        _check_crcs(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -232,10 +235,23 @@ def _torch_load(path: Path) -> Any:
         raise UserError(f"{shown}: not a readable checkpoint, truncated or corrupt ({first})") from None
 
 
+def _check_crcs(path: Path) -> None:
+    """Refuse a ``torch.save`` file whose zip entries do not match their CRC-32 (torch.load does not check)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        raise UserError(f"{display_path(path)}: not a readable checkpoint, truncated or corrupt ({exc})") from None
+    if damaged is not None:
+        raise UserError(f"{display_path(path)}: damaged: its entry {damaged!r} does not match its CRC-32; use another "
+                        "copy or another checkpoint")
+
+
 def _safetensors_load(path: Path) -> Any:
     shown = display_path(path)
     if not Path(path).is_file():
         raise UserError(f"{shown}: weights file not found")
+    verify_sha256(path)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

@@ -3,11 +3,14 @@
 A checkpoint is a plain dict (tensors, numbers, strings, lists, dicts) that loads
 with ``torch.load(weights_only=True)``; its keys are listed in docs/contracts.md.
 Every file is written to a temporary file and renamed into place, so a kill at any
-moment leaves the previous ``last.pt`` intact.
+moment leaves the previous ``last.pt`` intact, and each gets its sha256 sidecar
+(:mod:`common.integrity`) before it replaces the old one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +18,23 @@ from typing import Any
 
 import torch
 
-from common.files import atomic_write
+from common.files import atomic_write_bytes
+from common.integrity import sidecar, write_sidecar
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
-    """Write a checkpoint atomically (temporary file, fsync, rename)."""
-    atomic_write(path, lambda stream: torch.save(payload, stream))
+    """Write a checkpoint and its sha256 sidecar (the sidecar first; each atomically)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    write_sidecar(path, hashlib.sha256(data).hexdigest())
+    atomic_write_bytes(path, data)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint and its sidecar."""
+    Path(path).unlink(missing_ok=True)
+    sidecar(path).unlink(missing_ok=True)
 
 
 def is_better(value: float, reference: float | None, mode: str, min_delta: float = 0.0) -> bool:
@@ -85,7 +99,7 @@ class CheckpointKeeper:
             save_checkpoint(payload, self.folder / "best.pt")
         save_checkpoint(payload, self.folder / "last.pt")
         for name in decision.delete:
-            (self.folder / name).unlink(missing_ok=True)
+            remove_checkpoint(self.folder / name)
 
     def state_dict(self) -> dict[str, Any]:
         """Bookkeeping to store in checkpoints."""
@@ -104,6 +118,9 @@ class CheckpointKeeper:
         wanted = {entry["file"] for entry in self.kept} | {"best.pt", "last.pt"}
         for path in self.folder.glob("epoch=*.pt"):
             if path.name not in wanted:
+                remove_checkpoint(path)
+        for path in self.folder.glob("epoch=*.pt.sha256"):
+            if path.name.removesuffix(".sha256") not in wanted:
                 path.unlink()
         for path in self.folder.glob(".*.tmp"):
             path.unlink()

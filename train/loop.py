@@ -11,7 +11,8 @@ resumed run ends with the same weights, bit for bit, as an uninterrupted one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from networks.checkpoint import CHECKPOINT_FORMAT, checkpoint_network_config, re
 from networks.config import NetworkConfig, network_config_path
 from train.checkpoints import CheckpointKeeper, EarlyStopping
 from train.data import load_training_data
-from train.distributed import broadcast, ranks_agree, start_processes, stop_processes
+from train.distributed import Processes, broadcast, ranks_agree, start_processes, stop_processes
 from train.recorder import RunRecorder, new_manifest
 from train.summary import model_summary
 from train.trainer import DivergedError, Trainer
@@ -105,12 +106,13 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
         init = _initial_weights(trainer, config, network_config)
         name = options.name or _default_name(loaded, network_config, options.dev)
         folder = RunFolder(broadcast(RunFolder.create(name).path if processes.is_main else None, processes))
-        recorder = RunRecorder(folder, processes.is_main)
-        recorder.start(config, network_config, new_manifest(folder, data, network_config, str(device),
-                                                            processes.world_size, options.dev, init))
-        run = TrainingRun(trainer, recorder, options)
-        run.log_start("run", init)
-        return run.fit()
+        with run_lock(folder, processes):
+            recorder = RunRecorder(folder, processes.is_main)
+            recorder.start(config, network_config, new_manifest(folder, data, network_config, str(device),
+                                                                processes.world_size, options.dev, init))
+            run = TrainingRun(trainer, recorder, options)
+            run.log_start("run", init)
+            return run.fit()
     finally:
         stop_processes()
 
@@ -134,7 +136,18 @@ def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] 
             without ``allow_change``, or the run is already complete.
     """
     folder = find_run(run)
+    processes, device = start_processes(options.device)
+    try:
+        with run_lock(folder, processes):  # before anything reads or cleans the run's files
+            return _resume_locked(folder, run, overrides, allow_change, options, processes, device)
+    finally:
+        stop_processes()
+
+
+def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_change: Sequence[str],
+                   options: RunOptions, processes: Processes, device: Any) -> RunResult:
     original, loaded = folder.read_config(), folder.read_config(overrides)
+    folder.read_manifest()  # a run whose manifest is unreadable is refused before anything is loaded or written
     changes = differences(original.config.to_dict(), loaded.config.to_dict())
     _check_changes(changes, allow_change, folder)
     checkpoint_path = folder.checkpoints_dir / "last.pt"
@@ -147,20 +160,36 @@ def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] 
             f"{display_path(folder.path)} already completed {checkpoint['epoch']} of {loaded.config.epochs} epochs; "
             f"to train longer: --resume {run} epochs=<more> --allow-change epochs"
         )
-    processes, device = start_processes(options.device)
-    try:
-        network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
-        data = load_training_data(loaded.config, network_config, processes)
-        trainer = Trainer(loaded.config, network_config, data, processes, device)
-        trainer.restore(checkpoint, display_path(checkpoint_path))
-        recorder = RunRecorder(folder, processes.is_main)
-        resumed = {"epoch": checkpoint["epoch"], "changes": {k: {"from": a, "to": b} for k, (a, b) in changes.items()}}
-        recorder.resume(loaded.config, network_config, list(checkpoint["history"]), resumed)
-        training = TrainingRun(trainer, recorder, options, checkpoint)
-        training.log_start("resuming", None, resumed["changes"] or "none")
-        return training.fit()
-    finally:
-        stop_processes()
+    network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
+    data = load_training_data(loaded.config, network_config, processes)
+    trainer = Trainer(loaded.config, network_config, data, processes, device)
+    trainer.restore(checkpoint, display_path(checkpoint_path))
+    recorder = RunRecorder(folder, processes.is_main)
+    resumed = {"epoch": checkpoint["epoch"], "changes": {k: {"from": a, "to": b} for k, (a, b) in changes.items()}}
+    recorder.resume(loaded.config, network_config, list(checkpoint["history"]), resumed)
+    training = TrainingRun(trainer, recorder, options, checkpoint)
+    training.log_start("resuming", None, resumed["changes"] or "none")
+    return training.fit()
+
+
+@contextmanager
+def run_lock(folder: RunFolder, processes: Processes) -> Iterator[None]:
+    """Hold the run folder's lock on the main process for the block; every process stops when it is taken.
+
+    Raises:
+        UserError: When another process trains in the run, naming it.
+    """
+    stack, error = ExitStack(), None
+    if processes.is_main:
+        try:
+            stack.enter_context(folder.exclusive())
+        except UserError as exc:
+            error = str(exc)
+    error = broadcast(error, processes)
+    if error:
+        raise UserError(error)
+    with stack:
+        yield
 
 
 class TrainingRun:

@@ -60,9 +60,9 @@ class RunRecorder:
         """Record a resumed run: the config as resumed, a ``resumed`` manifest entry, metrics cut back to ``history``."""
         if not self.is_main:
             return
+        manifest = self.folder.read_manifest()  # before anything is written: a broken run is left as it is
         self.folder.write_config(config, network_config.to_dict(), network_config.hash)
         self._open_tensorboard(purge_step=len(history))
-        manifest = self.folder.read_manifest()
         manifest.resumed.append({"at": now(), "command": list(sys.argv), **resumed})
         manifest.status, manifest.ended, manifest.host, manifest.pid = "running", None, host_name(), os.getpid()
         self.manifest = manifest

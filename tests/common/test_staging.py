@@ -82,10 +82,13 @@ def test_staging_of_dead_processes_is_removed_and_live_or_foreign_ones_kept(tmp_
     live = tmp_path / f".eval.staging-{host_name()}-{os.getpid()}-20261125-101010"
     foreign = tmp_path / f".eval.staging-some-other-host-{int(finished.stdout)}-20261125-101010"
     aside = tmp_path / f".eval.replaced-{host_name()}-{int(finished.stdout)}-20261125-101010"
+    half_written = tmp_path / f".m.onnx.tmp-{host_name()}-{int(finished.stdout)}.k2j3x9.tmp"  # atomic_write's
+    half_written.write_bytes(b"half")
     for folder in (dead, live, foreign, aside):
         folder.mkdir()
         (folder / "predictions.csv").write_text("half")
     with staged(tmp_path / "eval") as stage:
         (stage.path / "done.txt").write_text("done")
-    assert not dead.exists() and not aside.exists() and live.exists() and foreign.exists()
+    assert not dead.exists() and not aside.exists() and not half_written.exists()
+    assert live.exists() and foreign.exists()
     assert remove_stale_staging(tmp_path) == []

@@ -17,6 +17,7 @@ import torch
 from common.cli import run_main
 from common.errors import UserError
 from common.files import file_sha256
+from common.integrity import verify_sha256
 from common.images import load_samples
 from common.lists import load_dataset, read_split
 from common.model_card import CARD_KEY, ModelCard, read_model_card
@@ -39,7 +40,8 @@ def model_files() -> list[str]:
 
 def test_export_writes_a_self_describing_model(trained_run):
     result = export(options(trained_run, name="tiny"))
-    assert model_files() == ["tiny.json", "tiny.onnx"]
+    assert model_files() == ["tiny.json", "tiny.onnx", "tiny.onnx.sha256"]
+    assert verify_sha256(result.model, required=True) == file_sha256(result.model)
     assert result.parity.passed and result.parity.images == 180 and result.parity.max_abs_diff <= 1e-4
     card = read_model_card(result.model)
     assert card == ModelCard.from_json(result.model.with_suffix(".json").read_text(), "tiny.json") == result.card
@@ -160,7 +162,8 @@ def test_the_parity_gate_fails_and_leaves_no_model(trained_run, monkeypatch, cap
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_int8_export_reports_its_parity_against_fp32(trained_run, mode):
     result = export(options(trained_run, name="tiny", quantize="int8", quantize_mode=mode, int8_min_agreement=0.9))
-    assert model_files() == ["tiny-int8.json", "tiny-int8.onnx", "tiny.json", "tiny.onnx"]
+    assert model_files() == ["tiny-int8.json", "tiny-int8.onnx", "tiny-int8.onnx.sha256", "tiny.json", "tiny.onnx",
+                             "tiny.onnx.sha256"]
     assert result.int8_model is not None and result.int8_parity.passed
     card = read_model_card(result.int8_model)
     assert card.export["quantization"]["mode"] == mode and card.source.fp32_model == "tiny.onnx"
@@ -188,4 +191,4 @@ def test_the_command_line_prints_the_parity_figures(trained_run, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "exported" in result.stdout and "parity onnxruntime fp32 vs pytorch on 180 images" in result.stdout
-    assert model_files() == ["cli.json", "cli.onnx"]
+    assert model_files() == ["cli.json", "cli.onnx", "cli.onnx.sha256"]

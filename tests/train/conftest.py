@@ -7,13 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.train_config import LoadedConfig, load_train_config
-
-TINY_NETWORK = """\
-version: 1
-arch: {name: small_cnn, params: {channels: [8, 16], dropout: 0.1}}
-num_classes: 10
-input: {color_mode: L, height: 8, width: 8, interpolation: bilinear, mean: [0.3], std: [0.4]}
-"""
+from tests.conftest import TINY_NETWORK
 
 
 @pytest.fixture

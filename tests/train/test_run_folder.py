@@ -78,3 +78,12 @@ def test_runs_are_listed_by_start_and_a_missing_run_is_named(legacy_run, tmp_pat
     assert [r.name for r in list_runs(legacy_run.path.parent)] == [legacy_run.name, newer.name]
     with pytest.raises(UserError, match=r"nothing: not a run folder"):
         find_run("nothing", legacy_run.path.parent)
+
+
+def test_a_running_run_is_crashed_once_its_lock_is_free(legacy_run):
+    manifest = legacy_run.read_manifest()
+    manifest.status = "running"
+    legacy_run.write_manifest(manifest)
+    with legacy_run.exclusive():
+        assert legacy_run.status() == "running"
+    assert legacy_run.status() == "crashed"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from common.errors import UserError
+from common.integrity import verify_sha256
 from common.paths import PROJECT_ROOT
 from networks.checkpoint import read_checkpoint
 from common.train_config import load_train_config
@@ -60,7 +61,10 @@ def test_dev_run_writes_every_file_of_the_run_folder(fast_config):
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     # checkpoints: last, best, top-1; plain dicts loadable with weights_only=True
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert "last.pt" in names and "best.pt" in names and len([n for n in names if n.startswith("epoch=")]) == 1
+    assert "last.pt" in names and "best.pt" in names and len([n for n in names if n.startswith("epoch=")]) == 2
+    assert sorted(n for n in names if n.endswith(".sha256")) == sorted(f"{n}.sha256" for n in names if n.endswith(".pt"))
+    for name in (n for n in names if n.endswith(".pt")):
+        assert verify_sha256(run / "checkpoints" / name, required=True)
     checkpoint = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["class_names"] == [str(d) for d in range(10)] and checkpoint["epoch"] == 2
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in checkpoint["model"])
