@@ -7,6 +7,7 @@ behind, and an existing one is replaced only with ``overwrite``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -274,7 +275,7 @@ def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root:
         skipped=skipped)
 
 
-def with_progress(batches, total: int, enabled: bool):
+def with_progress(batches: Iterable[Any], total: int, enabled: bool) -> Iterator[Any]:
     """Yield the batches, advancing a progress bar by the images in each."""
     from tqdm import tqdm
 
