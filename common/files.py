@@ -80,19 +80,6 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     atomic_write_text(path, buffer.getvalue())
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object from a file that may be missing or damaged: ``{}`` in those cases.
-
-    For optional side files a reader can do without; the files that cross a stage
-    boundary are read by their typed owners, which report problems instead.
-    """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes, as hex."""
     digest = hashlib.sha256()
