@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -10,12 +12,21 @@ from typing import Any
 
 from common.errors import UserError
 
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
+"""``OSError`` numbers that are the user's to fix (a full disk or quota, a file size limit, no permission, a
+read-only file system): reported as ``error: <path>: <reason>``, not as a crash."""
+
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.\[\]-]*=")
 """A ``key=value`` config override: a dotted key (letters, digits, ``_``, ``.``, ``-``, ``[]``), then ``=``."""
 
 
 def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
     """Run an entry point, turning user errors into a message and exit status 2.
+
+    A full disk, a quota, a file size limit, missing permission or a read-only file
+    system (:data:`DISK_ERRORS`) is a user error too: ``error: <path>: <reason>``.
+    Commands write through :func:`common.files.atomic_write` and
+    :func:`common.staging.staged`, so nothing half-written is left behind.
 
     Args:
         main: The function that parses ``argv`` and does the work; returns an exit
@@ -29,6 +40,12 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
         return main(list(sys.argv[1:] if argv is None else argv)) or 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or os.strerror(exc.errno)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -124,13 +124,14 @@ class FileProfile:
 
 
 def read_header(path: str) -> tuple[str, str | None, tuple[int, int]] | None:
-    """``(mode, format, (width, height))`` from an image file's header, or None when Pillow cannot open it."""
-    from PIL import Image, UnidentifiedImageError
+    """``(mode, format, (width, height))`` from an image file's header, or None when the stages cannot open it
+    (:func:`common.images.open_image`: a decompression bomb is unreadable too)."""
+    from common.images import DECODE_ERRORS, open_image
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image.mode, image.format, image.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except DECODE_ERRORS:
         return None
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 from common.errors import UserError
 from common.files import write_json
 from common.paths import data_dir, display_path
-from common.splits import DEV_PER_CLASS, split_indices, write_split_lists
+from common.splits import DEV_PER_CLASS, check_split_settings, split_indices, write_split_lists
 from common.staging import staged
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,11 @@ def prepare_digits(root: Path | None = None, seed: int = 0, force: bool = False)
         What was done, and the split sizes.
 
     Raises:
-        UserError: When ``root`` exists with different content and ``force`` is off.
+        UserError: When ``seed`` is out of range, ``root`` exists with different
+            content and ``force`` is off, or a file is in the way of ``root``.
     """
     root = Path(root) if root is not None else default_digits_root()
+    check_split_settings(seed)
     with staged(root, exists="backup") as stage:
         sizes = _write_digits(stage.path, seed)
         if not root.exists():

@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.errors import UserError
+from common.paths import display_path
+
 TEMP_SUFFIX = ".tmp"
 """Suffix of the temporary files of :func:`atomic_write` (``.<name>.tmp-<host>-<pid>.<random>.tmp``, so
 that :func:`common.staging.remove_stale_staging` recognises those of dead processes)."""
@@ -30,6 +33,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     Args:
         path: The file to create or replace.
         write: Called with a binary file object open for writing the new content.
+
+    Raises:
+        OSError: When writing fails (a full disk, no permission); the temporary file
+            is removed, the target is unchanged, and the error names ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +49,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write names no file; the message should
         raise
 
 
@@ -78,6 +87,23 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     writer.writerow(header)
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's content; a leading byte-order mark (BOM) is stripped.
+
+    The one way text files written by people (list files, ``classes.txt``, result
+    files opened in a spreadsheet) are read, so a BOM means the same in every stage.
+
+    Raises:
+        UserError: Naming the file, when it cannot be read or is not UTF-8.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{display_path(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{display_path(path)}: cannot read ({exc.strerror})") from None
 
 
 def file_sha256(path: Path) -> str:

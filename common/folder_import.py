@@ -32,9 +32,16 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.files import write_json
+from common.files import read_json_object, write_json
 from common.paths import display_path
-from common.splits import DEV_PER_CLASS, TEST_FRACTION, VAL_FRACTION, split_indices, write_split_lists
+from common.splits import (
+    DEV_PER_CLASS,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    check_split_settings,
+    split_indices,
+    write_split_lists,
+)
 from common.staging import staged
 
 FORMAT_VERSION = 1
@@ -42,6 +49,9 @@ FORMAT_VERSION = 1
 
 LINK_MODES = ("copy", "symlink", "hardlink")
 """How images reach ``raw/``: copied, symbolic links to the originals, or hard links."""
+
+PREPARE_RECORD = "prepare.json"
+"""The file in the data set folder that records how it was made."""
 
 MIN_PER_CLASS = 3
 """Readable images a class needs at least: one for each of train, val and test."""
@@ -110,14 +120,17 @@ def import_folder(source: Path, root: Path, link: str = "copy",
         What was written and what was left out.
 
     Raises:
-        UserError: When the source is not a folder of class folders, a class has
-            too few readable images, ``root`` exists, or linking fails.
+        UserError: When a setting is out of range, the source is not a folder of
+            class folders, a class has too few readable images, ``root`` exists, or
+            linking fails.
     """
     source, root = Path(source), Path(root)
     if link not in LINK_MODES:
         raise UserError(f"--link: {link!r} is not one of {list(LINK_MODES)}")
+    check_split_settings(settings.seed, settings.test_fraction, settings.val_fraction, settings.dev_per_class)
     if not source.is_dir():
-        raise UserError(f"{display_path(source)}: no such folder (expected one subfolder of images per class)")
+        found = "a file, not a folder" if source.exists() else "no such folder"
+        raise UserError(f"--from-folder {display_path(source)}: {found} (expected one subfolder of images per class)")
     if root.resolve().is_relative_to(source.resolve()):
         raise UserError(f"{display_path(root)} is inside {display_path(source)}; write the data set elsewhere")
     hint = "choose another --name; an existing data set is never overwritten"
@@ -140,7 +153,7 @@ def import_folder(source: Path, root: Path, link: str = "copy",
         sizes = write_split_lists(stage.path, splits, paths, labels,
                                   f"{display_path(source)} (seed {settings.seed})")
         class_counts = {name: int(counts[c]) for c, name in enumerate(class_names)}
-        write_json(stage.path / "prepare.json", {
+        write_json(stage.path / PREPARE_RECORD, {
             "format_version": FORMAT_VERSION, "source": str(source.resolve()), "link": link, **asdict(settings),
             "class_counts": class_counts, "split_sizes": sizes,
             "left_out": [asdict(entry) for entry in left_out]})
@@ -188,20 +201,28 @@ def scan_class_folders(source: Path) -> tuple[list[str], list[tuple[int, str]], 
 
 
 def unreadable_reason(path: Path) -> str | None:
-    """Why Pillow cannot decode an image file, or None when it can.
+    """Why the stages cannot decode an image file, or None when they can.
 
     Decodes the whole file (JPEGs at reduced scale, which still reads every byte)
-    and converts it to RGB, as the stages will.
+    by the stages' own rules (:func:`common.images.decode_image`: 8 bits,
+    decompression bombs refused) and converts it to RGB.
     """
-    from PIL import Image, ImageOps
+    from common.images import UnreadableImageError, decode_image
 
     try:
-        with Image.open(path) as opened:
-            opened.draft("RGB", (64, 64))  # JPEG only: decode at 1/2..1/8 scale
-            ImageOps.exif_transpose(opened).convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return str(exc) or type(exc).__name__
+        decode_image(path, "RGB", fit=(64, 64))
+    except UnreadableImageError as exc:
+        return exc.reason or type(exc).__name__
     return None
+
+
+def linked_source(root: Path) -> Path | None:
+    """The folder a ``--link symlink`` import's images link to (from its ``prepare.json``), else None."""
+    record = read_json_object(Path(root) / PREPARE_RECORD)
+    source = record.get("source")
+    if record.get("link") != "symlink" or not isinstance(source, str) or len(Path(source).parts) < 2:
+        return None  # not a symlink import, or a damaged record (never the whole file system)
+    return Path(source)
 
 
 def _files_below(folder: Path) -> list[Path]:

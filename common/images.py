@@ -2,16 +2,33 @@
 
 Training (un-augmented), export parity checks and evaluation all call
 :func:`load_image`, so an image reaches the network identically in every stage.
+Every other reader of images (thumbnails, sample grids, data checks) goes through
+:func:`decode_image` or :func:`load_thumbnail`, which share its rules:
+
+- **High bit depth** is scaled to 8 bits, never clipped: 16-bit images (Pillow modes
+  ``I;16``, ``I;16B``, ``I;16L``, ``I;16N``) keep their high byte (``value >> 8``,
+  what Pillow itself does for 16-bit colour PNGs, so 16-bit gray and colour agree);
+  32-bit integer images (``I``) must hold 0..65535 and are scaled the same way;
+  float images (``F``) must hold 0..1 and become ``round(value * 255)``. Values
+  outside those ranges (or not finite) make the image unreadable: there is no scale
+  to guess.
+- **Decompression bombs**: an image of more than :data:`MAX_PIXELS` pixels is
+  unreadable (Pillow warns there and refuses at twice as many), so a small file
+  that unpacks to gigabytes is never decoded.
+- An unreadable image is handled by the one unreadable-image policy
+  (:func:`decode_sample`), named with its list file and line.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from common.contract import InputContract
 from common.errors import UserError
@@ -28,8 +45,20 @@ _RESAMPLING = {
     "hamming": Image.Resampling.HAMMING,
 }
 
-DECODER_VERSION = 1
-"""Bumped whenever :func:`load_image` can return other pixels for the same file (packs record it)."""
+DECODER_VERSION = 2
+"""Bumped whenever :func:`load_image` can return other pixels for the same file (packs record it).
+
+2: high-bit-depth images scaled to 8 bits instead of clipped; decompression bombs refused."""
+
+MAX_PIXELS = 89_478_485
+"""Images with more pixels are refused as decompression bombs: Pillow's ``MAX_IMAGE_PIXELS``
+default (about 9459 x 9459), where it starts warning."""
+
+HIGH_BIT_DEPTH = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+"""Pillow modes scaled to 8 bits by :func:`to_8bit`, and the largest value each may hold."""
+
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+"""What Pillow raises for a file it cannot decode (``UnidentifiedImageError`` is an ``OSError``)."""
 
 ON_UNREADABLE = ("error", "skip")
 """What to do with a listed image that cannot be decoded: stop with an error, or log and skip it."""
@@ -54,9 +83,10 @@ class UnreadableImageError(UserError):
 def load_image(path: Path, contract: InputContract) -> np.ndarray:
     """Decode one image file as the network expects it.
 
-    Steps: decode with Pillow, apply the EXIF orientation, convert to
-    ``contract.color_mode``, resize to ``(contract.height, contract.width)`` with
-    ``contract.interpolation`` (skipped when the size already matches).
+    Steps: :func:`decode_image` (decode with Pillow, apply the EXIF orientation,
+    scale high bit depths to 8 bits, convert to ``contract.color_mode``), then resize
+    to ``(contract.height, contract.width)`` with ``contract.interpolation`` (skipped
+    when the size already matches).
 
     Args:
         path: The image file; any format Pillow reads.
@@ -69,19 +99,15 @@ def load_image(path: Path, contract: InputContract) -> np.ndarray:
     Raises:
         UnreadableImageError: When the file cannot be decoded.
     """
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert(contract.color_mode)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImageError(f"{path}: cannot decode image ({exc})", reason=str(exc)) from None
-    return to_network_input(image, contract)
+    return to_network_input(decode_image(path, contract.color_mode), contract)
 
 
 def to_network_input(image: Image.Image, contract: InputContract) -> np.ndarray:
     """The second half of :func:`load_image`, for an image already decoded and oriented.
 
-    Converts to ``contract.color_mode`` (when it differs) and resizes to the
-    contract's size, exactly as :func:`load_image` does.
+    Scales a high bit depth to 8 bits (:func:`to_8bit`), converts to
+    ``contract.color_mode`` (when it differs) and resizes to the contract's size,
+    exactly as :func:`load_image` does.
 
     Args:
         image: A decoded Pillow image, EXIF orientation applied.
@@ -89,7 +115,11 @@ def to_network_input(image: Image.Image, contract: InputContract) -> np.ndarray:
 
     Returns:
         ``uint8`` array of shape ``(C, H, W)``, values 0..255.
+
+    Raises:
+        ValueError: For high-bit-depth values outside their mode's range.
     """
+    image = to_8bit(image)
     if image.mode != contract.color_mode:
         image = image.convert(contract.color_mode)
     if image.size != (contract.width, contract.height):
@@ -98,6 +128,102 @@ def to_network_input(image: Image.Image, contract: InputContract) -> np.ndarray:
     if pixels.ndim == 2:
         return pixels[np.newaxis]  # (H, W) -> (1, H, W)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """Open an image file (its header: nothing is decoded yet), refusing decompression bombs.
+
+    Yields:
+        The opened Pillow image; it is closed on leaving the block.
+
+    Raises:
+        PIL.Image.DecompressionBombError: For more than :data:`MAX_PIXELS` pixels.
+        OSError: When Pillow cannot identify or open the file.
+    """
+    with warnings.catch_warnings():
+        # We refuse above MAX_PIXELS ourselves, so Pillow's warning would only be noise. catch_warnings
+        # is not thread-safe: at worst, racing threads leave this one "ignore" filter installed.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        opened = Image.open(path)
+    with opened:
+        pixels = opened.width * opened.height
+        if pixels > MAX_PIXELS:
+            raise Image.DecompressionBombError(
+                f"decompression bomb: {opened.width}x{opened.height} = {pixels:,} pixels, more than the "
+                f"{MAX_PIXELS:,} this project decodes")
+        yield opened
+
+
+def decode_image(path: Path, mode: str | None = None, fit: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an image file: EXIF orientation applied, 8 bits per channel.
+
+    Holds at most the decoded file and one converted copy in memory.
+
+    Args:
+        path: The image file.
+        mode: Pillow mode to convert to (``L``, ``RGB``); None keeps the file's
+            (after :func:`to_8bit`).
+        fit: For previews only, never for a network input: decode at reduced scale
+            where the format allows (JPEG, ``Image.draft``) and shrink to fit
+            ``(width, height)``, keeping the aspect ratio (never enlarged).
+
+    Returns:
+        The decoded image.
+
+    Raises:
+        UnreadableImageError: ``<path>: cannot decode image (<reason>)``.
+    """
+    try:
+        with open_image(path) as opened:
+            if fit is not None:
+                opened.draft(None, fit)  # JPEG: decode at 1/2..1/8 scale, still at least `fit`
+            opened.load()
+            ImageOps.exif_transpose(opened, in_place=True)
+            image = to_8bit(opened)
+            if fit is not None:
+                image.thumbnail(fit, Image.Resampling.LANCZOS)  # in place, from the (reduced) decode
+            if mode and image.mode != mode:
+                return image.convert(mode)
+            return image.copy() if image is opened else image  # the opened image is released on closing
+    except DECODE_ERRORS as exc:
+        raise UnreadableImageError(f"{path}: cannot decode image ({exc})", reason=str(exc)) from None
+
+
+def load_thumbnail(path: Path, size: int) -> Image.Image:
+    """An RGB preview of an image file that fits a ``size`` x ``size`` square, from a reduced decode.
+
+    Memory is bounded by the thumbnail for JPEGs, and by :data:`MAX_PIXELS` for any
+    file. Smaller images are not enlarged.
+
+    Raises:
+        UnreadableImageError: When the file cannot be decoded.
+    """
+    return decode_image(path, "RGB", fit=(size, size))
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """Scale a high-bit-depth image to 8-bit ``L``; other images are returned as they are.
+
+    ``I;16*``: ``value >> 8``. ``I``: values must be within 0..65535, then ``>> 8``.
+    ``F``: values must be within 0..1, then ``round(value * 255)``.
+
+    Raises:
+        ValueError: When the values are outside their mode's range or not finite.
+    """
+    largest = HIGH_BIT_DEPTH.get(image.mode)
+    if largest is None:
+        return image
+    values = np.asarray(image)  # (H, W): uint16, int32 or float32
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= largest):
+        raise ValueError(f"mode {image.mode} image with values {low:g}..{high:g}; this project reads 0..{largest:g} "
+                         "(see docs/data.md, 'Images')")
+    if image.mode == "F":
+        scaled = np.rint(values * np.float32(255)).astype(np.uint8)
+    else:
+        scaled = (values >> 8).astype(np.uint8)
+    return Image.fromarray(scaled)  # (H, W) uint8 -> mode L
 
 
 def check_on_unreadable(value: str, key: str = "on_unreadable") -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -32,10 +33,10 @@ from common.contract import COLOR_MODES, INTERPOLATIONS, InputContract
 from common.data_profile import ChannelStats, FileProfile, read_header, tiny_split_note
 from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
-from common.images import to_network_input
+from common.images import UnreadableImageError, decode_image, load_thumbnail, to_network_input
 from common.lists import Dataset, ListFileError, Sample, open_dataset, read_split
 from common.paths import display_path, output_dir
-from common.staging import staged
+from common.staging import refuse_foreign_target, staged
 
 
 DESCRIPTION = (
@@ -59,6 +60,12 @@ DEV_SPLIT = "dev"
 
 STATS_SPLIT = "train"
 """The split whose pixel statistics go into the input contract."""
+
+REPORT = "report.json"
+"""The file every inspection folder holds; an existing ``--out`` without it is never replaced."""
+
+GRID_THUMBNAIL = 96
+"""Largest side, in pixels, of an image in the sample grids (decoded at reduced scale)."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,10 @@ def inspect_dataset(name_or_path: str = "digits", out: Path | None = None, per_c
     splits = sorted(p.stem for p in (dataset.root / "lists").glob("*.txt"))
     if not splits:
         raise UserError(f"{display_path(dataset.root / 'lists')}: no list files")
+    _check_settings(per_class, imbalance_threshold)
     result = Inspection(folder=out or output_dir() / "inspect" / dataset.root.name,
                         class_names=dataset.class_names, counts={})
+    refuse_foreign_target(result.folder, REPORT, "--out")
     samples_by_split: dict[str, list[Sample]] = {}
     for split in splits:
         try:
@@ -155,6 +164,15 @@ def inspect_dataset(name_or_path: str = "digits", out: Path | None = None, per_c
     return result
 
 
+def _check_settings(per_class: int, imbalance_threshold: float) -> None:
+    """Refuse report settings that cannot work, naming the option."""
+    if per_class < 1:
+        raise UserError(f"--per-class: images per class in the grids must be at least 1, got {per_class}")
+    if not math.isfinite(imbalance_threshold) or imbalance_threshold < 1:
+        raise UserError(f"--imbalance: the largest-to-smallest class ratio must be a number of at least 1, "
+                        f"got {imbalance_threshold}")
+
+
 def _profile(dataset: Dataset, samples_by_split: dict[str, list[Sample]]) -> FileProfile:
     """Colour modes, formats and sizes from the headers of every listed file (each path once)."""
     profile = FileProfile(dataset.class_names)
@@ -177,8 +195,6 @@ def _decode(dataset: Dataset, samples_by_split: dict[str, list[Sample]], probe: 
     Returns:
         ``(pixel hash -> where the image is listed, train statistics)``.
     """
-    from PIL import Image, ImageOps
-
     owners: dict[str, list[dict[str, Any]]] = {}
     channel_stats = ChannelStats(probe.channels)
     for split, samples in samples_by_split.items():
@@ -186,15 +202,13 @@ def _decode(dataset: Dataset, samples_by_split: dict[str, list[Sample]], probe: 
         for sample in samples:
             counts[dataset.class_names[sample.label]] += 1
             try:
-                with Image.open(dataset.image_path(sample)) as opened:
-                    image = ImageOps.exif_transpose(opened)
-                    digest = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
-                    if split == STATS_SPLIT:
-                        channel_stats.add(to_network_input(image, probe))
-            except (OSError, ValueError) as exc:
-                result.unreadable.append(f"{sample.source}:{sample.line}: {sample.path} ({exc})")
+                image = decode_image(dataset.image_path(sample))
+            except UnreadableImageError as exc:
+                result.unreadable.append(f"{sample.source}:{sample.line}: {sample.path} ({exc.reason})")
                 continue
+            digest = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
             if split == STATS_SPLIT:
+                channel_stats.add(to_network_input(image, probe))
                 result.stats_images += 1
             owners.setdefault(digest, []).append({"split": split, "path": sample.path, "line": sample.line})
         result.counts[split] = counts
@@ -237,7 +251,7 @@ def _write(result: Inspection, dataset: Dataset, samples_by_split: dict[str, lis
         write_csv(stage.path / "image_profile.csv", ["class", "attribute", "value", "files"],
                   ([name, attribute, value, files] for name, attributes in profile.items()
                    for attribute, values in attributes.items() for value, files in values.items()))
-        write_json(stage.path / "report.json", {
+        write_json(stage.path / REPORT, {
             "dataset": display_path(dataset.root), "classes": list(dataset.class_names), "counts": result.counts,
             "statistics": _statistics(result), "problems": result.problems, "notes": result.notes,
             "duplicates": result.duplicates, "unreadable": result.unreadable, "profile": profile})
@@ -273,7 +287,6 @@ def summary_lines(result: Inspection) -> list[str]:
 
 def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str, per_class: int) -> None:
     import numpy as np
-    from PIL import Image
 
     from common.plotting import pyplot
 
@@ -295,9 +308,9 @@ def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str
             members = by_class.get(row, [])
             if column < len(members):
                 try:
-                    with Image.open(dataset.image_path(members[column])) as opened:
-                        axis.imshow(np.asarray(opened.convert("RGB")), interpolation="nearest")
-                except OSError:
+                    thumbnail = load_thumbnail(dataset.image_path(members[column]), GRID_THUMBNAIL)
+                    axis.imshow(np.asarray(thumbnail), interpolation="nearest")
+                except UnreadableImageError:
                     axis.text(0.5, 0.5, "unreadable", ha="center", va="center", fontsize=6)
             else:
                 axis.axis("off")

@@ -8,7 +8,8 @@ A data set is a folder (``data/<ds>/``) holding::
 
 In list files, blank lines and lines starting with ``#`` are ignored; the label is
 the last whitespace-separated field, so image paths may contain spaces. Paths use
-``/`` and may not leave the data set folder.
+``/`` and may not leave the data set folder. Labels are ASCII digits. Both files are
+UTF-8; a leading byte-order mark (BOM, as Windows editors write) is stripped.
 
 Every problem found in a list file is reported at once, each with file and line.
 """
@@ -19,17 +20,16 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import UserError
+from common.errors import FileProblems, UserError
+from common.files import read_text
 from common.paths import data_dir, display_path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "dev")
 """The conventional splits; ``dev`` is a small subset for quick debug runs."""
 
-MAX_REPORTED = 20
-"""How many problems a list-file error message spells out before summarising."""
 
 
-class ListFileError(UserError):
+class ListFileError(FileProblems):
     """A list file or ``classes.txt`` has one or more problems.
 
     Attributes:
@@ -37,13 +37,7 @@ class ListFileError(UserError):
     """
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        shown = self.problems[:MAX_REPORTED]
-        message = "\n  ".join(shown)
-        if len(self.problems) > len(shown):
-            message += f"\n  ... and {len(self.problems) - len(shown)} more problem(s)"
-        head = "1 problem" if len(self.problems) == 1 else f"{len(self.problems)} problems"
-        super().__init__(f"{head} in the data set files:\n  {message}")
+        super().__init__(problems, "the data set files")
 
 
 @dataclass(frozen=True)
@@ -112,7 +106,7 @@ def load_dataset(root: Path) -> Dataset:
             "(the line number, from 0, is the label)"
         )
     shown = display_path(classes_file)
-    lines = _read_text(classes_file).splitlines()
+    lines = read_text(classes_file).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     problems = []
@@ -203,7 +197,7 @@ def read_list(dataset: Dataset, path: Path) -> list[Sample]:
     samples: list[Sample] = []
     problems: list[str] = []
     first_line: dict[str, int] = {}
-    for number, raw in enumerate(_read_text(path).splitlines(), start=1):
+    for number, raw in enumerate(read_text(path).splitlines(), start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
@@ -232,16 +226,16 @@ def _parse_line(dataset: Dataset, text: str, shown: str, number: int,
     if len(fields) != 2:
         return f"{where}: expected '<image path> <label>', got {text!r}"
     image, label_text = fields
-    try:
-        label = int(label_text)
-    except ValueError:
-        return f"{where}: label {label_text!r} is not an integer (labels are 0-based line numbers of classes.txt)"
+    label = parse_label(label_text)
+    if label is None:
+        return (f"{where}: label {label_text!r} is not a class index (the 0-based line number of the class in "
+                "classes.txt, in ASCII digits 0-9)")
     if not 0 <= label < dataset.num_classes:
         return (f"{where}: label {label} is outside 0..{dataset.num_classes - 1} "
                 f"(classes.txt has {dataset.num_classes} classes)")
     if "\\" in image:
         return f"{where}: path {image!r} uses '\\'; separate folders with '/'"
-    relative = _normalise(image)
+    relative = normalise_path(image)
     if relative is None:
         return f"{where}: path {image!r} leaves the data set folder; use a path relative to it"
     if relative in first_line:
@@ -252,8 +246,22 @@ def _parse_line(dataset: Dataset, text: str, shown: str, number: int,
     return relative, label
 
 
-def _normalise(image: str) -> str | None:
-    """The path relative to the data set folder, or None when it would leave it."""
+def parse_label(text: str) -> int | None:
+    """A class index written in ASCII digits (``"0"``, ``"12"``), or None.
+
+    Stricter than ``int()``, which also takes signs, spaces, underscores and other
+    scripts' digits (``"+1"``, ``"1_0"``, ``"\u0661"``).
+    """
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def normalise_path(image: str) -> str | None:
+    """An image path relative to the data set folder, normalised; None when it would leave the folder.
+
+    Absolute paths, drive letters and paths that climb above the folder (``..``)
+    leave it; ``raw/./a.png`` becomes ``raw/a.png``. The check is on the text: see
+    :func:`resolve_image` for symbolic links.
+    """
     if image.startswith("/") or (len(image) > 1 and image[1] == ":"):
         return None
     relative = posixpath.normpath(image)
@@ -262,10 +270,24 @@ def _normalise(image: str) -> str | None:
     return relative
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{display_path(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"{display_path(path)}: cannot read ({exc.strerror})") from None
+def resolve_image(root: Path, image: str) -> Path | None:
+    """The file an image path names inside a data set folder, symbolic links followed; None when it is outside.
+
+    For code that reads a data set's files from a path it did not validate as a list
+    file (a result file's rows): besides :func:`normalise_path`'s check on the text,
+    the resolved file must lie inside the resolved data set folder, or inside the
+    folder a ``prepare-data --from-folder --link symlink`` import linked to (its
+    ``prepare.json`` names it), so a symbolic link cannot lead elsewhere.
+
+    Args:
+        root: The data set folder.
+        image: The path, relative to ``root``, ``/``-separated.
+    """
+    from common.folder_import import linked_source  # numpy and the publisher: only when needed
+
+    relative = normalise_path(image) if "\\" not in image else None
+    if relative is None:
+        return None
+    resolved = (Path(root) / relative).resolve()
+    homes = [Path(root).resolve(), *filter(None, [linked_source(Path(root))])]
+    return resolved if any(resolved.is_relative_to(home) for home in homes) else None

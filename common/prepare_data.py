@@ -41,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     folder = parser.add_argument_group("your own images (one subfolder per class, nested folders allowed)")
     folder.add_argument("--from-folder", type=Path, metavar="DIR", help="the folder of class folders")
     folder.add_argument("--name", help="the new data set's name: it is written to data/<name>/ (never overwritten)")
-    folder.add_argument("--link", choices=LINK_MODES, default="copy",
+    folder.add_argument("--link", choices=LINK_MODES,
                         help="how images reach data/<name>/raw/: copy (default), symlink to the originals, or "
                         "hardlink (same file system); originals are never moved")
-    folder.add_argument("--val", type=float, default=VAL_FRACTION, metavar="FRACTION",
+    folder.add_argument("--val", type=float, metavar="FRACTION",
                         help=f"share of the images in val (default {VAL_FRACTION})")
-    folder.add_argument("--test", type=float, default=TEST_FRACTION, metavar="FRACTION",
+    folder.add_argument("--test", type=float, metavar="FRACTION",
                         help=f"share of the images in test (default {TEST_FRACTION})")
-    folder.add_argument("--dev-per-class", type=int, default=DEV_PER_CLASS, metavar="N",
+    folder.add_argument("--dev-per-class", type=int, metavar="N",
                         help=f"training images per class in the dev split (default {DEV_PER_CLASS})")
     return parser
 
@@ -57,6 +57,8 @@ def main(argv: Sequence[str]) -> int:
     """Parse arguments and prepare the digits, or import a folder."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    folder_options = {"--name": args.name, "--link": args.link, "--val": args.val, "--test": args.test,
+                      "--dev-per-class": args.dev_per_class}
     if args.from_folder is not None:
         if not args.name:
             parser.error("--from-folder needs --name (the data set is written to data/<name>/)")
@@ -64,11 +66,15 @@ def main(argv: Sequence[str]) -> int:
             parser.error("--out and --force are for the bundled digits; with --from-folder use --name")
         if Path(args.name).name != args.name or args.name.startswith("."):
             parser.error(f"--name {args.name!r}: a plain folder name, e.g. flowers")
-        settings = SplitSettings(args.seed, args.val, args.test, args.dev_per_class)
-        print(describe_import(import_folder(args.from_folder, data_dir() / args.name, args.link, settings)))
+        settings = SplitSettings(args.seed, VAL_FRACTION if args.val is None else args.val,
+                                 TEST_FRACTION if args.test is None else args.test,
+                                 DEV_PER_CLASS if args.dev_per_class is None else args.dev_per_class)
+        print(describe_import(import_folder(args.from_folder, data_dir() / args.name, args.link or "copy",
+                                            settings)))
         return 0
-    if args.name:
-        parser.error("--name needs --from-folder")
+    given = [option for option, value in folder_options.items() if value is not None]
+    if given:
+        parser.error(f"{', '.join(given)}: only with --from-folder")
     result = prepare_digits(args.out, seed=args.seed, force=args.force)
     sizes = ", ".join(f"{name} {count}" for name, count in result.split_sizes.items())
     where = display_path(result.root)

@@ -22,6 +22,27 @@ VAL_FRACTION = 0.1
 DEV_PER_CLASS = 10
 """Images per class in ``dev`` (drawn from ``train``), by default."""
 
+MAX_SEED = 2**32 - 1
+"""The largest seed the shuffles take (numpy's and scikit-learn's ``random_state`` range)."""
+
+
+def check_split_settings(seed: int, test_fraction: float = TEST_FRACTION, val_fraction: float = VAL_FRACTION,
+                         dev_per_class: int = DEV_PER_CLASS) -> None:
+    """Refuse split settings no split can be made with, naming the ``prepare-data`` option.
+
+    Raises:
+        UserError: For a seed outside 0..:data:`MAX_SEED`, fractions outside (0, 1)
+            or adding up to 1 or more (not-a-number included), or fewer than one dev
+            image per class.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed: an integer in 0..{MAX_SEED}, got {seed!r}")
+    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and test_fraction + val_fraction < 1):
+        raise UserError(f"--val and --test: need 0 < val, 0 < test and val + test < 1, got val {val_fraction} "
+                        f"and test {test_fraction}")
+    if dev_per_class < 1:
+        raise UserError(f"--dev-per-class: must be at least 1, got {dev_per_class}")
+
 
 def split_indices(labels: np.ndarray, seed: int, test_fraction: float = TEST_FRACTION,
                   val_fraction: float = VAL_FRACTION, dev_per_class: int = DEV_PER_CLASS) -> dict[str, np.ndarray]:
@@ -43,16 +64,12 @@ def split_indices(labels: np.ndarray, seed: int, test_fraction: float = TEST_FRA
         Sorted index arrays per split; ``dev`` is a subset of ``train``.
 
     Raises:
-        UserError: When the fractions are out of range, or there are too few samples
-            of some class to give every split its share.
+        UserError: When a setting is out of range (:func:`check_split_settings`), or
+            there are too few samples of some class to give every split its share.
     """
     from sklearn.model_selection import train_test_split
 
-    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and test_fraction + val_fraction < 1):
-        raise UserError(f"split fractions: need 0 < val, 0 < test and val + test < 1, got val {val_fraction} "
-                        f"and test {test_fraction}")
-    if dev_per_class < 1:
-        raise UserError(f"dev per class: must be at least 1, got {dev_per_class}")
+    check_split_settings(seed, test_fraction, val_fraction, dev_per_class)
     indices = np.arange(len(labels))
     try:
         rest, test = train_test_split(indices, test_size=test_fraction, stratify=labels, random_state=seed)

@@ -79,13 +79,18 @@ def staged(target: Path, exists: str = "refuse", files: Sequence[str] | None = N
         The :class:`Stage`; write into ``stage.path``.
 
     Raises:
-        UserError: When the target exists and ``exists`` is ``refuse``.
+        UserError: When the target exists and ``exists`` is ``refuse``, a file is in
+            the way, or (``replace``, ``backup``) the target is a file.
+        OSError: When writing fails; nothing is published, the staging folder is
+            removed, and the error names the file as it would have been published.
     """
     if exists not in EXISTS or (files is not None and exists == "backup"):
         raise ValueError(f"exists={exists!r} is not supported here")
     target = Path(target)
     home = target if files is not None else target.parent
-    home.mkdir(parents=True, exist_ok=True)
+    _make_home(home)
+    if files is None and exists != "refuse" and os.path.lexists(target) and not target.is_dir():
+        raise UserError(f"{display_path(target)}: a file is there, not a folder; nothing was replaced")
     remove_stale_staging(home)
     names = [target.name] if files is None else list(files)
     if exists == "refuse":
@@ -102,8 +107,36 @@ def staged(target: Path, exists: str = "refuse", files: Sequence[str] | None = N
                 stage.backup = _publish_folder(stage.path, target, exists)
             else:
                 _publish_files(stage.path, target, names)
+    except OSError as exc:  # a full disk, no permission: name the file as it would have been published
+        staging = str(stage.path)
+        if isinstance(exc.filename, str) and exc.filename.startswith(staging):
+            exc.filename = str(target) + exc.filename[len(staging):]
+        raise
     finally:
         shutil.rmtree(stage.path, ignore_errors=True)
+
+
+def refuse_foreign_target(target: Path, marker: str, option: str) -> None:
+    """Refuse an existing ``target`` that this command did not write, before replacing it.
+
+    A command that replaces its own output folder (``exists="replace"``) checks
+    first that the folder there holds ``marker``, the file it always writes, so a
+    mistyped ``--out`` never deletes a data set, a file or someone's work.
+
+    Args:
+        target: The output folder about to be replaced.
+        marker: The file every output folder of this command holds, e.g. ``report.json``.
+        option: The option that named the target, for the message.
+
+    Raises:
+        UserError: When ``target`` exists and is not a folder holding ``marker``.
+    """
+    target = Path(target)
+    if not os.path.lexists(target) or (target.is_dir() and not target.is_symlink() and (target / marker).is_file()):
+        return
+    found = (f"a folder this command did not write (it has no {marker})" if target.is_dir()
+             else "a file, not an output folder of this command")
+    raise UserError(f"{option} {display_path(target)}: {found}; nothing was replaced; choose another path")
 
 
 def remove_stale_staging(folder: Path) -> list[Path]:
@@ -127,6 +160,19 @@ def remove_stale_staging(folder: Path) -> list[Path]:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+def _make_home(home: Path) -> None:
+    """Create the folder the staging folder goes in.
+
+    Raises:
+        UserError: When a file is in the way (the folder or one above it is a file).
+    """
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise UserError(f"{display_path(home)}: cannot create the folder ({exc.strerror}): a file is in the "
+                        "way") from None
 
 
 def _new_staging_folder(home: Path, name: str) -> Path:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from common.config_files import describe_config_error, load_yaml_mapping, merge
+from common.config_files import describe_config_error, load_yaml_mapping, merge, parse_overrides
 from common.errors import UserError
 from common.images import ON_UNREADABLE
 from common.paths import PROJECT_ROOT, display_path
@@ -312,10 +312,7 @@ def load_train_config(path: Path | None = DEFAULT_CONFIG, overrides: Sequence[st
         pinned = {key: loaded.pop(key) for key in PINNED_KEYS if key in loaded}
         required = _pop_required(loaded)
         merged = merge(merged, loaded, shown)
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"command line: {item!r} is not a key=value override (e.g. optim.lr=3e-4)")
-    given = OmegaConf.from_dotlist(list(overrides))
+    given = parse_overrides(overrides)
     missing = [key for key in required if OmegaConf.select(given, key) is None]
     if missing:
         raise UserError(f"{display_path(path)}: {', '.join(missing)}: this config leaves the value to the command "

@@ -13,6 +13,7 @@ confident mistakes) and ``bad_cases.csv``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -22,9 +23,12 @@ import numpy as np
 from common.contract import InputContract
 from common.errors import UserError
 from common.files import atomic_write_text, write_csv
+from common.lists import resolve_image
 from common.predictions import Predictions
 from evaluate.html import link, page
 from evaluate.metrics import top_two
+
+log = logging.getLogger(__name__)
 
 THUMB_SIZE = 96
 
@@ -137,30 +141,39 @@ def write_thumbnails(folder: Path, cases: list[Case], image_root: Path | None,
                      contract: InputContract | None = None) -> Thumbnails:
     """``thumbs/<row>.png`` (the file, scaled) and ``thumbs/<row>-input.png`` (the network input).
 
+    Only files inside the data set folder are read (:func:`common.lists.resolve_image`:
+    symbolic links are followed before the check), from a reduced decode
+    (:func:`common.images.load_thumbnail`); a case whose image is outside, missing
+    or unreadable gets no thumbnail.
+
     Args:
         folder: The report folder.
         cases: The cases to draw.
         image_root: The data set folder the case paths are relative to (None: no thumbnails).
         contract: The model's input contract (None: no network-input images).
     """
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    from common.images import load_image
+    from common.images import load_image, load_thumbnail
 
     thumbs = Thumbnails(input_size=f"{contract.width}\u00d7{contract.height}" if contract else "")
     if image_root is None:
         return thumbs
     (folder / "thumbs").mkdir(parents=True, exist_ok=True)
     for case in cases:
-        try:
-            with Image.open(image_root / case.path) as opened:
-                image = ImageOps.exif_transpose(opened).convert("RGB")
-            pixels = load_image(image_root / case.path, contract) if contract is not None else None
-        except (OSError, UserError):
+        source = resolve_image(image_root, case.path)
+        if source is None:
+            log.warning("no thumbnail for %s: it is not inside the data set folder %s", case.path, image_root)
             continue
-        scale = THUMB_SIZE / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS)
+        try:
+            image = load_thumbnail(source, THUMB_SIZE)
+            pixels = load_image(source, contract) if contract is not None else None
+        except UserError:
+            continue
+        if max(image.size) < THUMB_SIZE:  # small images are enlarged, pixels kept sharp
+            scale = THUMB_SIZE / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.Resampling.NEAREST)
         image.save(folder / "thumbs" / f"{case.row}.png")
         thumbs.original[case.row] = f"thumbs/{case.row}.png"
         if pixels is not None:

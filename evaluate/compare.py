@@ -24,10 +24,13 @@ from common.errors import UserError
 from common.files import atomic_write_text, write_json
 from common.paths import display_path
 from common.plotting import pyplot
-from common.predictions import Predictions, read_evaluation_record, read_predictions
-from common.staging import staged
+from common.predictions import Predictions, read_results
+from common.staging import refuse_foreign_target, staged
 from evaluate.badcases import Case, Thumbnails, build_cases, case_html, write_thumbnails
-from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root, image_source
+from evaluate.evaluation import OVERWRITE_HINT, check_folder_name, check_same_classes, evaluations_root, image_source
+
+SUMMARY = "compare.json"
+"""The file every comparison folder holds; an existing folder without it is never replaced."""
 from evaluate.html import figure, link, page, table
 from evaluate.metrics import score
 from evaluate.verdict import verdict, verdict_sentences
@@ -59,15 +62,20 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
         seed: Seed of the resampling.
 
     Raises:
-        UserError: When either has no usable predictions.csv, they are not of the
-            same samples, labels and classes, or ``bootstrap`` or ``seed`` is negative.
+        UserError: When either has no usable predictions.csv (every problem of a
+            damaged one with its row), they are not of the same samples, labels and
+            classes, ``bootstrap`` or ``seed`` is negative, ``name`` is not a plain
+            folder name, or the output folder exists and is not a comparison.
     """
     if bootstrap < 0 or seed < 0:
         raise UserError(f"--bootstrap and --seed must be at least 0, got --bootstrap {bootstrap}, --seed {seed}")
+    check_folder_name(name)
     folder_a, folder_b = _folder(a), _folder(b)
-    pred_a = read_predictions(folder_a / "predictions.csv")
-    pred_b = _aligned(pred_a, read_predictions(folder_b / "predictions.csv"), folder_a, folder_b)
+    pred_a, record_a = read_results(folder_a / "predictions.csv")
+    pred_b, record_b = read_results(folder_b / "predictions.csv")
+    pred_b = _aligned(pred_a, pred_b, folder_a, folder_b)
     target = evaluations_root() / (name or f"compare-{folder_a.name}-vs-{folder_b.name}")
+    refuse_foreign_target(target, SUMMARY, "--name")
     scores_a = score(pred_a.labels, pred_a.probabilities, pred_a.class_names)
     scores_b = score(pred_b.labels, pred_b.probabilities, pred_b.class_names)
     right_a = scores_a.predicted == pred_a.labels
@@ -83,14 +91,14 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
         "convention": "delta = B - A; fixed = wrong in A, right in B; broken = right in A, wrong in B",
     }
     with staged(target, exists="replace" if overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
-        write_json(stage.path / "compare.json", summary)
+        write_json(stage.path / SUMMARY, summary)
         atomic_write_text(stage.path / "compare.txt", _text(summary))
         _overlay(stage.path, scores_a, scores_b, folder_a.name, folder_b.name)
         cases = {"fixed": build_cases(pred_b, fixed), "broken": build_cases(pred_b, broken)}
         _flips_csv(stage.path, pred_a, pred_b, cases)
-        root, contract = image_source(read_evaluation_record(folder_a))
+        root, contract = image_source(record_a)
         if root is None:
-            root, contract = image_source(read_evaluation_record(folder_b))
+            root, contract = image_source(record_b)
         thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root, contract)
         _html(stage.path, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
     return CompareResult(target, summary)

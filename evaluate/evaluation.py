@@ -24,13 +24,13 @@ from common.predictions import (
     EVALUATION_RECORD,
     EvaluationRecord,
     Predictions,
-    read_evaluation_record,
-    read_predictions,
+    read_results,
+    sum_tolerance_for,
     write_evaluation_record,
     write_predictions,
 )
 from common.provenance import now
-from common.staging import staged
+from common.staging import refuse_foreign_target, staged
 
 if TYPE_CHECKING:
     from evaluate.metrics import Scores
@@ -114,6 +114,7 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     check_same_classes(list(dataset.class_names), model.class_names, display_path(dataset.root / "classes.txt"),
                        f"the model {display_path(model_path)}")
     name = options.name or f"{model_path.stem}-{list_path.stem}"
+    refuse_foreign_target(evaluations_root() / name, EVALUATION_RECORD, "--name")
     with staged(evaluations_root() / name, exists="replace" if options.overwrite else "refuse",
                 hint=OVERWRITE_HINT) as stage:
         kept: list = []
@@ -126,6 +127,7 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
                                   probabilities, model.class_names)
         record = _record(name, model_path, model.card, list_path, dataset.root,
                          sorted({s.path for s in samples} - {s.path for s in kept}))
+        record.sum_tolerance = sum_tolerance_for(probabilities, model.card.quantized, display_path(model_path))
         write_predictions(stage.path / "predictions.csv", predictions)
         metrics, files = write_derived(stage.path, predictions, record, options)
     return EvaluationResult(stage.target, metrics, ["predictions.csv", *files])
@@ -136,21 +138,28 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     """Score a ``predictions.csv`` again, without inference.
 
     Writes metrics, plots and reports into ``out`` (default: the CSV's folder, where
-    only those derived files are replaced; ``predictions.csv`` is never touched).
-    Thumbnails need the data set folder recorded in ``evaluation.json`` beside the CSV.
+    only those derived files are replaced; ``predictions.csv`` is never touched; an
+    existing ``out`` is replaced only with ``overwrite``, and only when it is an
+    evaluation). The CSV is checked against the ``evaluation.json`` beside it
+    (:func:`common.predictions.read_results`); thumbnails need the data set folder
+    recorded there.
+
+    Raises:
+        UserError: For invalid options, a damaged result file (every problem with its
+            row), or an ``out`` that exists and may not be replaced.
     """
     _check_options(options)
     predictions_csv = Path(predictions_csv)
-    predictions = read_predictions(predictions_csv)
+    predictions, previous = read_results(predictions_csv)
     folder = Path(out) if out else predictions_csv.parent
-    previous = read_evaluation_record(predictions_csv.parent) or EvaluationRecord(
-        name="", created="", class_names=list(predictions.class_names))
+    previous = previous or EvaluationRecord(name="", created="", class_names=list(predictions.class_names))
     record = replace(previous, name=folder.name, created=now(), rescored_from=display_path(predictions_csv))
     if folder.resolve() == predictions_csv.parent.resolve():
         with staged(folder, exists="replace", files=[]) as stage:
             metrics, files = write_derived(stage.path, predictions, record, options)
             stage.files = files  # only the derived files; predictions.csv stays as it is
         return EvaluationResult(folder, metrics, files)
+    refuse_foreign_target(folder, EVALUATION_RECORD, "--out")
     with staged(folder, exists="replace" if options.overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
         write_predictions(stage.path / "predictions.csv", predictions)
         metrics, files = write_derived(stage.path, predictions, record, options)
@@ -304,5 +313,14 @@ def _check_options(options: EvaluateOptions) -> None:
         raise UserError("--bad-cases and --per-pair must be at least 0")
     if any(not 0 < t <= 1 for t in targets):
         raise UserError(f"precision and recall targets must be in (0, 1], got {targets}")
-    if options.name is not None and (not options.name or "/" in options.name or options.name.startswith(".")):
-        raise UserError(f"--name {options.name!r}: a plain folder name, without '/' or a leading '.'")
+    check_folder_name(options.name)
+
+
+def check_folder_name(name: str | None) -> None:
+    """Refuse a ``--name`` that is not a plain folder name (None: the default name).
+
+    Raises:
+        UserError: For an empty name, or one with a ``/`` or ``\\`` or starting with ``.``.
+    """
+    if name is not None and (not name or "/" in name or "\\" in name or name.startswith(".")):
+        raise UserError(f"--name {name!r}: a plain folder name, without '/' or a leading '.'")

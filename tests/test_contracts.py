@@ -49,3 +49,25 @@ def test_colour_photos_of_any_size_decode_identically(write_dataset, interpolati
     training = load_split(dataset, "test", contract, "error", in_memory=True).images.numpy()
     assert training.shape == (5, 3, 24, 32)
     np.testing.assert_array_equal(evaluation_images(dataset, "test", contract), training)
+
+
+@pytest.mark.parametrize("color_mode", ["L", "RGB"])
+def test_16_bit_and_float_images_decode_identically_and_scaled(write_dataset, color_mode):
+    ramp = (np.arange(20 * 30, dtype=np.uint32).reshape(20, 30) * 109).astype(np.uint16)  # 0..65291
+    root = write_dataset(classes=["a", "b"], images={"raw/8bit.png": (ramp >> 8).astype(np.uint8)}, lists={})
+    Image.fromarray(ramp).save(root / "raw" / "16bit.png")  # opens as I;16
+    Image.fromarray(ramp.astype(np.int32)).save(root / "raw" / "32bit.tiff")  # opens as I
+    Image.fromarray(ramp.astype(np.float32) / 65535).save(root / "raw" / "float.tiff")  # opens as F
+    (root / "lists" / "test.txt").write_text("raw/8bit.png 0\nraw/16bit.png 1\nraw/32bit.tiff 0\nraw/float.tiff 1\n")
+    channels = 1 if color_mode == "L" else 3
+    dataset = load_dataset(root)
+    float_scaled = np.rint(ramp.astype(np.float32) / 65535 * np.float32(255)).astype(np.uint8)
+    for height, width in ((20, 30), (12, 9)):
+        contract = InputContract(color_mode, height, width, "bilinear", (0.5,) * channels, (0.25,) * channels)
+        training = load_split(dataset, "test", contract, "error", in_memory=True).images.numpy()
+        np.testing.assert_array_equal(evaluation_images(dataset, "test", contract), training)
+        np.testing.assert_array_equal(training[1], training[0])  # 16 bits: the high byte, as the 8-bit file
+        np.testing.assert_array_equal(training[2], training[0])
+    full = InputContract(color_mode, 20, 30, "bilinear", (0.5,) * channels, (0.25,) * channels)
+    floats = load_split(dataset, "test", full, "error", in_memory=True).images.numpy()[3]
+    np.testing.assert_array_equal(floats, np.stack([float_scaled] * channels))  # float: round(value * 255)

@@ -1,11 +1,15 @@
-"""Command lines as users type them: key=value overrides anywhere, options keep their values."""
+"""Command lines as users type them: key=value overrides anywhere, options keep their values; errors without tracebacks."""
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
-from common.cli import command_parser, parse_key_values
+from common.cli import command_parser, parse_key_values, run_main
 from common.errors import UserError
+from common.files import write_json
 
 
 def parser():
@@ -61,3 +65,41 @@ def test_key_values_are_yaml():
                          (["a=[1,"], "not valid YAML")):
         with pytest.raises(UserError, match=message):
             parse_key_values(bad, "--params")
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    (errno.ENOSPC, "No space left on device"),
+    (errno.EDQUOT, "Disk quota exceeded"),
+    (errno.EFBIG, "File too large"),
+    (errno.EACCES, "Permission denied"),
+    (errno.EPERM, "Operation not permitted"),
+    (errno.EROFS, "Read-only file system"),
+])
+def test_disk_and_permission_errors_are_one_line_naming_the_path(capsys, code, reason):
+    def main(argv):
+        raise OSError(code, os.strerror(code), "output/eval/x/metrics.json")
+
+    assert run_main(main, []) == 2
+    assert capsys.readouterr().err == f"error: output/eval/x/metrics.json: {reason}\n"
+
+
+def test_other_os_errors_are_bugs_and_keep_their_traceback():
+    def main(argv):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "x")
+
+    with pytest.raises(FileNotFoundError):
+        run_main(main, [])
+
+
+def test_a_failed_atomic_write_names_its_file_and_leaves_nothing(tmp_path, monkeypatch):
+    (tmp_path / "kept.json").write_text("old")
+
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a real write or fsync: no file name
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError) as excinfo:
+        write_json(tmp_path / "kept.json", {"new": 1})
+    assert excinfo.value.filename == str(tmp_path / "kept.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
+    assert (tmp_path / "kept.json").read_text() == "old"

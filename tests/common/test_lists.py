@@ -37,19 +37,23 @@ def test_missing_image(write_dataset):
     assert problems_of(excinfo) == [f"{root}/lists/train.txt:2: image not found: {root}/raw/nope.png"]
 
 
-def test_label_not_an_integer(write_dataset):
-    root = write_dataset(lists={"train": "raw/0.png cat\n"})
-    with pytest.raises(ListFileError, match=r"train\.txt:1: label 'cat' is not an integer"):
+@pytest.mark.parametrize("label", ["cat", "-1", "+1", "1_0", "1.0", "\u0661", "\uff11", "\u00b2"])
+def test_a_label_is_ascii_digits(write_dataset, label):
+    # int() takes signs, underscores, Arabic-Indic and full-width digits; not 'cat', '1.0' or '\u00b2'
+    root = write_dataset(lists={"train": f"raw/0.png 0\nraw/1.png {label}\n"})
+    with pytest.raises(ListFileError) as excinfo:
         read_split(load_dataset(root), "train")
+    assert problems_of(excinfo) == [f"{root}/lists/train.txt:2: label {label!r} is not a class index (the 0-based "
+                                    "line number of the class in classes.txt, in ASCII digits 0-9)"]
 
 
-@pytest.mark.parametrize("label", ["3", "-1", "17"])
+@pytest.mark.parametrize("label", ["3", "17", "003"])
 def test_label_outside_classes(write_dataset, label):
     root = write_dataset(lists={"train": f"raw/0.png 0\nraw/1.png {label}\n"})
     with pytest.raises(ListFileError) as excinfo:
         read_split(load_dataset(root), "train")
     assert problems_of(excinfo) == [
-        f"{root}/lists/train.txt:2: label {label} is outside 0..2 (classes.txt has 3 classes)"
+        f"{root}/lists/train.txt:2: label {int(label)} is outside 0..2 (classes.txt has 3 classes)"
     ]
 
 
@@ -163,6 +167,16 @@ def test_bad_classes_file(write_dataset, classes, message):
     root = write_dataset(classes=classes)
     with pytest.raises(ListFileError, match=message):
         load_dataset(root)
+
+
+@pytest.mark.parametrize("first_line", ["# a comment", "raw/0.png 0"])
+def test_a_byte_order_mark_is_stripped_from_classes_and_lists(write_dataset, first_line):
+    bom = "\ufeff"
+    root = write_dataset(classes=f"{bom}cat\ndog\nbird\n", lists={"train": f"{bom}{first_line}\nraw/1.png 1\n"})
+    dataset = load_dataset(root)
+    assert dataset.class_names == ("cat", "dog", "bird")
+    assert [(s.path, s.label) for s in read_split(dataset, "train")][-1] == ("raw/1.png", 1)
+    assert len(read_split(dataset, "train")) == (2 if first_line.startswith("raw") else 1)
 
 
 def test_trailing_blank_lines_in_classes_are_fine(write_dataset):

@@ -92,3 +92,27 @@ def test_staging_of_dead_processes_is_removed_and_live_or_foreign_ones_kept(tmp_
     assert not dead.exists() and not aside.exists() and not half_written.exists()
     assert live.exists() and foreign.exists()
     assert remove_stale_staging(tmp_path) == []
+
+
+def test_a_full_disk_publishes_nothing_and_names_the_file_as_published(tmp_path, monkeypatch):
+    import errno
+
+    from common.files import write_json
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    writes = []
+
+    def fsync(descriptor):
+        writes.append(descriptor)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError) as excinfo:
+        with staged(target, exists="replace") as stage:
+            write_json(stage.path / "a.json", {})
+            write_json(stage.path / "sub" / "b.json", {})
+    assert excinfo.value.errno == errno.ENOSPC and excinfo.value.filename == str(target / "sub" / "b.json")
+    assert entries(tmp_path) == ["out"] and entries(target) == ["old.txt"]  # no staging folder, nothing replaced

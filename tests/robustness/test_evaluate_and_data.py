@@ -1,0 +1,649 @@
+"""Bad inputs and faults for evaluate, prepare-data, inspect-data and training's command-line overrides.
+
+Every bad input is one row of a table: the command line (and the damage done to a
+file first), and what the one-line error must name (the option, the file and line
+or row, the key). Each row asserts exit status 2, that message, no traceback, and
+that everything already written (evaluations, data sets, other files) keeps its
+bytes. Faults follow: a full disk, no permission, a read-only disk and a file size
+limit, decompression bombs with a memory bound, symbolic links out of the data set,
+and SIGKILL at a random moment. docs/robustness.md lists what is checked where.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.cli import run_main
+from common.paths import PROJECT_ROOT
+from evaluate.evaluation import EvaluateOptions, evaluate
+from tests.evaluate.conftest import centroid_model
+from tests.image_files import write_blank_png
+
+MAIN = {"evaluate": "evaluate.__main__", "prepare-data": "common.prepare_data", "inspect-data": "common.inspect_data",
+        "train": "train.__main__"}
+"""The module of each command; ``python -m <module>`` runs it."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Made once per session: the digits, a model of them, and two evaluations of its test split.
+
+    Attributes:
+        digits: The bundled digits data set.
+        model: A nearest-class-mean ONNX model with its card.
+        evaluations: A folder holding evaluations ``good`` and ``twin`` (same model, same list).
+        bombs: Tiny PNG files of 13000 x 13000 pixels: ``L`` and ``RGB``.
+    """
+
+    digits: Path
+    model: Path
+    evaluations: Path
+    bombs: dict[str, Path]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory, digits_root: Path) -> Corpus:
+    base = tmp_path_factory.mktemp("robustness")
+    model = centroid_model(base / "centroids.onnx", digits_root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMAGEPIPE_OUTPUT", str(base / "output"))
+        for name in ("good", "twin"):
+            evaluate(EvaluateOptions(model=model, list=digits_root / "lists" / "test.txt", name=name, bootstrap=0,
+                                     progress=False))
+    bombs = {mode: write_blank_png(base / f"bomb-{mode}.png", 13000, 13000, mode) for mode in ("L", "RGB")}
+    return Corpus(digits_root, model, base / "output" / "eval", bombs)
+
+
+@dataclass
+class Workspace:
+    """One test's folders: an output folder holding copies of the evaluations, and a tiny data set.
+
+    Attributes:
+        corpus: The session's corpus.
+        tmp: The test's temporary folder (everything in it is checked for changes).
+        output: ``$IMAGEPIPE_OUTPUT``.
+        data: ``$IMAGEPIPE_DATA``.
+        tiny: A data set ``<tmp>/tiny`` of 20 digits (two per class), ``lists/test.txt`` listing them.
+    """
+
+    corpus: Corpus
+    tmp: Path
+    output: Path
+    data: Path
+    tiny: Path
+
+    @property
+    def good(self) -> Path:
+        """The evaluation ``good`` (a copy, in this test's output folder)."""
+        return self.output / "eval" / "good"
+
+    @property
+    def tiny_list(self) -> Path:
+        """The tiny data set's test list."""
+        return self.tiny / "lists" / "test.txt"
+
+    def evaluate_tiny(self, *extra: str) -> list[str]:
+        """``evaluate`` of the corpus model on the tiny list, with ``extra`` arguments."""
+        return ["--model", str(self.corpus.model), "--list", str(self.tiny_list), "--no-progress", "--bootstrap",
+                "0", *extra]
+
+
+@pytest.fixture
+def ws(corpus: Corpus, tmp_path: Path) -> Workspace:
+    output, data = Path(os.environ["IMAGEPIPE_OUTPUT"]), Path(os.environ["IMAGEPIPE_DATA"])
+    shutil.copytree(corpus.evaluations, output / "eval")
+    tiny = tmp_path / "tiny"
+    (tiny / "lists").mkdir(parents=True)
+    shutil.copy(corpus.digits / "classes.txt", tiny / "classes.txt")
+    lines = []
+    for digit in range(10):
+        for image in sorted((corpus.digits / "raw" / str(digit)).iterdir())[:2]:
+            (tiny / "raw" / str(digit)).mkdir(parents=True, exist_ok=True)
+            shutil.copy(image, tiny / "raw" / str(digit) / image.name)
+            lines.append(f"raw/{digit}/{image.name} {digit}\n")
+    (tiny / "lists" / "test.txt").write_text("".join(lines))
+    return Workspace(corpus, tmp_path, output, data, tiny)
+
+
+def snapshot(ws: Workspace) -> dict[str, bytes]:
+    """Every file under the test's folders, by path, with its bytes (links by their target)."""
+    found = {}
+    for top in (ws.tmp, ws.output, ws.data):
+        for path in sorted(top.rglob("*")) if top.exists() else []:
+            if path.is_symlink():
+                found[str(path)] = os.readlink(path).encode()
+            elif path.is_file():
+                found[str(path)] = path.read_bytes()
+            else:
+                found[str(path)] = b"<folder>"
+    return found
+
+
+def run_command(command: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run a command in this process as its entry point does; ``(exit status, stderr)``."""
+    import importlib
+
+    main = importlib.import_module(MAIN[command]).main
+    capsys.readouterr()
+    try:
+        status = run_main(main, argv)
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
+def run_subprocess(command: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m <command's module>`` with this test's folders."""
+    return subprocess.run([sys.executable, "-m", MAIN[command], *argv], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300, env=os.environ.copy(), **kwargs)
+
+
+# -- damage done to files before a command runs ------------------------------------------------------------------
+
+def edit_predictions(folder: Path, change: Callable[[list[list[str]]], None]) -> None:
+    """Rewrite ``<folder>/predictions.csv`` after ``change`` edited its rows (header first)."""
+    path = folder / "predictions.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    change(rows)
+    with path.open("w", newline="") as stream:
+        csv.writer(stream, lineterminator="\n").writerows(rows)
+
+
+def edit_record(folder: Path, change: Callable[[dict], None]) -> None:
+    """Rewrite ``<folder>/evaluation.json`` after ``change`` edited it."""
+    path = folder / "evaluation.json"
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def set_row(row: int, **values: str) -> Callable[[list[list[str]]], None]:
+    """A change of ``predictions.csv`` setting fields of one row (1 = the first after the header)."""
+    def change(rows: list[list[str]]) -> None:
+        header = rows[0]
+        for column, value in values.items():
+            rows[row][header.index(column.replace("__", ":"))] = value
+    return change
+
+
+def scores(row: list[str], *values: float) -> None:
+    """Set a row's first scores to ``values`` and the rest to 0."""
+    row[3:] = [str(v) for v in values] + ["0"] * (len(row) - 3 - len(values))
+
+
+def add_list_line(ws: Workspace, line: str) -> None:
+    """Append a line to the tiny data set's test list."""
+    with ws.tiny_list.open("a", encoding="utf-8") as stream:
+        stream.write(line)
+
+
+def foreign_folder(path: Path) -> None:
+    """A folder some other command (or person) wrote."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "notes.txt").write_text("mine, not an output of this command\n")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input.
+
+    Attributes:
+        command: ``evaluate``, ``prepare-data``, ``inspect-data`` or ``train``.
+        argv: The command line, given the workspace.
+        says: What the error message must hold (the option or key, the file and its line or row).
+        setup: Damage done first, given the workspace.
+    """
+
+    command: str
+    argv: Callable[[Workspace], list[str]]
+    says: tuple[str, ...]
+    setup: Callable[[Workspace], None] | None = None
+
+
+def score(ws: Workspace, folder: str = "good", *extra: str) -> list[str]:
+    """``evaluate score`` of an evaluation's predictions.csv."""
+    return ["score", str(ws.output / "eval" / folder / "predictions.csv"), "--bootstrap", "0", *extra]
+
+
+def damage(change: Callable[[list[list[str]]], None], folder: str = "good") -> Callable[[Workspace], None]:
+    return lambda ws: edit_predictions(ws.output / "eval" / folder, change)
+
+
+def swap_first_rows(rows: list[list[str]]) -> None:
+    rows[2] = list(rows[1])  # row 3 repeats row 2's path
+
+
+def two_scores(rows: list[list[str]]) -> None:
+    rows[0].append(rows[0][3])  # score:0 twice
+    for row in rows[1:]:
+        row.append("0")
+
+
+def extra_column(rows: list[list[str]]) -> None:
+    rows[0].append("note")
+    for row in rows[1:]:
+        row.append("x")
+
+
+def drop_last_class(rows: list[list[str]]) -> None:
+    for row in rows:
+        del row[-1]
+    for row in rows[1:]:
+        scores(row, 1.0)
+        row[1:3] = ["0", "0"]
+
+
+def rename_class(rows: list[list[str]]) -> None:
+    rows[0][3] = "score:zero"
+
+
+def probabilities_out_of_range(rows: list[list[str]]) -> None:
+    scores(rows[1], -5, 7.5)
+    rows[1][2] = "1"
+
+
+def logits(rows: list[list[str]]) -> None:
+    scores(rows[5], 0.9, 0.3)
+    rows[5][2] = "0"
+
+
+def not_utf8(ws: Workspace) -> None:
+    path = ws.good / "predictions.csv"
+    path.write_bytes(path.read_bytes().replace(b"raw/", b"r\xe9w/", 1))
+
+
+def bomb_in_tiny(ws: Workspace) -> None:
+    shutil.copy(ws.corpus.bombs["L"], ws.tiny / "raw" / "bomb.png")
+    add_list_line(ws, "raw/bomb.png 3\n")
+
+
+def deep_image_in_tiny(ws: Workspace) -> None:
+    Image.fromarray(np.full((8, 8), 70000, dtype=np.int32)).save(ws.tiny / "raw" / "deep.tiff")
+    add_list_line(ws, "raw/deep.tiff 3\n")
+
+
+def shorter_twin(rows: list[list[str]]) -> None:
+    del rows[-1]
+
+
+CASES: dict[str, Case] = {
+    # evaluate: options, models, list files and images
+    "evaluate: model missing": Case("evaluate", lambda ws: ws.evaluate_tiny("--model", str(ws.tmp / "nope.onnx")),
+                                    ("nope.onnx", "model not found")),
+    "evaluate: model not ONNX": Case("evaluate", lambda ws: ws.evaluate_tiny("--model", str(ws.tmp / "junk.onnx")),
+                                     ("junk.onnx", "not a loadable ONNX model"),
+                                     lambda ws: (ws.tmp / "junk.onnx").write_text("not a model")),
+    "evaluate: list outside lists/": Case("evaluate", lambda ws: ws.evaluate_tiny("--list", str(ws.tiny / "s.txt")),
+                                          ("s.txt", "<data set>/lists/"),
+                                          lambda ws: shutil.copy(ws.tiny_list, ws.tiny / "s.txt")),
+    "evaluate: BOM list, Arabic-Indic label": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("test.txt:1:", "label '\u0661' is not a class index"),
+        lambda ws: ws.tiny_list.write_text("\ufeffraw/1/" + sorted((ws.tiny / "raw" / "1").iterdir())[0].name
+                                           + " \u0661\n", encoding="utf-8")),
+    "evaluate: list path leaving the data set": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("test.txt:21:", "'../../../etc/passwd' leaves the data set"),
+        lambda ws: add_list_line(ws, "../../../etc/passwd 0\n")),
+    "evaluate: decompression bomb listed": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("test.txt:21:", "raw/bomb.png", "decompression bomb"),
+        bomb_in_tiny),
+    "evaluate: 32-bit image out of range": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("test.txt:21:", "raw/deep.tiff", "mode I image with values 70000"),
+        deep_image_in_tiny),
+    "evaluate: classes differ from the model": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("classes.txt", "position 0", "'zero'"),
+        lambda ws: ws.tiny.joinpath("classes.txt").write_text("zero\n" + "".join(f"{d}\n" for d in range(1, 10)))),
+    "evaluate: --name with a slash": Case("evaluate", lambda ws: ws.evaluate_tiny("--name", "a/b"), ("--name 'a/b'",)),
+    "evaluate: --name over a folder it did not write": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny("--name", "mine", "--overwrite"),
+        ("--name", "eval/mine", "no evaluation.json"), lambda ws: foreign_folder(ws.output / "eval" / "mine")),
+    "evaluate: --batch-size 0": Case("evaluate", lambda ws: ws.evaluate_tiny("--batch-size", "0"), ("--batch-size",)),
+    "evaluate: --threads -1": Case("evaluate", lambda ws: ws.evaluate_tiny("--threads", "-1"), ("--threads",)),
+    "evaluate: --workers not a number": Case("evaluate", lambda ws: ws.evaluate_tiny("--workers", "many"),
+                                             ("argument --workers", "'many'")),
+    "evaluate: --on-unreadable unknown": Case("evaluate", lambda ws: ws.evaluate_tiny("--on-unreadable", "ignore"),
+                                              ("argument --on-unreadable", "'ignore'")),
+    "evaluate: --precision-targets 1.5": Case("evaluate", lambda ws: ws.evaluate_tiny("--precision-targets", "1.5"),
+                                              ("targets must be in (0, 1]", "1.5")),
+    "evaluate: --bootstrap -1": Case("evaluate", lambda ws: ws.evaluate_tiny("--bootstrap", "-1"), ("--bootstrap",)),
+    # evaluate score: a damaged predictions.csv or evaluation.json
+    "score: absolute path": Case("evaluate", score, ("good/predictions.csv:2:", "'/etc/passwd'", "not relative"),
+                                 damage(set_row(1, path="/etc/passwd"))),
+    "score: path leaving the data set": Case("evaluate", score, ("predictions.csv:4:", "'raw/../../x.png'"),
+                                             damage(set_row(3, path="raw/../../x.png"))),
+    "score: duplicated row": Case("evaluate", score, ("predictions.csv:3:", "listed twice (first on row 2)"),
+                                  damage(swap_first_rows)),
+    "score: duplicated score column": Case("evaluate", score, ("predictions.csv:1:", "'score:0' repeats column 4"),
+                                           damage(two_scores)),
+    "score: extra column": Case("evaluate", score, ("predictions.csv:1:", "column 14 'note'"), damage(extra_column)),
+    "score: probabilities -5 and 7.5": Case("evaluate", score, ("predictions.csv:2:", "score:0 is -5", "[0, 1]"),
+                                            damage(probabilities_out_of_range)),
+    "score: logits instead of probabilities": Case("evaluate", score, ("predictions.csv:6:", "sum to 1.2", "not logits"),
+                                                   damage(logits)),
+    "score: Arabic-Indic true label": Case("evaluate", score, ("predictions.csv:2:", "true_label '\u0661'"),
+                                           damage(set_row(1, true_label="\u0661"))),
+    "score: fewer classes than evaluation.json": Case("evaluate", score, ("predictions.csv:1:", "name 9 classes",
+                                                                          "evaluation.json", "names 10"),
+                                                      damage(drop_last_class)),
+    "score: a class renamed": Case("evaluate", score, ("predictions.csv:1:", "'zero'", "evaluation.json"),
+                                   damage(rename_class)),
+    "score: evaluation.json with a relative data set folder": Case(
+        "evaluate", score, ("good/evaluation.json", "dataset_root 'data/digits' is not an absolute path"),
+        lambda ws: edit_record(ws.good, lambda record: record.update(dataset_root="data/digits"))),
+    "score: evaluation.json with an unknown field": Case(
+        "evaluate", score, ("good/evaluation.json", "unknown field 'owner'"),
+        lambda ws: edit_record(ws.good, lambda record: record.update(owner="me"))),
+    "score: predictions.csv not UTF-8": Case("evaluate", score, ("good/predictions.csv", "not UTF-8"), not_utf8),
+    "score: --out a file": Case("evaluate", lambda ws: score(ws, "good", "--out", str(ws.tmp / "a.txt"), "--overwrite"),
+                                ("--out", "a.txt", "a file"), lambda ws: (ws.tmp / "a.txt").write_text("keep")),
+    "score: --out a folder it did not write": Case(
+        "evaluate", lambda ws: score(ws, "good", "--out", str(ws.tiny), "--overwrite"),
+        ("--out", "tiny", "no evaluation.json")),
+    "score: --bootstrap -1": Case("evaluate", lambda ws: score(ws, "good", "--bootstrap", "-1"), ("--bootstrap",)),
+    # evaluate compare
+    "compare: --name with a slash": Case("evaluate", lambda ws: ["compare", "good", "twin", "--name", "x/y"],
+                                         ("--name 'x/y'",)),
+    "compare: B damaged": Case("evaluate", lambda ws: ["compare", "good", "twin"],
+                               ("twin/predictions.csv:3:", "listed twice"), damage(swap_first_rows, "twin")),
+    "compare: different samples": Case("evaluate", lambda ws: ["compare", "good", "twin"],
+                                       ("not of the same samples",), damage(shorter_twin, "twin")),
+    "compare: --name over a folder it did not write": Case(
+        "evaluate", lambda ws: ["compare", "good", "twin", "--name", "mine", "--overwrite"],
+        ("--name", "eval/mine", "no compare.json"), lambda ws: foreign_folder(ws.output / "eval" / "mine")),
+    "compare: A not an evaluation": Case("evaluate", lambda ws: ["compare", str(ws.tiny), "twin"],
+                                         ("tiny", "not an evaluation folder")),
+    # inspect-data
+    "inspect: --per-class 0": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--per-class", "0"],
+                                   ("--per-class",)),
+    "inspect: --imbalance nan": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--imbalance", "nan"],
+                                     ("--imbalance", "nan")),
+    "inspect: --out a file": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--out", str(ws.tmp / "a.txt")],
+                                  ("--out", "a.txt", "a file"), lambda ws: (ws.tmp / "a.txt").write_text("keep")),
+    "inspect: --out the data set itself": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--out",
+                                                                           str(ws.tiny)],
+                                               ("--out", "tiny", "no report.json")),
+    "inspect: data set missing": Case("inspect-data", lambda ws: ["--dataset", str(ws.tmp / "none")],
+                                      ("none", "data set folder not found")),
+    "inspect: --params with a YAML tag": Case(
+        "inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--write-network", "x", "--arch", "small_cnn",
+                                    "--params", "dropout=!!python/object/apply:os.system [ls]"],
+        ("--params", "dropout=", "not valid YAML")),
+    "inspect: --size 0": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--size", "0"],
+                              ("argument --size", "'0'")),
+    # prepare-data
+    "prepare: --seed -1": Case("prepare-data", lambda ws: ["--out", str(ws.tmp / "d"), "--seed", "-1"],
+                               ("--seed", "-1")),
+    "prepare: --seed 2**32": Case("prepare-data", lambda ws: ["--out", str(ws.tmp / "d"), "--seed", str(2**32)],
+                                  ("--seed", "4294967296")),
+    "prepare: --seed not an integer": Case("prepare-data", lambda ws: ["--seed", "1.5"],
+                                           ("argument --seed", "'1.5'")),
+    "prepare: --out a file": Case("prepare-data", lambda ws: ["--out", str(ws.tmp / "a.txt"), "--force"],
+                                  ("a.txt", "a file is there"), lambda ws: (ws.tmp / "a.txt").write_text("keep")),
+    "prepare: --out below a file": Case("prepare-data", lambda ws: ["--out", str(ws.tmp / "a.txt" / "digits")],
+                                        ("a.txt", "a file is in the way"),
+                                        lambda ws: (ws.tmp / "a.txt").write_text("keep")),
+    "prepare: --from-folder a file": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny_list), "--name",
+                                                                      "x"],
+                                          ("--from-folder", "test.txt", "a file, not a folder")),
+    "prepare: --from-folder empty": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tmp / "e"), "--name", "x"],
+                                         ("/e:", "found 0 class folder(s)"), lambda ws: (ws.tmp / "e").mkdir()),
+    "prepare: --val 1.5": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny / "raw"), "--name", "x",
+                                                           "--val", "1.5"], ("--val and --test", "val 1.5")),
+    "prepare: --test nan": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny / "raw"), "--name", "x",
+                                                            "--test", "nan"], ("--val and --test", "test nan")),
+    "prepare: --dev-per-class 0": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny / "raw"), "--name",
+                                                                   "x", "--dev-per-class", "0"],
+                                       ("--dev-per-class", "got 0")),
+    "prepare: --val without --from-folder": Case("prepare-data", lambda ws: ["--val", "0.2"],
+                                                 ("--val: only with --from-folder",)),
+    "prepare: --name with a slash": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny / "raw"), "--name",
+                                                                     "../x"], ("--name '../x'",)),
+    # train: YAML tags and broken YAML in command-line overrides
+    "train: python object tag": Case("train", lambda ws: ["--print-config", "optim.lr=!!python/object:os.system x"],
+                                     ("command line: optim.lr", "'!!python/object:os.system'")),
+    "train: binary tag": Case("train", lambda ws: ["epochs=!!binary abc", "--print-config"],
+                              ("command line: epochs", "'!!binary'")),
+    "train: undefined alias": Case("train", lambda ws: ["--print-config", "epochs=*x"],
+                                   ("command line: epochs", "not valid YAML")),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_bad_input_is_one_clear_error_and_changes_nothing(name, ws, capsys):
+    case = CASES[name]
+    if case.setup:
+        case.setup(ws)
+    before = snapshot(ws)
+    status, err = run_command(case.command, case.argv(ws), capsys)
+    assert status == 2, err
+    assert "Traceback" not in err
+    for fragment in case.says:
+        assert fragment in err, f"{fragment!r} not in {err!r}"
+    assert snapshot(ws) == before
+
+
+@pytest.mark.parametrize("name", ["prepare: --seed -1", "train: python object tag", "score: probabilities -5 and 7.5",
+                                  "inspect: --out the data set itself"])
+def test_the_real_command_line_prints_no_traceback(name, ws):
+    case = CASES[name]
+    if case.setup:
+        case.setup(ws)
+    before = snapshot(ws)
+    result = run_subprocess(case.command, case.argv(ws))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and all(fragment in result.stderr for fragment in case.says)
+    assert snapshot(ws) == before
+
+
+def test_the_table_holds_the_bad_inputs_docs_robustness_md_counts():
+    assert len(CASES) == 59
+
+
+# -- images: decompression bombs and memory, symbolic links out of the data set --------------------------------------
+
+def test_inspect_data_reports_a_decompression_bomb_with_its_line(ws, capsys):
+    write_blank_png(ws.tiny / "raw" / "huge.png", 14000, 14000)  # past Pillow's own error limit
+    add_list_line(ws, "raw/huge.png 4\n")
+    status, err = run_command("inspect-data", ["--dataset", str(ws.tiny)], capsys)
+    report = json.loads((ws.output / "inspect" / "tiny" / "report.json").read_text())
+    assert status == 0 and "Traceback" not in err
+    assert len(report["unreadable"]) == 1 and report["unreadable"][0].endswith(
+        "test.txt:21: raw/huge.png (Image size (196000000 pixels) exceeds limit of 178956970 pixels, could be "
+        "decompression bomb DOS attack.)")
+
+
+MEASURE = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+           "print('peak', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+           "sys.exit(done.returncode)")
+"""A small launcher that runs a command and prints its peak resident memory (kB). The command is its child, not
+pytest's: a child's peak counts the memory of the process it was forked from, which for pytest can be gigabytes."""
+
+
+def peak_memory_mb(command: str, argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a command in a fresh interpreter; its result and its peak resident memory in MB."""
+    result = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", MAIN[command], *argv],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    peak_kb = int(result.stderr.rsplit("peak ", 1)[1].split()[0])
+    return result, peak_kb / 1024
+
+
+def test_small_files_of_huge_images_never_make_evaluate_use_gigabytes(ws):
+    """13000 x 13000 PNGs of half a megabyte: evaluation skips them, scoring draws no thumbnail of them.
+
+    Before they were refused as decompression bombs this took 3.6 GB (evaluate) and 2.8 GB (score).
+    """
+    for mode, path in ws.corpus.bombs.items():
+        shutil.copy(path, ws.tiny / "raw" / f"bomb-{mode}.png")
+        add_list_line(ws, f"raw/bomb-{mode}.png 3\n")
+    result, peak = peak_memory_mb("evaluate", ws.evaluate_tiny("--name", "bombs", "--on-unreadable", "skip"))
+    assert result.returncode == 0, result.stderr
+    assert "skipped an unreadable image" in result.stderr and "decompression bomb: 13000x13000" in result.stderr
+    assert peak < 1000, f"peak {peak:.0f} MB"
+    folder = ws.output / "eval" / "bombs"
+
+    def confident_mistakes(rows: list[list[str]]) -> None:
+        for mode in ("L", "RGB"):
+            rows.append([f"raw/bomb-{mode}.png", "3", "5"] + ["0"] * 10)
+            rows[-1][3 + 5] = "1"
+
+    edit_predictions(folder, confident_mistakes)
+    result, peak = peak_memory_mb("evaluate", ["score", str(folder / "predictions.csv"), "--bootstrap", "0"])
+    assert result.returncode == 0, result.stderr
+    assert peak < 1000, f"peak {peak:.0f} MB"
+    cases = list(csv.DictReader((folder / "bad_cases.csv").open()))
+    rows = {case["path"]: case for case in cases}
+    assert "raw/bomb-L.png" in rows and "raw/bomb-RGB.png" in rows  # chosen as cases, drawn as "not available"
+    assert len(list((folder / "thumbs").glob("*.png"))) == 2 * 20  # the 20 real images, file and network input
+
+
+@pytest.mark.parametrize("linked_import", [False, True])
+def test_thumbnails_never_read_a_file_outside_the_data_set(ws, capsys, caplog, linked_import):
+    outside = ws.tmp / "outside"
+    outside.mkdir()
+    Image.fromarray(np.full((8, 8), 123, dtype=np.uint8)).save(outside / "secret.png")
+    (ws.tiny / "raw" / "link.png").symlink_to(outside / "secret.png")
+    if linked_import:  # a prepare-data --link symlink import: its source folder is part of the data set
+        (ws.tiny / "prepare.json").write_text(json.dumps({"link": "symlink", "source": str(outside)}))
+    folder = ws.output / "eval" / "hand-made"
+    folder.mkdir()
+    header = ["path", "true_label", "predicted_label", *(f"score:{d}" for d in range(10))]
+    rows = [[path, "0", "1", "0", "1"] + ["0"] * 8 for path in ("raw/link.png", "raw/0/" + sorted(
+        (ws.tiny / "raw" / "0").iterdir())[0].name)]
+    with (folder / "predictions.csv").open("w", newline="") as stream:
+        csv.writer(stream, lineterminator="\n").writerows([header, *rows])
+    (folder / "evaluation.json").write_text(json.dumps({"name": "hand-made", "class_names": [str(d) for d in range(10)],
+                                                        "dataset_root": str(ws.tiny)}))
+    status, err = run_command("evaluate", ["score", str(folder / "predictions.csv"), "--bootstrap", "0"], capsys)
+    assert status == 0 and "Traceback" not in err
+    drawn = sorted(p.name for p in (folder / "thumbs").iterdir() if not p.name.endswith("-input.png"))
+    assert drawn == (["0.png", "1.png"] if linked_import else ["1.png"])
+    if not linked_import:
+        assert "no thumbnail for raw/link.png: it is not inside the data set folder" in caplog.text
+
+
+# -- disk faults: a full disk, no permission, a read-only file system, a file size limit ----------------------------
+
+def fail_writes(monkeypatch: pytest.MonkeyPatch, code: int, after: int) -> None:
+    """Make every file write after the first ``after`` fail with ``code`` (as a real full disk would)."""
+    writes: list[int] = []
+
+    def fsync(descriptor: int) -> None:
+        writes.append(descriptor)
+        if len(writes) > after:
+            raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def hidden_entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize(("code", "after"), [(errno.ENOSPC, 0), (errno.ENOSPC, 3), (errno.EDQUOT, 5)])
+def test_a_full_disk_during_evaluate_is_one_line_and_leaves_nothing(ws, capsys, monkeypatch, code, after):
+    before = snapshot(ws)
+    fail_writes(monkeypatch, code, after)
+    status, err = run_command("evaluate", ws.evaluate_tiny("--name", "full"), capsys)
+    assert status == 2 and "Traceback" not in err
+    assert err.startswith(f"error: {ws.output / 'eval' / 'full'}/") and err.endswith(f": {os.strerror(code)}\n")
+    assert not (ws.output / "eval" / "full").exists() and hidden_entries(ws.output / "eval") == []
+    assert snapshot(ws) == before
+
+
+def test_no_permission_during_prepare_data_names_the_file(ws, capsys, monkeypatch):
+    def denied(source, target, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(source))
+
+    photos = ws.tmp / "photos"
+    for digit in (0, 1):
+        (photos / f"class{digit}").mkdir(parents=True)
+        for image in sorted((ws.corpus.digits / "raw" / str(digit)).iterdir())[:10]:
+            shutil.copy(image, photos / f"class{digit}" / image.name)
+    monkeypatch.setattr(shutil, "copyfile", denied)
+    status, err = run_command("prepare-data", ["--from-folder", str(photos), "--name", "copied"], capsys)
+    assert status == 2 and "Traceback" not in err and "Permission denied" in err and "photos/class0/" in err
+    assert not (ws.data / "copied").exists() and hidden_entries(ws.data) == []
+
+
+def test_a_read_only_disk_during_inspect_data_names_the_file(ws, capsys, monkeypatch):
+    fail_writes(monkeypatch, errno.EROFS, 0)
+    status, err = run_command("inspect-data", ["--dataset", str(ws.tiny)], capsys)
+    assert status == 2 and "Traceback" not in err
+    assert err.startswith(f"error: {ws.output / 'inspect' / 'tiny'}/") and err.endswith("Read-only file system\n")
+    assert not (ws.output / "inspect" / "tiny").exists() and hidden_entries(ws.output / "inspect") == []
+
+
+def limit_file_size() -> None:
+    """In the child: files may not grow past 16 kB (writes fail with EFBIG instead of killing the process)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
+
+
+def test_a_file_size_limit_stops_a_real_evaluate_cleanly(ws):
+    before = snapshot(ws)
+    result = run_subprocess("evaluate", ["--model", str(ws.corpus.model), "--list",
+                                         str(ws.corpus.digits / "lists" / "test.txt"), "--name", "limited",
+                                         "--no-progress", "--bootstrap", "0"], preexec_fn=limit_file_size)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {ws.output / 'eval' / 'limited'}/") and last.endswith(": File too large")
+    assert not (ws.output / "eval" / "limited").exists() and hidden_entries(ws.output / "eval") == []
+    assert snapshot(ws) == before
+
+
+# -- SIGKILL at a random moment: no complete-looking output, and the next run cleans up --------------------------------
+
+KILL_DELAYS = [round(random.Random(seed).uniform(0.3, 3.0), 2) for seed in (12, 13)]
+"""Seconds after the start at which the commands are killed (seeded, so a failure can be repeated)."""
+
+
+def kill_after(command: str, argv: list[str], delay: float) -> None:
+    process = subprocess.Popen([sys.executable, "-m", MAIN[command], *argv], cwd=PROJECT_ROOT, env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("delay", KILL_DELAYS)
+def test_evaluate_killed_at_a_random_moment(ws, delay):
+    argv = ["--model", str(ws.corpus.model), "--list", str(ws.corpus.digits / "lists" / "test.txt"), "--name",
+            "killed", "--no-progress", "--bootstrap", "200"]
+    kill_after("evaluate", argv, delay)
+    complete = {p.name for p in ws.good.iterdir()}
+    target = ws.output / "eval" / "killed"
+    assert not target.exists() or {p.name for p in target.iterdir()} == complete  # published whole, or not at all
+    assert all(".staging-" in name for name in hidden_entries(ws.output / "eval"))  # debris is recognisable
+    again = run_subprocess("evaluate", [*argv, "--overwrite"])
+    assert again.returncode == 0, again.stderr
+    assert {p.name for p in target.iterdir()} == complete and hidden_entries(ws.output / "eval") == []
+
+
+@pytest.mark.parametrize("delay", KILL_DELAYS)
+def test_prepare_data_killed_at_a_random_moment(ws, delay):
+    target = ws.tmp / "digits"
+    kill_after("prepare-data", ["--out", str(target)], delay)
+    complete = sorted(str(p.relative_to(ws.corpus.digits)) for p in ws.corpus.digits.rglob("*"))
+    if target.exists():
+        assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == complete
+    assert all(".staging-" in name for name in hidden_entries(ws.tmp))
+    again = run_subprocess("prepare-data", ["--out", str(target)])
+    assert again.returncode == 0, again.stderr
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == complete
+    assert hidden_entries(ws.tmp) == []
