@@ -24,6 +24,7 @@ whole or not at all (:func:`common.staging.staged`).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.files import read_json_object, write_json
+from common.files import write_json
 from common.paths import display_path
 from common.splits import (
     DEV_PER_CLASS,
@@ -218,8 +219,11 @@ def unreadable_reason(path: Path) -> str | None:
 
 def linked_source(root: Path) -> Path | None:
     """The folder a ``--link symlink`` import's images link to (from its ``prepare.json``), else None."""
-    record = read_json_object(Path(root) / PREPARE_RECORD)
-    source = record.get("source")
+    try:
+        record = json.loads((Path(root) / PREPARE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # no record (not an import of this command) or a damaged one
+    source = record.get("source") if isinstance(record, dict) else None
     if record.get("link") != "symlink" or not isinstance(source, str) or len(Path(source).parts) < 2:
         return None  # not a symlink import, or a damaged record (never the whole file system)
     return Path(source)
