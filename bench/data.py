@@ -172,15 +172,18 @@ def _memory(dataset: Dataset, size: InputContract) -> bool:
 
 
 def peak_memory_reading(root: str, size: int) -> int:
-    """Read every batch of a pack per batch, in a shuffled order; the process's peak resident bytes."""
-    import resource
+    """Read every batch of a pack per batch, in a shuffled order; the process's peak resident bytes.
 
+    The peak is ``VmHWM`` of ``/proc/self/status``: ``getrusage``'s ``ru_maxrss``
+    keeps the high-water mark of the process that started this one.
+    """
     from train.data import epoch_order
 
     data = load_split(load_dataset(Path(root)), "train", contract(size), in_memory=False, pack="require")
     for _ in iterate_batches(data, epoch_order(len(data), 0, 0, True), 64, 0, False):
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
 
 
 def _subset(dataset: Dataset, split: str, size: InputContract, count: int, in_memory: bool) -> TrainingData:
