@@ -59,6 +59,7 @@ def _model(folder: Path) -> Path:
             from networks import build_network, load_network_config
         except ImportError:
             raise UserError("no model in model/ and no torch to make one: copy an exported model there") from None
+        from common.integrity import record_sha256
         from common.model_card import ModelCard
         from deploy.card import card_network, write_card
 
@@ -69,6 +70,7 @@ def _model(folder: Path) -> Path:
         card = ModelCard(name="bench", created="", class_names=tuple(str(d) for d in range(10)),
                          contract=config.input, network=card_network(config))
         write_card(path, card, folder / "digits_cnn.json")
+        record_sha256(path)
         return path
 
 

@@ -153,7 +153,9 @@ class Trainer:
             self.model = self._wrap()  # DistributedDataParallel must see which parameters train
         self.model.train()
         self.freezer.hold_statistics()
-        totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, seen
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
         started = time.perf_counter()
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{config.epochs}", unit="batch",
                    leave=False, dynamic_ncols=True,
@@ -167,19 +169,20 @@ class Trainer:
             labels = labels.to(device, non_blocking=True)
             lr = self.learning_rate()
             loss, logits = self.train_step(self.augment(images, generator), labels, lr)
-            totals += torch.stack([loss.detach().double() * len(labels),
-                                   (logits.detach().argmax(dim=1) == labels).sum().double(),
-                                   torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+            loss_sum += loss.detach().double() * len(labels)  # in place, no allocation per step
+            correct += (logits.detach().argmax(dim=1) == labels).sum()
+            seen += len(labels)
             bar.update(1)
             if self.step % CHECK_EVERY == 0:
-                self._check_finite(totals[0])
+                self._check_finite(loss_sum)
                 elapsed = time.perf_counter() - started
-                bar.set_postfix(loss=f"{totals[0].item() / totals[2].item():.4f}",
-                                samples_s=f"{totals[2].item() * self.processes.world_size / elapsed:.0f}",
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}",
+                                samples_s=f"{seen * self.processes.world_size / elapsed:.0f}",
                                 run_eta=tqdm.format_interval((run_steps_left - done) * elapsed / done))
         bar.close()
-        self._check_finite(totals[0])
-        totals = all_reduce_sum(totals, self.processes)
+        self._check_finite(loss_sum)
+        totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(
+            float(seen), dtype=torch.float64, device=device)]), self.processes)  # loss sum, correct, seen
         for network in {id(n): n for n in (self.network, self.evaluated_network)}.values():
             average_buffers(network, self.processes)
         elapsed = time.perf_counter() - started
