@@ -177,3 +177,13 @@ def _option_nargs(parser: argparse.ArgumentParser, token: str) -> int | str | No
     if action is None:
         return None
     return 1 if action.nargs is None else action.nargs  # flags (store_true, count, help) have nargs 0
+
+
+def check_plain_name(name: str | None, option: str = "--name") -> None:
+    """Refuse a name for an output file or folder that is not a plain name (None: the default name).
+
+    Raises:
+        UserError: For an empty name, or one with a ``/`` or ``\\`` or starting with ``.``.
+    """
+    if name is not None and (not name or "/" in name or "\\" in name or name.startswith(".")):
+        raise UserError(f"{option} {name!r}: a plain name, without '/', '\\' or a leading '.'")

@@ -223,7 +223,9 @@ def linked_source(root: Path) -> Path | None:
         record = json.loads((Path(root) / PREPARE_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # no record (not an import of this command) or a damaged one
-    source = record.get("source") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    source = record.get("source")
     if record.get("link") != "symlink" or not isinstance(source, str) or len(Path(source).parts) < 2:
         return None  # not a symlink import, or a damaged record (never the whole file system)
     return Path(source)

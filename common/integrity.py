@@ -68,11 +68,19 @@ def write_sidecar(path: Path, digest: str, replacing: Path | None = None) -> Non
     Args:
         path: Where the sidecar goes beside (the file may not exist yet).
         digest: The sha256 of the new content.
-        replacing: The file the new content replaces (default ``path``); the digest its
-            own sidecar records is kept as the previous one.
+        replacing: The file the new content replaces (default ``path``). Its digest is
+            kept as the previous one when it matches its own sidecar (an intact file),
+            so that a kill before the new content lands leaves a valid pair; a damaged
+            or unrecorded file is not vouched for.
     """
-    old = recorded_digests(replacing if replacing is not None else path)
-    atomic_write_text(sidecar(path), sidecar_text(Path(path).name, digest, old[0] if old else None))
+    old_file = Path(replacing if replacing is not None else path)
+    previous = None
+    if old_file.is_file():
+        try:
+            previous = verify_sha256(old_file)
+        except UserError:
+            previous = None
+    atomic_write_text(sidecar(path), sidecar_text(Path(path).name, digest, previous))
 
 
 def record_sha256(path: Path, replacing: Path | None = None) -> str:

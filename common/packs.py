@@ -3,15 +3,17 @@
 A pack lives beside the images and lists it was made from::
 
     data/<ds>/packs/<color mode>-<height>x<width>-<interpolation>/
-        index.json                what was packed: contract, decoder, list-file sha256s, sample paths, hashes
+        index.json                what was packed: contract, decoder, list-file sha256s, sample paths with each
+                                  image's size and modification time, array sizes and sha256s
         <split>.images.npy        uint8 (N, C, H, W): common.images.load_image of each listed image
         <split>.labels.npy        int64 (N,)
 
 The arrays are numpy's ``.npy`` format (``np.lib.format.open_memmap``), nothing
 home-made. A pack is written whole or not at all (:func:`common.staging.staged`),
 and :func:`open_pack_split` is the only reader: it uses a split only when the list
-file, the contract, the decoder and Pillow are what the pack was made with and
-both arrays have their recorded size and sha256; otherwise it says why, and the
+file, every listed image (by size and modification time), the contract, the
+decoder and Pillow are what the pack was made with, and both arrays have their
+recorded size and sha256; otherwise it says why, and the
 caller decodes the images instead (or refuses, as configured). Mean and std are
 not part of the key: they are applied inside the network, so networks that share
 a colour mode, size and interpolation share a pack.
@@ -39,7 +41,7 @@ from common.paths import display_path
 from common.provenance import now
 from common.staging import staged
 
-PACK_FORMAT = 1
+PACK_FORMAT = 2
 """The pack layout this code writes and reads."""
 
 
@@ -84,6 +86,12 @@ class PackSplit:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def close(self) -> None:
+        """Close the file :meth:`read` keeps open (it reopens when read again)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def load(self) -> np.ndarray:
         """The whole split in memory, ``uint8 (N, C, H, W)`` (one sequential read)."""
@@ -135,13 +143,16 @@ def open_pack_split(dataset: Dataset, split: str, contract: InputContract, on_un
         return f"{display_path(index_path)} is unreadable or has no split {split!r}"
     if entry is None:
         return f"{display_path(index_path)}: pack format {index.get('format_version')!r}, this code reads {PACK_FORMAT}"
-    changed = _stale(index, entry, dataset, split, contract)
-    if changed:
-        return f"{display_path(folder)}: {changed}"
-    if entry["unreadable"] and on_unreadable == "error":
-        return (f"{display_path(folder)}: {len(entry['unreadable'])} unreadable image(s) were left out when packing "
-                f"(e.g. {entry['unreadable'][0]}), and on_unreadable is error")
-    return _checked_arrays(folder, split, entry, contract)
+    try:
+        changed = _stale(index, entry, dataset, split, contract)
+        if changed:
+            return f"{display_path(folder)}: {changed}"
+        if entry["unreadable"] and on_unreadable == "error":
+            return (f"{display_path(folder)}: {len(entry['unreadable'])} unreadable image(s) were left out when "
+                    f"packing (e.g. {entry['unreadable'][0]}), and on_unreadable is error")
+        return _checked_arrays(folder, split, entry, contract)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+        return f"{display_path(index_path)}: damaged (a field of split {split!r} is missing or malformed); rebuild it"
 
 
 def _stale(index: dict[str, Any], entry: dict[str, Any], dataset: Dataset, split: str,
@@ -152,7 +163,20 @@ def _stale(index: dict[str, Any], entry: dict[str, Any], dataset: Dataset, split
     list_path = dataset.list_path(split)
     if not list_path.is_file() or file_sha256(list_path) != entry.get("list_sha256"):
         return f"{display_path(list_path)} changed since it was packed; rebuild it with `pipenv run pack`"
+    for path, recorded in zip(entry["paths"], entry["files"], strict=True):
+        if list(_file_stamp(dataset.root / path)) != list(recorded):
+            return (f"{display_path(dataset.root / path)} changed since it was packed (size or modification time); "
+                    "rebuild it with `pipenv run pack`")
     return None
+
+
+def _file_stamp(path: Path) -> tuple[int, int]:
+    """``(size, modification time in ns)`` of an image, or ``(-1, -1)`` when it is gone."""
+    try:
+        status = path.stat()
+    except OSError:
+        return -1, -1
+    return status.st_size, status.st_mtime_ns
 
 
 def _checked_arrays(folder: Path, split: str, entry: dict[str, Any], contract: InputContract) -> PackSplit | str:
@@ -236,7 +260,7 @@ def _write_split(folder: Path, dataset: Dataset, split: str, samples: list[Sampl
     list_path = dataset.list_path(split)
     kept_lines = {s.line for s in kept}
     return {"list": display_path(list_path), "list_sha256": file_sha256(list_path), "samples": len(kept),
-            "paths": [s.path for s in kept],
+            "paths": [s.path for s in kept], "files": [_file_stamp(dataset.root / s.path) for s in kept],
             "unreadable": [f"{s.source}:{s.line}" for s in samples if s.line not in kept_lines],
             "on_unreadable": on_unreadable,
             "bytes": {p.name: p.stat().st_size for p in (images_path, labels_path)},

@@ -343,8 +343,8 @@ def read_evaluation_record(folder: Path) -> EvaluationRecord | None:
     if isinstance(root, str) and not Path(root).is_absolute():
         problems.append(f"{shown}: dataset_root {root!r} is not an absolute path")
     tolerance = data.get("sum_tolerance")
-    if isinstance(tolerance, float) and not SUM_TOLERANCE < tolerance < 1:
-        problems.append(f"{shown}: sum_tolerance {tolerance} is not between {SUM_TOLERANCE:g} and 1")
+    if isinstance(tolerance, float) and not SUM_TOLERANCE < tolerance <= 1:
+        problems.append(f"{shown}: sum_tolerance {tolerance} is not above {SUM_TOLERANCE:g} and at most 1")
     if problems:
         raise ResultFileError(problems)
     return EvaluationRecord(**{"created": "", **data})
@@ -377,7 +377,7 @@ def sum_tolerance_for(probabilities: np.ndarray, quantized: bool, model: str) ->
     if not quantized:
         raise UserError(f"{model}: the model's probabilities sum to as far as {deviation:.3g} from 1 (allowed "
                         f"{SUM_TOLERANCE:g}); its card promises a softmax")
-    return math.ceil(deviation * 1e4) / 1e4
+    return min(1.0, math.ceil(deviation * 1e4) / 1e4)  # a row of all zeros is 1 away
 
 
 def read_results(predictions_csv: Path) -> tuple[Predictions, EvaluationRecord | None]:

@@ -14,6 +14,16 @@ def now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+def moment(text: str) -> datetime:
+    """An ISO 8601 time (as :func:`now` writes it) as a comparable moment; the earliest one for
+    text that is not such a time (times with other offsets compare correctly)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.astimezone()
+
+
 def stamp() -> str:
     """The current local time as ``YYYYmmdd-HHMMSS``, for file and folder names."""
     return datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -24,6 +24,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -31,7 +32,7 @@ from common.errors import UserError
 from common.files import atomic_write_text, write_json
 from common.locks import exclusive, holder
 from common.paths import display_path, output_dir
-from common.provenance import host_name, process_alive, stamp
+from common.provenance import host_name, moment, process_alive, stamp
 
 MANIFEST_VERSION = 1
 """The ``manifest.json`` layout this code writes and reads (a manifest without the field is version 1)."""
@@ -337,10 +338,10 @@ def list_runs(root: Path | None = None) -> list[RunFolder]:
     if not root.is_dir():
         return []
 
-    def started(run: RunFolder) -> tuple[str, str]:
+    def started(run: RunFolder) -> tuple[datetime, str]:
         try:
-            return run.read_manifest().started, run.name
+            return moment(run.read_manifest().started), run.name
         except UserError:
-            return "", run.name
+            return moment(""), run.name
 
     return sorted((RunFolder(p.parent) for p in root.glob("*/config.yaml")), key=started)

@@ -5,7 +5,7 @@ parity-checked ONNX model ``model/<name>.onnx`` with its card ``model/<name>.jso
 (and optionally ``model/<name>-int8.onnx``). ``python -m deploy``
 (``pipenv run export``) parses the command line and calls::
 
-    from deploy import export, ExportOptions
+    from deploy.export import ExportOptions, export
 
     result = export(ExportOptions(run="last", checkpoint="best", quantize="int8"))
 
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-_EXPORTS = ("export", "ExportOptions", "ExportResult", "ParityError")
+_EXPORTS = ("ExportOptions", "ExportResult", "ParityError")
+"""Names of :mod:`deploy.export` also reachable as ``deploy.<name>``; the function itself is
+``deploy.export.export`` (``deploy.export`` is its module)."""
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        from deploy import export as module
+        import importlib
 
-        return getattr(module, name)
+        return getattr(importlib.import_module("deploy.export"), name)
     raise AttributeError(f"module 'deploy' has no attribute {name!r}")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.cli import check_plain_name
 from common.dicts import describe_differences, differences
 from common.errors import UserError
 from common.images import load_samples
@@ -250,5 +251,4 @@ def _check_options(options: ExportOptions) -> None:
         raise UserError("--tolerance must be >= 0 and --int8-min-agreement within [0, 1]")
     if options.parity_samples < 1 or options.calibration_samples < 1:
         raise UserError("--parity-samples and --calibration-samples must be at least 1")
-    if options.name is not None and (not options.name or "/" in options.name or options.name.startswith(".")):
-        raise UserError(f"--name {options.name!r}: a plain file name, without '/' or a leading '.'")
+    check_plain_name(options.name)

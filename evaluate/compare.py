@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from common.cli import check_plain_name
 from common.errors import UserError
 from common.files import atomic_write_text, write_json
 from common.paths import display_path
@@ -27,12 +28,13 @@ from common.plotting import pyplot
 from common.predictions import Predictions, read_results
 from common.staging import refuse_foreign_target, staged
 from evaluate.badcases import Case, Thumbnails, build_cases, case_html, write_thumbnails
-from evaluate.evaluation import OVERWRITE_HINT, check_folder_name, check_same_classes, evaluations_root, image_source
+from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root, image_source
 
 SUMMARY = "compare.json"
 """The file every comparison folder holds; an existing folder without it is never replaced."""
 from evaluate.html import figure, link, page, table
 from evaluate.metrics import score
+from evaluate.plots import decimate
 from evaluate.verdict import verdict, verdict_sentences
 
 
@@ -69,7 +71,7 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
     """
     if bootstrap < 0 or seed < 0:
         raise UserError(f"--bootstrap and --seed must be at least 0, got --bootstrap {bootstrap}, --seed {seed}")
-    check_folder_name(name)
+    check_plain_name(name)
     folder_a, folder_b = _folder(a), _folder(b)
     pred_a, record_a = read_results(folder_a / "predictions.csv")
     pred_b, record_b = read_results(folder_b / "predictions.csv")
@@ -170,9 +172,8 @@ def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None
     writer.writerow(["evaluation", "curve", "recall", "precision"])
     for axis, curve_name in zip(axes, ("micro", "macro")):
         for label, scores, style in ((f"A {name_a}", scores_a, "-"), (f"B {name_b}", scores_b, "--")):
-            curve = scores.curves[curve_name]
-            step = max(1, len(curve.recall) // 2000)
-            recall, precision = curve.recall[::step], curve.precision[::step]
+            curve = decimate(scores.curves[curve_name])
+            recall, precision = curve.recall, curve.precision
             axis.plot(recall, precision, style, label=f"{label} (AP {scores.metrics[curve_name]['ap']:.3f})")
             for r, p in zip(recall, precision):
                 writer.writerow([label[0], curve_name, f"{r:.6g}", f"{p:.6g}"])

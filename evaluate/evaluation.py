@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.cli import check_plain_name
 from common.contract import InputContract
 from common.errors import UserError
 from common.images import check_on_unreadable
@@ -29,7 +30,7 @@ from common.predictions import (
     write_evaluation_record,
     write_predictions,
 )
-from common.provenance import now
+from common.provenance import moment, now
 from common.staging import refuse_foreign_target, staged
 
 if TYPE_CHECKING:
@@ -204,13 +205,13 @@ def newest_model() -> Path:
     if not models:
         raise UserError(f"no model in {display_path(folder)}; export one with `pipenv run export`, or pass --model")
 
-    def key(path: Path) -> tuple[str, bool]:
-        stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()
+    def key(path: Path) -> tuple[datetime, bool]:
+        modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
         try:
             card = read_card_file(path.with_suffix(".json"))
         except UserError:
-            return stamp, not path.stem.endswith("-int8")
-        return card.created or stamp, not card.quantized
+            return modified, not path.stem.endswith("-int8")
+        return (moment(card.created) if card.created else modified), not card.quantized
 
     return max(models, key=key)
 
@@ -313,14 +314,4 @@ def _check_options(options: EvaluateOptions) -> None:
         raise UserError("--bad-cases and --per-pair must be at least 0")
     if any(not 0 < t <= 1 for t in targets):
         raise UserError(f"precision and recall targets must be in (0, 1], got {targets}")
-    check_folder_name(options.name)
-
-
-def check_folder_name(name: str | None) -> None:
-    """Refuse a ``--name`` that is not a plain folder name (None: the default name).
-
-    Raises:
-        UserError: For an empty name, or one with a ``/`` or ``\\`` or starting with ``.``.
-    """
-    if name is not None and (not name or "/" in name or "\\" in name or name.startswith(".")):
-        raise UserError(f"--name {name!r}: a plain folder name, without '/' or a leading '.'")
+    check_plain_name(options.name)

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluate.uncertainty import wilson_interval
+from evaluate.uncertainty import safe_divide, wilson_interval
 
 RECALL_GRID = np.linspace(0.0, 1.0, 101)
 
@@ -264,9 +264,9 @@ def _per_class(confusion: np.ndarray, curves: dict[str, Curve], class_names: lis
                precision_targets: tuple[float, ...], recall_targets: tuple[float, ...]) -> list[dict[str, Any]]:
     tp = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1)
-    precision = _safe_divide(tp, confusion.sum(axis=0).astype(np.float64))
-    recall = _safe_divide(tp, support.astype(np.float64))
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
+    precision = safe_divide(tp, confusion.sum(axis=0).astype(np.float64))
+    recall = safe_divide(tp, support.astype(np.float64))
+    f1 = safe_divide(2 * precision * recall, precision + recall)
     return [{
         "class": name, "index": c, "support": int(support[c]), "precision": float(precision[c]),
         "recall": float(recall[c]), "f1": float(f1[c]), "ap": average_precision(curves[name]) if support[c] else 0.0,
@@ -307,10 +307,6 @@ def _true_class_rank(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarra
     above = (probabilities > true_score).sum(axis=1)
     earlier_ties = ((probabilities == true_score) & (np.arange(probabilities.shape[1]) < labels[:, None])).sum(axis=1)
     return above + earlier_ties
-
-
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=np.float64), where=denominator != 0)
 
 
 def _point(points: tuple[np.ndarray, np.ndarray, np.ndarray], index: int) -> dict[str, float]:

@@ -48,15 +48,15 @@ def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> lis
     figure, axes = plt.subplots(lines, columns, figsize=(2.5 * columns, 2.3 * lines + 0.5), dpi=100,
                                 squeeze=False, sharex=True, sharey=True)
     panels = axes.ravel()
-    micro = _decimate(scores.curves["micro"])
+    micro = decimate(scores.curves["micro"])
     for name, style in (("micro", "-"), ("macro", "--")):
-        curve = _decimate(scores.curves[name])
+        curve = decimate(scores.curves[name])
         panels[0].plot(curve.recall, curve.precision, style, color="black", linewidth=1.6,
                        label=f"{name} (AP {metrics[name]['ap']:.3f})")
     panels[0].set_title("averages", fontsize=9)
     panels[0].legend(fontsize=7, loc="lower left")
     for axis, row in zip(panels[1:], shown):
-        curve = _decimate(scores.curves[row["class"]])
+        curve = decimate(scores.curves[row["class"]])
         axis.plot(micro.recall, micro.precision, color="#cccccc", linewidth=1.0)
         axis.plot(curve.recall, curve.precision, color=class_colour(row["index"], len(class_names)), linewidth=2.2)
         axis.set_title(f"{row['class']}: AP {row['ap']:.3f}{_interval(row.get('ap_interval'))}", fontsize=8)
@@ -93,7 +93,7 @@ def _interval(bounds: list[float] | None) -> str:
 def _write_curves_csv(path: Path, scores: Scores, class_names: list[str]) -> None:
     def rows() -> Iterator[list[str]]:
         for name in [*class_names, "micro", "macro"]:
-            curve = _decimate(scores.curves[name])
+            curve = decimate(scores.curves[name])
             thresholds = [f"{t:.9g}" for t in curve.thresholds] + [""] * (len(curve.recall) - len(curve.thresholds))
             yield from ([name, f"{r:.6g}", f"{p:.6g}", t] for r, p, t in zip(curve.recall, curve.precision, thresholds))
 
@@ -143,7 +143,8 @@ def _plot_matrix(path: Path, matrix: np.ndarray, class_names: list[str], title: 
     plt.close(figure)
 
 
-def _decimate(curve: Curve) -> Curve:
+def decimate(curve: Curve) -> Curve:
+    """At most ``MAX_CURVE_POINTS`` points of a curve, evenly spaced, both ends kept (for plots and CSVs)."""
     count = len(curve.recall)
     if count <= MAX_CURVE_POINTS:
         return curve

@@ -155,9 +155,9 @@ class _Design:
         k = self.classes
         confusion = sums[:k * k].astype(np.float64).reshape(k, k, -1)  # (K*K, b) -> (K, K, b)
         tp = confusion[np.arange(k), np.arange(k)]  # (K, b)
-        precision = _safe_divide(tp, confusion.sum(axis=0))
-        recall = _safe_divide(tp, confusion.sum(axis=1))
-        f1 = _safe_divide(2 * precision * recall, precision + recall)
+        precision = safe_divide(tp, confusion.sum(axis=0))
+        recall = safe_divide(tp, confusion.sum(axis=1))
+        f1 = safe_divide(2 * precision * recall, precision + recall)
         ap = np.zeros_like(tp)
         offset, most = k * k, max(self.segments, default=0)
         # Buffers reused by every class (fresh large arrays cost page faults); cumulative counts
@@ -169,7 +169,7 @@ class _Design:
             tps = np.cumsum(hits, axis=0, out=cumulative[:segments])
             # precision TP/N at each segment; left stale (finite) where nothing was drawn yet, and so no hit
             ratio = np.divide(tps, drawn, out=terms[:segments], where=drawn > 0)
-            ap[c] = _safe_divide(np.multiply(ratio, hits, out=ratio).sum(axis=0), tps[-1]) if segments else 0.0
+            ap[c] = safe_divide(np.multiply(ratio, hits, out=ratio).sum(axis=0), tps[-1]) if segments else 0.0
             offset += 2 * segments
         return f1.T, ap.T
 
@@ -233,6 +233,7 @@ def paired_bootstrap(labels: np.ndarray, probabilities_a: np.ndarray, probabilit
     return out
 
 
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` (broadcast, float64), 0 where the denominator is 0."""
     return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape),
                      where=denominator != 0)

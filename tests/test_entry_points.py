@@ -43,3 +43,12 @@ def test_prepare_data_default_folder_follows_the_data_setting(tmp_path: Path):
     result = run_module("common.prepare_data", env={"IMAGEPIPE_DATA": str(tmp_path / "big-disk")})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "big-disk" / "digits" / "classes.txt").is_file()
+
+
+def test_the_documented_python_apis_import():
+    import deploy
+    import train
+    from deploy.export import ExportOptions, export
+
+    assert deploy.ExportOptions is ExportOptions and callable(export)
+    assert callable(train.train) and callable(train.resume) and train.RunOptions and train.Trainer

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from common.files import atomic_write_bytes
-from common.integrity import sidecar, write_sidecar
+from common.integrity import recorded_digests, sidecar, write_sidecar
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
@@ -92,12 +92,17 @@ class CheckpointKeeper:
         return KeepDecision(topk_file=topk_file, best=best, delete=delete)
 
     def write(self, decision: KeepDecision, payload: dict[str, Any]) -> None:
-        """Write the files a decision asks for, ``last.pt`` last."""
-        if decision.topk_file:
-            save_checkpoint(payload, self.folder / decision.topk_file)
+        """Write the files a decision asks for, ``last.pt`` first.
+
+        ``last.pt`` holds this bookkeeping, so after a kill anywhere in between,
+        :meth:`load_state_dict` finds the epoch's ``best.pt`` and top-k file as
+        ``last.pt`` says they should be, and restores them from it when they are not.
+        """
+        save_checkpoint(payload, self.folder / "last.pt")
         if decision.best:
             save_checkpoint(payload, self.folder / "best.pt")
-        save_checkpoint(payload, self.folder / "last.pt")
+        if decision.topk_file:
+            save_checkpoint(payload, self.folder / decision.topk_file)
         for name in decision.delete:
             remove_checkpoint(self.folder / name)
 
@@ -105,14 +110,20 @@ class CheckpointKeeper:
         """Bookkeeping to store in checkpoints."""
         return {"best": self.best, "kept": [dict(entry) for entry in self.kept]}
 
-    def load_state_dict(self, state: dict[str, Any], remove_files: bool = True) -> None:
-        """Restore bookkeeping; with ``remove_files`` (the process that writes checkpoints),
-        delete top-k files written after that checkpoint and temporary files of writes
-        that were interrupted."""
+    def load_state_dict(self, state: dict[str, Any], remove_files: bool = True, epoch: int | None = None) -> None:
+        """Restore bookkeeping from ``last.pt`` (of ``epoch``).
+
+        With ``remove_files`` (the process that writes checkpoints): the epoch's
+        ``best.pt`` and top-k file, when ``last.pt`` says they exist but a kill came
+        first, are restored from ``last.pt`` (the same payload); top-k files that are
+        no longer kept and temporary files of interrupted writes are deleted.
+        """
         self.best = state["best"]
         if not remove_files:
             self.kept = [dict(entry) for entry in state["kept"]]
             return
+        if epoch is not None:
+            self._restore_from_last(epoch, state)
         # An entry whose file a later epoch already replaced (before a crash) is forgotten.
         self.kept = [dict(entry) for entry in state["kept"] if (self.folder / entry["file"]).is_file()]
         wanted = {entry["file"] for entry in self.kept} | {"best.pt", "last.pt"}
@@ -124,6 +135,19 @@ class CheckpointKeeper:
                 path.unlink()
         for path in self.folder.glob(".*.tmp"):
             path.unlink()
+
+    def _restore_from_last(self, epoch: int, state: dict[str, Any]) -> None:
+        last = self.folder / "last.pt"
+        digests = recorded_digests(last)
+        if digests is None:
+            return
+        names = ["best.pt"] if state["best"] and state["best"]["epoch"] == epoch else []
+        names += [entry["file"] for entry in state["kept"] if entry["epoch"] == epoch]
+        for name in names:
+            copy = recorded_digests(self.folder / name)
+            if not (self.folder / name).is_file() or not copy or copy[0] != digests[0]:
+                write_sidecar(self.folder / name, digests[0])
+                atomic_write_bytes(self.folder / name, last.read_bytes())
 
     def _ranked(self) -> list[dict[str, Any]]:
         return sorted(self.kept, key=lambda e: (-e["value"] if self.mode == "max" else e["value"], e["epoch"]))

@@ -85,6 +85,13 @@ class TrainingData:
     train: SplitData
     val: SplitData
 
+    def close(self) -> None:
+        """Let go of the splits' resources: decoding worker processes and open pack files."""
+        for split in (self.train, self.val):
+            split.loader = None  # a persistent DataLoader's workers end with it
+            if split.pack is not None:
+                split.pack.close()
+
 
 def load_training_data(config: TrainConfig, network_config: NetworkConfig, processes: Processes) -> TrainingData:
     """Open the config's data set (rank 0 first: it may prepare the bundled digits) and load both splits.
@@ -155,8 +162,9 @@ def epoch_order(size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, 
     """The sample order of one epoch for one process.
 
     Shuffling is seeded by ``(seed, epoch)`` alone, so it is the same after a resume.
-    Under several processes the order is padded (by repeating from the start) to a
-    multiple of ``world_size`` and dealt out, ``rank`` taking every ``world_size``-th.
+    Under several processes the order is padded (by repeating it from the start, as
+    often as needed) to a multiple of ``world_size`` and dealt out, ``rank`` taking
+    every ``world_size``-th, so every process gets the same number of samples.
     """
     if shuffle:
         generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
@@ -165,7 +173,7 @@ def epoch_order(size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, 
         order = torch.arange(size)
     if world_size > 1:
         padded = -(-size // world_size) * world_size
-        order = torch.cat([order, order[: padded - size]])[rank::world_size]
+        order = order.repeat(-(-padded // size))[:padded][rank::world_size]  # every rank gets as many samples
     return order
 
 
@@ -237,20 +245,24 @@ def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     stop = threading.Event()
     end = object()
 
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        """Hand an entry over unless the consumer stopped; False when it did."""
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        queue.put((item, None), timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
+                if not put((item, None)):
                     return
-            queue.put((end, None))
+            put((end, None))
         except BaseException as exc:  # handed to the consumer
-            queue.put((end, exc))
+            put((end, exc))
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
@@ -263,7 +275,7 @@ def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
                 return
             yield item
     finally:
-        stop.set()
+        stop.set()  # the thread ends at its next hand-over (no thread is left waiting on a full queue)
 
 
 def steps_per_epoch(size: int, batch_size: int, world_size: int) -> int:

@@ -100,10 +100,10 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
     config = loaded.config.for_dev() if options.dev else loaded.config
     processes, device = start_processes(options.device)
     try:
-        network_config = _pinned_network_config(loaded, config)
+        network_config = pinned_network_config(loaded, config)
         data = load_training_data(config, network_config, processes)
         trainer = Trainer(config, network_config, data, processes, device)
-        init = _initial_weights(trainer, config, network_config)
+        init = initial_weights(trainer, config, network_config)
         name = options.name or _default_name(loaded, network_config, options.dev)
         folder = RunFolder(broadcast(RunFolder.create(name).path if processes.is_main else None, processes))
         with run_lock(folder, processes):
@@ -215,7 +215,8 @@ class TrainingRun:
                                      settings.mode)
         self.history: list[dict[str, Any]] = []
         if checkpoint is not None:
-            self.keeper.load_state_dict(checkpoint["checkpoint_keeper"], remove_files=trainer.processes.is_main)
+            self.keeper.load_state_dict(checkpoint["checkpoint_keeper"], remove_files=trainer.processes.is_main,
+                                        epoch=checkpoint["epoch"])
             self.stopper.load_state_dict(checkpoint["early_stopping"])
             self.history = list(checkpoint["history"])
 
@@ -242,6 +243,13 @@ class TrainingRun:
     def fit(self) -> RunResult:
         """Train until the last epoch, early stopping, divergence or a callback's stop."""
         try:
+            return self._fit()
+        finally:
+            self.trainer.data.close()
+            self.recorder.close()
+
+    def _fit(self) -> RunResult:
+        try:
             status, message = self._epochs()
         except KeyboardInterrupt:
             self._finish("interrupted")
@@ -261,7 +269,6 @@ class TrainingRun:
         if best:
             message += f"; best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}"
         self.log.info("%s\nrun folder: %s", message, display_path(self.recorder.folder.path))
-        self.recorder.close()
         return RunResult(self.recorder.folder.path, status, self.trainer.epoch, best,
                          self.history[-1] if self.history else {}, message)
 
@@ -348,9 +355,13 @@ class TrainingRun:
                                       "unreadable": unreadable, "ranks_in_sync": in_sync})
 
 
-def _initial_weights(trainer: Trainer, config: TrainConfig, network_config: NetworkConfig) -> dict[str, Any] | None:
+def initial_weights(trainer: Trainer, config: TrainConfig, network_config: NetworkConfig) -> dict[str, Any] | None:
     """Load ``init.weights`` (in ``init.mode``), else the network config's ``pretrained`` file
-    (in ``pretrained`` mode); returns what the manifest records, or None for a random start."""
+    (in ``pretrained`` mode); returns what the manifest records, or None for a random start.
+
+    Raises:
+        UserError: When the file is missing, damaged, or does not fit the network.
+    """
     weights, mode, key = config.init.weights, config.init.mode, "init.weights"
     if not weights and network_config.pretrained:
         weights, mode, key = network_config.pretrained, "pretrained", f"network config {network_config.name!r}: pretrained"
@@ -361,7 +372,12 @@ def _initial_weights(trainer: Trainer, config: TrainConfig, network_config: Netw
             "summary": report.summary()}
 
 
-def _pinned_network_config(loaded: LoadedConfig, config: TrainConfig) -> NetworkConfig:
+def pinned_network_config(loaded: LoadedConfig, config: TrainConfig) -> NetworkConfig:
+    """The config's shared network config, refused when it no longer hashes as the run's file pins it.
+
+    Raises:
+        UserError: Showing both hashes and what differs.
+    """
     network_config = load_network_config(config.network)
     if loaded.network_hash and loaded.network_hash != network_config.hash:
         pinned = NetworkConfig.from_dict(loaded.network_config, "pinned") if loaded.network_config else None

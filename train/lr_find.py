@@ -1,8 +1,9 @@
 """The learning-rate finder: ``pipenv run train --find-lr``.
 
-Trains from the config's initial weights for a bounded number of steps while the
-learning rate grows exponentially from ``lr_min`` to ``lr_max``, records the
-(smoothed) loss, and stops early once the loss explodes. It suggests the rate where
+Trains from the run's initial weights (``init.weights``, else the network config's
+``pretrained`` file), as the run's first epoch would (a frozen backbone stays frozen),
+for a bounded number of steps while the learning rate grows exponentially from
+``lr_min`` to ``lr_max``, records the (smoothed) loss, and stops early once the loss explodes. It suggests the rate where
 the smoothed loss falls fastest. The results go to ``output/lr_find/<name>-<time>/``
 (``lr_find.png``, ``lr_find.csv``, ``suggestion.json``); nothing is written to
 ``output/train/``, so it never looks like a training run.
@@ -23,10 +24,9 @@ from common.paths import display_path, output_dir
 from common.provenance import stamp
 from common.staging import staged
 from common.train_config import LoadedConfig
-from networks import load_network_config
 from train.data import epoch_order, iterate_batches, load_training_data
 from train.distributed import Processes, resolve_device
-from train.loop import RunOptions
+from train.loop import RunOptions, initial_weights, pinned_network_config
 from train.trainer import Trainer
 
 SMOOTHING = 0.9
@@ -64,12 +64,11 @@ def find_lr(loaded: LoadedConfig, options: RunOptions = RunOptions(), lr_min: fl
                         f"{lr_min}, {lr_max}, {steps}")
     config = loaded.config.for_dev() if options.dev else loaded.config
     device = resolve_device(options.device)
-    network_config = load_network_config(config.network)
+    network_config = pinned_network_config(loaded, config)
     trainer = Trainer(config, network_config, load_training_data(config, network_config, Processes()), Processes(),
                       device)
-    if config.init.weights:
-        trainer.load_initial_weights(config.init.weights, config.init.mode)
-    trainer.model.train()
+    initial_weights(trainer, config, network_config)  # init.weights, or the network's pretrained file
+    trainer.train_mode()  # as the run's first epoch trains (a frozen backbone stays frozen)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
@@ -93,6 +92,7 @@ def find_lr(loaded: LoadedConfig, options: RunOptions = RunOptions(), lr_min: fl
             epoch += 1
             continue
         break
+    trainer.data.close()
     suggestion = suggest(lrs, smoothed)
     folder = _write(config.network, lrs, losses, smoothed, suggestion, lr_min, lr_max)
     return LrFindResult(folder, suggestion, lrs, losses, smoothed)

@@ -62,7 +62,7 @@ class RunRecorder:
             return
         manifest = self.folder.read_manifest()  # before anything is written: a broken run is left as it is
         self.folder.write_config(config, network_config.to_dict(), network_config.hash)
-        self._open_tensorboard(purge_step=len(history))
+        self._open_tensorboard(purge_step=len(history) + 1)  # events are stepped by epoch, from 1
         manifest.resumed.append({"at": now(), "command": list(sys.argv), **resumed})
         manifest.status, manifest.ended, manifest.host, manifest.pid = "running", None, host_name(), os.getpid()
         self.manifest = manifest

@@ -95,6 +95,11 @@ class Trainer:
         report = load_weights(self.network, read_state_dict(path), mode=mode, source=display_path(path))
         return path, report
 
+    def train_mode(self) -> None:
+        """Put the model in training mode (a frozen backbone's batch-norm layers stay in evaluation mode)."""
+        self.model.train()
+        self.freezer.hold_statistics()
+
     def learning_rate(self) -> float:
         """The scheduled learning rate of the next step."""
         return self.config.optim.lr * lr_factor(self.step, self.steps_per_epoch, self.config)
@@ -151,8 +156,7 @@ class Trainer:
                             rank=self.processes.rank, world_size=self.processes.world_size)
         if self.freezer.update(self.epoch):
             self.model = self._wrap()  # DistributedDataParallel must see which parameters train
-        self.model.train()
-        self.freezer.hold_statistics()
+        self.train_mode()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0

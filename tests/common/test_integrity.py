@@ -44,3 +44,16 @@ def test_a_missing_or_malformed_sidecar(tmp_path):
     sidecar(path).write_text("not a digest\n")
     with pytest.raises(UserError, match=r"m\.onnx\.sha256: not a sha256 sidecar"):
         verify_sha256(path)
+
+
+def test_two_interrupted_writes_in_a_row_still_leave_the_intact_file_valid(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"epoch 1")
+    record_sha256(path)
+    write_sidecar(path, hashlib.sha256(b"epoch 2").hexdigest())  # killed (or disk full) before epoch 2 landed
+    write_sidecar(path, hashlib.sha256(b"epoch 2 again").hexdigest())  # and again after a resume
+    assert verify_sha256(path) == hashlib.sha256(b"epoch 1").hexdigest()
+    path.write_bytes(b"epoch 1, damaged")
+    write_sidecar(path, hashlib.sha256(b"epoch 3").hexdigest())  # a damaged file is not vouched for
+    with pytest.raises(UserError, match="does not match"):
+        verify_sha256(path)

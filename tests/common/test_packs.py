@@ -71,6 +71,13 @@ def damage(folder, how):
         (folder / "index.json").write_text(json.dumps(index))
     elif how == "index":
         (folder / "index.json").write_text("{not json")
+    elif how == "image":
+        image = folder.parent.parent / json.loads((folder / "index.json").read_text())["splits"]["val"]["paths"][7]
+        image.write_bytes(image.read_bytes() + b"\0")  # edited in place, same path
+    elif how == "field":
+        index = json.loads((folder / "index.json").read_text())
+        del index["splits"]["val"]["files"]
+        (folder / "index.json").write_text(json.dumps(index))
 
 
 @pytest.mark.parametrize(("how", "reason"), [
@@ -79,6 +86,8 @@ def damage(folder, how):
     ("flipped", r"val\.images\.npy does not match its recorded sha256 \(damaged\)"),
     ("decoder", r"made for .*'pillow': '1\.0'.* but decoding now is"),
     ("index", r"index\.json is unreadable"),
+    ("image", r"raw/\d/\d+\.png changed since it was packed \(size or modification time\)"),
+    ("field", r"index\.json: damaged \(a field of split 'val' is missing or malformed\)"),
 ])
 def test_a_stale_or_damaged_pack_is_never_used_and_says_why(digits, how, reason):
     folder = write_pack(digits, CONTRACT, ["val"])

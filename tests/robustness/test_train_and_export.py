@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -163,7 +164,7 @@ CASES: list[Case] = [
      r"was written by run '.*', not by 'other-20990101-000000'; .* --run"),
     ("export-checkpoint-missing", "export", lambda w: export_args(w, "--checkpoint", "gone.pt"),
      r"gone\.pt: checkpoint not found"),
-    ("export-bad-name", "export", lambda w: export_args(w, "--name", "a/b"), r"--name 'a/b': a plain file name"),
+    ("export-bad-name", "export", lambda w: export_args(w, "--name", "a/b"), r"--name 'a/b': a plain name, without '/'"),
     ("export-negative-tolerance", "export", lambda w: export_args(w, "--tolerance", "-1"), r"--tolerance must be >= 0"),
     ("export-zero-parity-samples", "export", lambda w: export_args(w, "--parity-samples", "0"),
      r"--parity-samples and --calibration-samples must be at least 1"),
@@ -210,8 +211,6 @@ def test_a_bad_input_is_one_clear_error_and_changes_nothing(world, capsys, case,
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
-    import re
-
     assert re.search(message, err), err
     assert snapshot(world["run"]) == before, "the run folder changed"
     assert snapshot(world["model"]) == untouched, "model/ changed"
@@ -286,3 +285,9 @@ def test_export_killed_at_a_random_moment_leaves_no_model_and_no_debris(world, s
                            env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert not [p.name for p in world["model"].iterdir() if p.name.startswith(".")]  # the dead one's staging is gone
+
+
+def test_the_table_holds_the_bad_inputs_docs_robustness_md_counts():
+    doc = (PROJECT_ROOT / "docs" / "robustness.md").read_text()
+    stated = re.search(r"test_train_and_export\.py`.*?a table of (\d+) bad inputs", doc, re.S)
+    assert stated and int(stated.group(1)) == len(CASES)

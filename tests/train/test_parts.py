@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from common.errors import UserError
+from common.integrity import verify_sha256
 from common.paths import PROJECT_ROOT
 from networks import build_network, load_network_config
 from networks.checkpoint import load_weights, read_checkpoint, read_state_dict
@@ -64,6 +65,21 @@ def test_keeper_restores_and_removes_files_newer_than_its_state(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_kill_right_after_last_pt_is_repaired_from_it_on_resume(tmp_path):
+    keeper = CheckpointKeeper(tmp_path, "val/loss", "min", top_k=2)
+    keeper.write(keeper.decide(1, 0.5), {"epoch": 1})
+    keeper.decide(2, 0.4)  # epoch 2 is the best and a top-k epoch ...
+    state = keeper.state_dict()
+    save_checkpoint({"epoch": 2}, tmp_path / "last.pt")  # ... but the process died after writing last.pt
+    restored = CheckpointKeeper(tmp_path, "val/loss", "min", top_k=2)
+    restored.load_state_dict(state, epoch=2)
+    assert torch.load(tmp_path / "best.pt", weights_only=True) == {"epoch": 2}
+    assert torch.load(tmp_path / "epoch=0002-val_loss=0.4000.pt", weights_only=True) == {"epoch": 2}
+    assert [entry["epoch"] for entry in restored.kept] == [1, 2]
+    for name in ("best.pt", "epoch=0002-val_loss=0.4000.pt"):
+        assert verify_sha256(tmp_path / name, required=True)
+
+
 def test_early_stopping_counts_epochs_without_improvement():
     stopper = EarlyStopping(patience=2, min_delta=0.01, mode="max")
     assert [stopper.update(v) for v in [0.5, 0.505, 0.6, 0.6, 0.609]] == [False, False, False, False, True]
@@ -76,6 +92,8 @@ def test_epoch_order_is_seeded_by_epoch_and_shards_cover_everything():
     shards = [epoch_order(11, 0, 0, True, rank=r, world_size=2) for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == 6
     assert set(torch.cat(shards).tolist()) == set(range(11))
+    tiny = [epoch_order(3, 0, 0, True, rank=r, world_size=8) for r in range(8)]  # fewer samples than processes
+    assert [len(t) for t in tiny] == [1] * 8 and set(torch.cat(tiny).tolist()) == {0, 1, 2}
     assert steps_per_epoch(65, 32, 1) == 2  # a last batch of one sample is dropped
     assert steps_per_epoch(66, 32, 1) == 3
 
