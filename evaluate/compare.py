@@ -11,8 +11,6 @@ thumbnails).
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -22,7 +20,7 @@ import numpy as np
 
 from common.cli import check_plain_name
 from common.errors import UserError
-from common.files import atomic_write_text, write_json
+from common.files import atomic_write_text, write_csv, write_json
 from common.paths import display_path
 from common.plotting import pyplot
 from common.predictions import Predictions, read_results
@@ -167,16 +165,13 @@ def _text(summary: dict[str, Any]) -> str:
 def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None:
     plt = pyplot()
     figure_, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=110)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["evaluation", "curve", "recall", "precision"])
+    rows = []
     for axis, curve_name in zip(axes, ("micro", "macro")):
         for label, scores, style in ((f"A {name_a}", scores_a, "-"), (f"B {name_b}", scores_b, "--")):
             curve = decimate(scores.curves[curve_name])
             recall, precision = curve.recall, curve.precision
             axis.plot(recall, precision, style, label=f"{label} (AP {scores.metrics[curve_name]['ap']:.3f})")
-            for r, p in zip(recall, precision):
-                writer.writerow([label[0], curve_name, f"{r:.6g}", f"{p:.6g}"])
+            rows += [[label[0], curve_name, f"{r:.6g}", f"{p:.6g}"] for r, p in zip(recall, precision)]
         axis.set(title=f"{curve_name} average PR curve", xlabel="recall", ylabel="precision", xlim=(0, 1.01),
                  ylim=(0, 1.02))
         axis.grid(alpha=0.3)
@@ -184,20 +179,18 @@ def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None
     figure_.tight_layout()
     figure_.savefig(folder / "pr_overlay.png")
     plt.close(figure_)
-    atomic_write_text(folder / "pr_overlay.csv", buffer.getvalue())
+    write_csv(folder / "pr_overlay.csv", ["evaluation", "curve", "recall", "precision"], rows)
 
 
 def _flips_csv(folder: Path, pred_a: Predictions, pred_b: Predictions, cases: dict[str, list[Case]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["flip", "path", "true_label", "predicted_a", "score_a", "predicted_b", "score_b"])
+    rows = []
     for kind, group in cases.items():
         for case in group:
             predicted_a = int(pred_a.probabilities[case.row].argmax())
-            writer.writerow([kind, case.path, case.true, predicted_a,
-                             f"{pred_a.probabilities[case.row, predicted_a]:.6g}", case.predicted,
-                             f"{case.predicted_score:.6g}"])
-    atomic_write_text(folder / "flips.csv", buffer.getvalue())
+            rows.append([kind, case.path, case.true, predicted_a, f"{pred_a.probabilities[case.row, predicted_a]:.6g}",
+                         case.predicted, f"{case.predicted_score:.6g}"])
+    write_csv(folder / "flips.csv", ["flip", "path", "true_label", "predicted_a", "score_a", "predicted_b", "score_b"],
+              rows)
 
 
 def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], names: list[str],

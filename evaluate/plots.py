@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from common.files import atomic_write_text, write_csv
+from common.files import write_csv
 from common.plotting import pyplot
 from evaluate.metrics import Curve, Scores
 
@@ -111,12 +109,8 @@ def write_confusions(folder: Path, confusion: np.ndarray, class_names: list[str]
         (CONFUSION_NORMALIZED, normalized, "Confusion matrix (row-normalized = recall)", ".2f"),
     ):
         _plot_matrix(folder / f"{stem}.png", matrix, class_names, title, fmt)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["true \\ predicted", *class_names])
-        for name, row in zip(class_names, matrix):
-            writer.writerow([name, *(int(v) if fmt == "d" else f"{v:.6g}" for v in row)])
-        atomic_write_text(folder / f"{stem}.csv", buffer.getvalue())
+        write_csv(folder / f"{stem}.csv", ["true \\ predicted", *class_names],
+                  ([name, *(int(v) if fmt == "d" else f"{v:.6g}" for v in row)] for name, row in zip(class_names, matrix)))
         written += [f"{stem}.png", f"{stem}.csv"]
     return written
 
