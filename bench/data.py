@@ -23,7 +23,6 @@ figure is measured in this run, contenders alternating, and printed as a ratio:
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -41,15 +40,15 @@ from PIL import Image
 
 from bench.export import photo_crops
 from common.contract import InputContract
-from common.lists import Dataset, load_dataset, read_split
-from common.packs import open_pack_split, write_pack
+from common.lists import Dataset, PrepareRecord, load_dataset, read_prepare_record, read_split, write_prepare_record
 from common.paths import PROJECT_ROOT, data_dir
 from common.staging import staged
-from common.train_config import load_train_config
 from networks import build_network
 from networks.config import ArchConfig, NetworkConfig
+from train.config import load_train_config
 from train.data import TrainingData, iterate_batches, load_split
 from train.distributed import Processes
+from train.packs import open_pack_split, write_pack
 from train.trainer import Trainer
 
 IMAGES = 20_000
@@ -85,8 +84,9 @@ def contract(size: int) -> InputContract:
 def photo_set() -> Dataset:
     """The cached photo set, generated on first use (about a minute)."""
     root = data_dir() / "bench_photos"
-    record = root / "prepare.json"
-    if record.is_file() and json.loads(record.read_text()).get("version") == SET_VERSION:
+    marker = {"bench_set_version": SET_VERSION, "images": IMAGES}
+    record = read_prepare_record(root) if root.is_dir() else None
+    if record is not None and record.details == marker:
         return load_dataset(root)
     print(f"generating {IMAGES:,} JPEGs in {root} (once) ...", flush=True)
     with staged(root, exists="replace") as stage:
@@ -99,7 +99,8 @@ def photo_set() -> Dataset:
         splits = {"train": lines[:16000], "val": lines[16000:18000], "test": lines[18000:], "dev": lines[:200]}
         for name, members in splits.items():
             (stage.path / "lists" / f"{name}.txt").write_text("".join(members))
-        (stage.path / "prepare.json").write_text(json.dumps({"version": SET_VERSION, "images": IMAGES}))
+        write_prepare_record(stage.path, PrepareRecord(source="bench: generated JPEG photos", seed=1,
+                                                       details=marker))
     return load_dataset(root)
 
 

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.digits import ensure_digits
-from common.lists import open_dataset
+from common.digits import ensure_digits, open_dataset_or_digits
 from common.errors import UserError
 from common.images import load_samples
 from common.lists import read_split
@@ -75,12 +74,12 @@ def _model(folder: Path) -> Path:
 
 
 def _inference(model_path: Path, rounds: int) -> bool:
-    from evaluate.infer import open_model, predict_batches
     from evaluate.evaluation import with_progress
+    from evaluate.infer import open_model, predict_batches
 
     ensure_digits()
     model = open_model(model_path)
-    dataset = open_dataset("digits")
+    dataset = open_dataset_or_digits("digits")
     images, _, _ = load_samples(dataset, read_split(dataset, "test"), model.contract)
     images = np.concatenate([images] * 12)  # 4320 images
     batches = [images[i:i + 256] for i in range(0, len(images), 256)]

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from common.contract import InputContract
-from common.digits import ensure_digits
+from common.digits import ensure_digits, open_dataset_or_digits
 from common.images import load_samples
-from common.lists import open_dataset, read_split
+from common.lists import read_split
 from deploy.graph import ExportedClassifier, to_onnx
 from deploy.parity import onnx_predictor
 from deploy.quantize import quantize_int8
@@ -54,7 +54,7 @@ def main(rounds: int) -> int:
     """Measure and print both tables; returns 0."""
     ensure_digits()
     config = load_network_config(NETWORK)
-    dataset = open_dataset("digits")
+    dataset = open_dataset_or_digits("digits")
     images, _, _ = load_samples(dataset, read_split(dataset, "train")[:512], config.input)
     print(f"{NETWORK} inference, {torch.get_num_threads()} threads, {rounds} rounds, contenders alternating")
     _table(_measure(config, images[:256], images[:256], ("static", "dynamic"), 256, rounds), 256)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from common.digits import ensure_digits
-from common.train_config import load_train_config
 from networks import build_network, load_network_config
+from train.config import load_train_config
 from train.data import load_training_data
 from train.distributed import Processes
 from train.trainer import Trainer

@@ -1,4 +1,12 @@
-"""Helpers shared by the thin ``__main__`` entry points."""
+"""The command lines: one pattern for every ``pipenv run`` command.
+
+Every command is ``python -m <package> [<word>]``: the package's ``__main__.py`` is its
+only command-line code. It lists the package's commands (:class:`Command`), each a
+function that parses its own arguments (a parser from :func:`command_parser`) and
+calls one importable function that does the work; :func:`dispatch` picks the command
+by its first word, and :func:`run_main` turns user mistakes into one line and exit
+status 2. Nothing below ``__main__.py`` parses ``sys.argv``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from common.errors import UserError
@@ -18,6 +27,39 @@ read-only file system): reported as ``error: <path>: <reason>``, not as a crash.
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.\[\]-]*=")
 """A ``key=value`` config override: a dotted key (letters, digits, ``_``, ``.``, ``-``, ``[]``), then ``=``."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``pipenv run`` command of a package.
+
+    Attributes:
+        word: The first argument that selects it (``runs`` in ``python -m train runs``);
+            None for the package's default command (``python -m train``).
+        run: Parses the rest of the command line and does the work; returns an exit status or None.
+        help: One line for the package's list of commands.
+    """
+
+    word: str | None
+    run: Callable[[Sequence[str]], int | None]
+    help: str = ""
+
+
+def dispatch(argv: Sequence[str], commands: Sequence[Command], package: str) -> int | None:
+    """Run the command the first argument names, or the package's default command.
+
+    Raises:
+        UserError: When there is no default command and the first argument names none,
+            listing the commands.
+    """
+    argv = list(argv)
+    by_word = {command.word: command for command in commands}
+    if argv and argv[0] in by_word:
+        return by_word[argv[0]].run(argv[1:])
+    if None in by_word:
+        return by_word[None].run(argv)
+    listed = "\n".join(f"  {c.word:<10} {c.help}" for c in commands)
+    raise UserError(f"python -m {package}: name a command first:\n{listed}")
 
 
 def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:

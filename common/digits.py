@@ -26,15 +26,23 @@ import numpy as np
 from PIL import Image
 
 from common.errors import UserError
-from common.files import write_json
+from common.lists import (
+    PREPARE_RECORD,
+    Dataset,
+    PrepareRecord,
+    dataset_root,
+    open_dataset,
+    read_prepare_record,
+    write_prepare_record,
+)
 from common.paths import data_dir, display_path
 from common.splits import DEV_PER_CLASS, check_split_settings, split_indices, write_split_lists
 from common.staging import staged
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Bumped whenever the files written here change; part of ``prepare.json``."""
+BUNDLED = "digits"
+"""The name of the bundled data set under the data folder."""
 
 DERIVED = ("packs/",)
 """Folders made from the data set later (``pipenv run pack``); not part of what this module writes."""
@@ -103,6 +111,17 @@ def prepare_digits(root: Path | None = None, seed: int = 0, force: bool = False)
     return PrepareResult(root=root, action="replaced", split_sizes=sizes, backup=stage.backup)
 
 
+def open_dataset_or_digits(name_or_path: str) -> Dataset:
+    """Open a data set (:func:`common.lists.open_dataset`); the bundled ``digits`` is written first when missing.
+
+    Raises:
+        UserError: When the data set folder or its ``classes.txt`` is missing or invalid.
+    """
+    if name_or_path == BUNDLED:
+        ensure_digits(dataset_root(name_or_path))
+    return open_dataset(name_or_path)
+
+
 def ensure_digits(root: Path | None = None) -> Path:
     """Prepare the digits data set if its folder does not exist yet.
 
@@ -133,15 +152,9 @@ def _write_digits(root: Path, seed: int) -> dict[str, int]:
         Image.fromarray(images[i], mode="L").save(target, format="PNG")
     (root / "classes.txt").write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
     sizes = write_split_lists(root, split_indices(labels, seed), paths, labels, f"scikit-learn's digits (seed {seed})")
-    record = {
-        "format_version": FORMAT_VERSION,
-        "source": "sklearn.datasets.load_digits",
-        "seed": seed,
-        "pixel_scale": "round(value * 255 / 16)",
-        "split_sizes": sizes,
-        "dev": f"{DEV_PER_CLASS} per class, drawn from train",
-    }
-    write_json(root / "prepare.json", record)
+    write_prepare_record(root, PrepareRecord(
+        source="sklearn.datasets.load_digits", seed=seed, split_sizes=sizes,
+        details={"pixel_scale": "round(value * 255 / 16)", "dev": f"{DEV_PER_CLASS} per class, drawn from train"}))
     return sizes
 
 
@@ -159,9 +172,20 @@ def _first_difference(new: Path, old: Path) -> str | None:
         if relative.endswith(".png"):
             if not _same_pixels(a, b):
                 return f"{relative} has other pixels"
+        elif relative == PREPARE_RECORD:
+            if _record(new) != _record(old):
+                return f"{relative} records something else"
         elif not filecmp.cmp(a, b, shallow=False):
             return f"{relative} has other content"
     return None
+
+
+def _record(root: Path) -> PrepareRecord | None:
+    """A folder's ``prepare.json`` (compared by content, not layout); None when unreadable."""
+    try:
+        return read_prepare_record(root)
+    except UserError:
+        return None
 
 
 def _same_pixels(a: Path, b: Path) -> bool:

@@ -81,12 +81,111 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Write a CSV file atomically (``\\n`` line ends, the header first)."""
+    """Write a CSV file atomically (``\\n`` line ends, the header first).
+
+    The one CSV dialect of the project: every CSV it writes goes through this function
+    or :func:`append_csv`, and is read back by :func:`read_csv`.
+    """
+    atomic_write_text(path, csv_text(header, rows))
+
+
+def csv_text(header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> str:
+    """Rows (after an optional header) as CSV text in the project's dialect."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    if header is not None:
+        writer.writerow(header)
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def append_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Append rows to a CSV file, creating it with its header first when it does not exist.
+
+    For files that grow while a command runs (a run's ``metrics.csv``); each call
+    writes whole lines in one ``write``.
+    """
+    new = not Path(path).exists()
+    text = csv_text(header if new else None, rows)
+    with open(path, "a", encoding="utf-8", newline="") as stream:
+        stream.write(text)
+        stream.flush()
+
+
+def read_csv(path: Path, delimiter: str = ",") -> list[list[str]]:
+    """The rows of a CSV file (the header first), as :func:`read_text` reads text (a BOM stripped).
+
+    Args:
+        path: The file.
+        delimiter: The field separator (a tab for TSV files).
+
+    Raises:
+        UserError: Naming the file, when it cannot be read, is not UTF-8 or is not CSV.
+    """
+    try:
+        return list(csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise UserError(f"{display_path(path)}: not a CSV file ({exc})") from None
+
+
+def parse_json(text: str, source: str, problem: str = "not valid JSON") -> Any:
+    """Parse JSON text that a file (or a model's metadata) held.
+
+    Args:
+        text: The text.
+        source: Where it came from, the start of an error message.
+        problem: What the owner of the file calls a text that cannot be parsed.
+
+    Raises:
+        UserError: ``<source>: <problem> (<why>)``, when the text is not JSON or is nested too deeply to read.
+    """
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{source}: {problem} ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{source}: {problem} (nested too deeply to read)") from None
+
+
+def read_json(path: Path, problem: str = "not valid JSON") -> Any:
+    """A JSON file's content, read as :func:`read_text` reads text (UTF-8, a leading BOM stripped).
+
+    The one way the project reads its JSON files (manifests, records, indexes), so a
+    BOM or a damaged file means the same everywhere.
+
+    Raises:
+        UserError: Naming the file, when it cannot be read or is not JSON.
+    """
+    return parse_json(read_text(path), display_path(path), problem)
+
+
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file that holds a mapping, parsed safely (no tags build objects), a BOM stripped.
+
+    Args:
+        path: The file.
+        what: What the mapping holds, for the error message.
+
+    Raises:
+        UserError: When the file is missing or unreadable, not valid YAML, or not a mapping.
+    """
+    import yaml
+
+    shown = display_path(path)
+    try:
+        data = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{shown}: not a valid YAML mapping ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{shown}: expected a mapping of {what}")
+    return data
+
+
+def yaml_text(data: dict[str, Any]) -> str:
+    """Plain data as block-style YAML, keys in insertion order (what :func:`read_yaml` reads back)."""
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def read_text(path: Path) -> str:

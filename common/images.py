@@ -22,10 +22,15 @@ Every other reader of images (thumbnails, sample grids, data checks) goes throug
 from __future__ import annotations
 
 import logging
+import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -35,6 +40,9 @@ from common.errors import UserError
 from common.lists import Dataset, Sample
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 _RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -275,21 +283,93 @@ def handle_unreadable(sample: Sample, reason: str, on_unreadable: str) -> None:
     log.warning("skipped an unreadable image: %s", where)
 
 
-def load_samples(
-    dataset: Dataset,
-    samples: Sequence[Sample],
-    contract: InputContract,
-    on_unreadable: str = "error",
-) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
+def decode_in_batches(items: Sequence[T], path_of: Callable[[T], Path], decode: Callable[[Path], D],
+                      batch_size: int, workers: int = 0) -> Iterator[list[tuple[T, D | UnreadableImageError]]]:
+    """Decode image files in threads, one batch ahead of the consumer: the one batch decoder.
+
+    Evaluation, prediction, packing, in-memory training data and the data tools all
+    decode through it. Pillow releases the GIL while it decodes, so ``workers``
+    threads decode in parallel; at most two batches are decoded or waiting at any
+    time, so memory stays bounded by the batch however many items there are. Results
+    come in the items' order.
+
+    Args:
+        items: What to decode (list samples, paths, ...).
+        path_of: The image file of an item.
+        decode: Decodes one file (e.g. ``lambda p: load_image(p, contract)``); raises
+            :class:`UnreadableImageError` for a file it cannot read.
+        batch_size: Items per batch.
+        workers: Decoding threads (0: one per CPU core).
+
+    Yields:
+        Per batch, ``(item, result)`` pairs: the decoded value, or the
+        :class:`UnreadableImageError` that file raised.
+    """
+    def attempt(item: T) -> D | UnreadableImageError:
+        try:
+            return decode(path_of(item))
+        except UnreadableImageError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        pending: deque[tuple[Sequence[T], list[Future]]] = deque()
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            pending.append((chunk, [pool.submit(attempt, item) for item in chunk]))
+            if len(pending) > 1:  # keep one batch decoding while the consumer works on this one
+                chunk, futures = pending.popleft()
+                yield [(item, future.result()) for item, future in zip(chunk, futures)]
+        while pending:
+            chunk, futures = pending.popleft()
+            yield [(item, future.result()) for item, future in zip(chunk, futures)]
+
+
+def decode_samples(dataset: Dataset, samples: Sequence[Sample], contract: InputContract, batch_size: int = 256,
+                   workers: int = 0, on_unreadable: str = "error") -> Iterator[tuple[list[Sample], np.ndarray]]:
+    """Listed images decoded as the network expects them, in batches, under the unreadable-image policy.
+
+    Args:
+        dataset: The data set the samples' paths are relative to.
+        samples: The samples, in order.
+        contract: The network's input contract.
+        batch_size: Images per batch.
+        workers: Decoding threads (0: one per CPU core).
+        on_unreadable: ``error`` stops at the first unreadable image (naming its list
+            file and line); ``skip`` logs it and leaves it out.
+
+    Yields:
+        ``(samples, images)``: the samples decoded, and their ``uint8 (B, C, H, W)``
+        images (a batch whose every image was skipped is not yielded).
+
+    Raises:
+        UnreadableImageError: Under ``error``, for an unreadable image.
+    """
+    check_on_unreadable(on_unreadable)
+    decode = partial(load_image, contract=contract)
+    for pairs in decode_in_batches(samples, dataset.image_path, decode, batch_size, workers):
+        kept, images = [], []
+        for sample, result in pairs:
+            if isinstance(result, UnreadableImageError):
+                handle_unreadable(sample, result.reason, on_unreadable)
+            else:
+                kept.append(sample)
+                images.append(result)
+        if kept:
+            yield kept, np.stack(images)  # B x (C, H, W) -> (B, C, H, W)
+
+
+def load_samples(dataset: Dataset, samples: Sequence[Sample], contract: InputContract, on_unreadable: str = "error",
+                 workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
     """Decode a list of samples into one array, for data sets that fit in memory.
 
-    Every image is decoded once, by :func:`decode_sample`.
+    Every image is decoded once, by :func:`decode_samples` (in threads).
 
     Args:
         dataset: The data set the sample paths are relative to.
         samples: The samples, e.g. from :func:`common.lists.read_split`.
         contract: The network's input contract.
-        on_unreadable: ``"error"`` or ``"skip"`` (see :func:`decode_sample`).
+        on_unreadable: ``"error"`` or ``"skip"`` (see :func:`decode_samples`).
+        workers: Decoding threads (0: one per CPU core).
 
     Returns:
         ``(images, labels, kept)``: ``uint8`` images ``(N, C, H, W)``, ``int64``
@@ -299,14 +379,11 @@ def load_samples(
         UnreadableImageError: On an unreadable image when ``on_unreadable="error"``,
             or when every image was skipped.
     """
-    check_on_unreadable(on_unreadable)
     images = np.empty((len(samples), *contract.shape), dtype=np.uint8)
     kept: list[Sample] = []
-    for sample in samples:
-        image = decode_sample(dataset, sample, contract, on_unreadable)
-        if image is not None:
-            images[len(kept)] = image
-            kept.append(sample)
+    for batch, pixels in decode_samples(dataset, samples, contract, workers=workers, on_unreadable=on_unreadable):
+        images[len(kept):len(kept) + len(batch)] = pixels
+        kept += batch
     if samples and not kept:
         raise UnreadableImageError(f"{samples[0].source}: none of the {len(samples)} images could be decoded")
     labels = np.fromiter((s.label for s in kept), dtype=np.int64, count=len(kept))

@@ -17,16 +17,26 @@ Every problem found in a list file is reported at once, each with file and line.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from common.errors import FileProblems, UserError
-from common.files import read_text
+from common.files import read_json, read_text, write_json
 from common.paths import data_dir, display_path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "dev")
 """The conventional splits; ``dev`` is a small subset for quick debug runs."""
 
+PREPARE_RECORD = "prepare.json"
+"""The file in a data set folder that records how the data tools made it (:class:`PrepareRecord`)."""
+
+PREPARE_VERSION = 1
+"""The ``prepare.json`` layout this code writes and reads."""
+
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+"""Every character Python's ``str.splitlines`` breaks a line at: none may be part of a name."""
 
 
 class ListFileError(FileProblems):
@@ -126,19 +136,22 @@ def load_dataset(root: Path) -> Dataset:
     return Dataset(root=root, class_names=tuple(line.strip() for line in lines))
 
 
+def dataset_root(name_or_path: str) -> Path:
+    """The folder of a data set named on a command line or in a config: ``<data dir>/<name>``, or a path."""
+    candidate = Path(name_or_path)
+    return candidate if (candidate.is_absolute() or len(candidate.parts) > 1) else data_dir() / name_or_path
+
+
 def open_dataset(name_or_path: str) -> Dataset:
-    """Open ``<data dir>/<name>`` (or a path); the bundled ``digits`` is prepared when missing.
+    """Open ``<data dir>/<name>`` (or a path).
+
+    Commands that should write the bundled digits when they are missing call
+    :func:`common.digits.open_dataset_or_digits` instead.
 
     Raises:
         UserError: When the data set folder or its ``classes.txt`` is missing or invalid.
     """
-    candidate = Path(name_or_path)
-    root = candidate if (candidate.is_absolute() or len(candidate.parts) > 1) else data_dir() / name_or_path
-    if name_or_path == "digits" and not root.exists():
-        from common.digits import ensure_digits  # the generator imports this module
-
-        ensure_digits(root)
-    return load_dataset(root)
+    return load_dataset(dataset_root(name_or_path))
 
 
 def dataset_for_list(list_path: Path) -> Dataset:
@@ -246,6 +259,27 @@ def _parse_line(dataset: Dataset, text: str, shown: str, number: int,
     return relative, label
 
 
+def name_problem(name: str) -> str | None:
+    """What keeps a class name or an image path from being written in ``classes.txt`` or a list file, or None.
+
+    The one rule for names every data tool applies on import: not empty, no leading or
+    trailing white space (lines are stripped), no line break of any kind (U+2028, U+0085
+    and the other separators :data:`LINE_BREAKS` lists break lines too), no other control
+    character, and no backslash (paths use ``/``).
+    """
+    if not name.strip():
+        return "empty"
+    if name != name.strip():
+        return "leading or trailing white space"
+    if any(c in LINE_BREAKS for c in name):
+        return "a line break"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "a control character"
+    if "\\" in name:
+        return "a backslash"
+    return None
+
+
 def parse_label(text: str) -> int | None:
     """A class index written in ASCII digits (``"0"``, ``"12"``), or None.
 
@@ -283,11 +317,99 @@ def resolve_image(root: Path, image: str) -> Path | None:
         root: The data set folder.
         image: The path, relative to ``root``, ``/``-separated.
     """
-    from common.folder_import import linked_source  # numpy and the publisher: only when needed
-
     relative = normalise_path(image) if "\\" not in image else None
     if relative is None:
         return None
     resolved = (Path(root) / relative).resolve()
     homes = [Path(root).resolve(), *filter(None, [linked_source(Path(root))])]
     return resolved if any(resolved.is_relative_to(home) for home in homes) else None
+
+
+@dataclass(frozen=True)
+class PrepareRecord:
+    """``prepare.json``: how a data set folder was made (the bundled digits, or an import).
+
+    Attributes:
+        source: What was read: a folder, a manifest, ``sklearn.datasets.load_digits``.
+        seed: Seed of the stratified split (None when the source assigned the splits).
+        split_sizes: Images per split.
+        reader: The source format (``folder``, ``csv``; see ``datatools.readers``); None for the digits.
+        link: How images reached ``raw/``: ``copy``, ``symlink`` or ``hardlink`` (None: written there).
+        val_fraction: Share of the images put in ``val`` by the split rule.
+        test_fraction: Share of the images put in ``test``.
+        dev_per_class: Training images per class in ``dev``.
+        class_counts: Images per class.
+        left_out: ``{"path", "reason"}`` of each file of the source not in the data set.
+        details: Anything else the writer recorded (e.g. the digits' pixel scale).
+        format_version: :data:`PREPARE_VERSION`.
+    """
+
+    source: str
+    seed: int | None = None
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    reader: str | None = None
+    link: str | None = None
+    val_fraction: float | None = None
+    test_fraction: float | None = None
+    dev_per_class: int | None = None
+    class_counts: dict[str, int] | None = None
+    left_out: list[dict[str, str]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    format_version: int = PREPARE_VERSION
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> PrepareRecord:
+        """Validate a parsed ``prepare.json``; keys this code does not know are kept in ``details``.
+
+        Raises:
+            UserError: For another version, or a missing or mistyped ``source``, ``seed`` or ``split_sizes``.
+        """
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a JSON object")
+        if data.get("format_version", PREPARE_VERSION) != PREPARE_VERSION:
+            raise UserError(f"{source}: format_version {data.get('format_version')!r}; this code reads "
+                            f"{PREPARE_VERSION}")
+        types = {"source": (str,), "seed": (int, type(None)), "split_sizes": (dict,), "link": (str, type(None)),
+                 "left_out": (list,), "details": (dict,)}
+        wrong = [key for key, kinds in types.items() if key in data and not isinstance(data[key], kinds)]
+        if "source" not in data or wrong:
+            raise UserError(f"{source}: not a record of this project's data tools ({wrong or 'no source'})")
+        known = {f.name for f in fields(cls)} - {"details"}
+        details = {**data.get("details", {}), **{k: v for k, v in data.items() if k not in known | {"details"}}}
+        return cls(**{k: v for k, v in data.items() if k in known}, details=details)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout, without empty optional fields."""
+        return {key: value for key, value in asdict(self).items() if value not in (None, {}) or key == "left_out"}
+
+
+def write_prepare_record(root: Path, record: PrepareRecord) -> None:
+    """Write ``<root>/prepare.json`` atomically."""
+    write_json(Path(root) / PREPARE_RECORD, record.to_dict())
+
+
+def read_prepare_record(root: Path) -> PrepareRecord | None:
+    """``<root>/prepare.json``, or None when the folder has none.
+
+    Raises:
+        UserError: When it exists but cannot be read or is not a record of the data tools.
+    """
+    path = Path(root) / PREPARE_RECORD
+    if not path.is_file():
+        return None
+    return PrepareRecord.from_dict(read_json(path), display_path(path))
+
+
+def linked_source(root: Path) -> Path | None:
+    """The folder a ``--link symlink`` import's images link to (from its ``prepare.json``), else None.
+
+    A missing or damaged record, or one that names no folder (or the whole file
+    system), gives None: thumbnails are then drawn only from inside the data set.
+    """
+    try:
+        record = read_prepare_record(root)
+    except UserError:
+        return None
+    if record is None or record.link != "symlink" or len(Path(record.source).parts) < 2:
+        return None
+    return Path(record.source)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
+from common.files import parse_json
 from common.provenance import host_name, now
 
 
@@ -71,8 +72,8 @@ def holder(path: Path) -> dict[str, Any] | None:
 def _read(handle: Any) -> dict[str, Any]:
     try:
         handle.seek(0)
-        data = json.loads(handle.read() or "{}")
-    except (OSError, ValueError):
+        data = parse_json(handle.read() or "{}", "lock file")
+    except (OSError, UnicodeDecodeError, UserError):
         return {}
     return data if isinstance(data, dict) else {}
 

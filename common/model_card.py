@@ -6,7 +6,7 @@ model's ``metadata_props`` under ``CARD_KEY`` and, human-readable, into
 ``model/<name>.json`` beside it. Evaluation and ``pipenv run runs`` read it back with
 :func:`read_model_card` / :func:`read_card_file`, which validate the version and
 every field the stages rely on, and refuse a model without one instead of guessing
-the preprocessing. Reading never evaluates code: it is ``json.loads``.
+the preprocessing. Reading never evaluates code: it is JSON (:func:`common.files.parse_json`).
 
 The layout (``schema_version`` 1) is documented field by field in
 docs/deployment.md#the-card.
@@ -21,7 +21,7 @@ from typing import Any
 
 from common.contract import InputContract
 from common.errors import UserError
-from common.files import atomic_write_text, canonical_hash
+from common.files import atomic_write_text, canonical_hash, parse_json, read_text
 from common.paths import display_path
 
 CARD_KEY = "imagepipe.model_card"
@@ -208,11 +208,7 @@ class ModelCard:
         Raises:
             UserError: When the text is not JSON or not a valid card.
         """
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise UserError(f"{source}: the model card is not valid JSON ({exc})") from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_json(text, source, "the model card is not valid JSON"), source)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> ModelCard:
@@ -254,12 +250,7 @@ def read_card_file(path: Path) -> ModelCard:
     Raises:
         UserError: When the file is unreadable or not a valid card.
     """
-    shown = display_path(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{shown}: cannot read the model card ({exc})") from None
-    return ModelCard.from_json(text, shown)
+    return ModelCard.from_json(read_text(path), display_path(path))
 
 
 _OPTIONAL_SOURCE = ("pretrained", "fp32_model")

@@ -18,9 +18,6 @@ checkpoints themselves are read by ``networks.checkpoint``.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -29,7 +26,7 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from common.errors import UserError
-from common.files import atomic_write_text, write_json
+from common.files import append_csv, atomic_write_text, read_csv, read_json, read_yaml, write_csv, write_json, yaml_text
 from common.locks import exclusive, holder
 from common.paths import display_path, output_dir
 from common.provenance import host_name, moment, process_alive, stamp
@@ -118,6 +115,73 @@ class RunManifest:
         return cls(**data)
 
 
+PINNED_KEYS = ("network_hash", "network_config")
+"""Keys of a run's ``config.yaml`` that pin the exact network config used (beside the training config's keys)."""
+
+RUN_CONFIG_KEYS = ("network", "data.dataset", "data.train_split", "data.val_split", "data.dev_split",
+                   "data.on_unreadable", "checkpoint.monitor", "checkpoint.mode")
+"""The keys of a run's config that other stages rely on (:class:`RunConfig`)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's ``config.yaml`` as plain values: what deployment, ``runs`` and evaluation read of it.
+
+    The typed training config (``train.config.TrainConfig``, merged and validated by
+    OmegaConf) is training's own; this view needs only PyYAML, so every machine can
+    read a run.
+
+    Attributes:
+        values: Every training config key, as written (without the pinned keys).
+        network_hash: Hash of the network config the run trained (None when not pinned).
+        network_config: That network config, when pinned.
+    """
+
+    values: dict[str, Any]
+    network_hash: str | None = None
+    network_config: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> RunConfig:
+        """Validate the keys other stages rely on (:data:`RUN_CONFIG_KEYS`).
+
+        Raises:
+            UserError: Naming the file and each missing or non-text key.
+        """
+        values = {key: value for key, value in data.items() if key not in PINNED_KEYS}
+        config = cls(values, data.get("network_hash"), data.get("network_config"))
+        bad = [key for key in RUN_CONFIG_KEYS if not isinstance(config.get(key), str)]
+        if bad:
+            raise UserError(f"{source}: not a run config of this project: {', '.join(bad)} missing or not text")
+        return config
+
+    def get(self, dotted: str) -> Any:
+        """The value at a dotted key (``data.dataset``), or None."""
+        value: Any = self.values
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    @property
+    def dataset(self) -> str:
+        """``data.dataset``: the data set's name under the data folder, or its path."""
+        return self.get("data.dataset")
+
+    @property
+    def network(self) -> str:
+        """``network``: the shared network config's name (or path)."""
+        return self.get("network")
+
+    def split(self, which: str) -> str:
+        """The list name of ``train``, ``val`` or ``dev`` (``data.<which>_split``)."""
+        return self.get(f"data.{which}_split")
+
+    @property
+    def on_unreadable(self) -> str:
+        """``data.on_unreadable``: the unreadable-image policy the run trained with."""
+        return self.get("data.on_unreadable")
+
+
 class RunFolder:
     """One training run's folder: where each file is, and the only reader and writer of them.
 
@@ -188,15 +252,14 @@ class RunFolder:
         return path
 
     # -- reading -------------------------------------------------------------------------
-    def read_config(self, overrides: tuple[str, ...] | list[str] = ()) -> Any:
-        """The run's config as a typed ``common.train_config.LoadedConfig`` (optionally overridden).
+    def read_run_config(self) -> RunConfig:
+        """What other stages read from ``config.yaml`` (no OmegaConf; training reads the whole typed config
+        with ``train.config.load_train_config(folder.config_path)``).
 
         Raises:
-            UserError: When ``config.yaml`` is missing or invalid.
+            UserError: When ``config.yaml`` is missing, not YAML, or lacks a key named in :class:`RunConfig`.
         """
-        from common.train_config import load_train_config  # OmegaConf is not on the evaluation machine
-
-        return load_train_config(self.config_path, overrides)
+        return RunConfig.from_dict(read_yaml(self.config_path, "training config keys"), display_path(self.config_path))
 
     def read_manifest(self) -> RunManifest:
         """``manifest.json``, validated.
@@ -204,12 +267,8 @@ class RunFolder:
         Raises:
             UserError: When it is missing, not JSON, or not a run manifest.
         """
-        shown = display_path(self.manifest_path)
-        try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{shown}: unreadable run manifest ({exc})") from None
-        return RunManifest.from_dict(data, shown)
+        return RunManifest.from_dict(read_json(self.manifest_path, "unreadable run manifest"),
+                                     display_path(self.manifest_path))
 
     def read_metrics(self) -> list[dict[str, float]]:
         """``metrics.csv`` as numbers, one dict per epoch (empty before the first epoch ends).
@@ -219,13 +278,13 @@ class RunFolder:
         """
         if not self.metrics_path.is_file():
             return []
+        header, *lines = read_csv(self.metrics_path) or [[]]
         rows = []
-        with open(self.metrics_path, newline="", encoding="utf-8") as stream:
-            for number, row in enumerate(csv.DictReader(stream), start=2):
-                try:
-                    rows.append({key: float(value) for key, value in row.items() if key and value not in ("", None)})
-                except (TypeError, ValueError) as exc:
-                    raise UserError(f"{display_path(self.metrics_path)}:{number}: {exc}") from None
+        for number, line in enumerate(lines, start=2):
+            try:
+                rows.append({key: float(value) for key, value in zip(header, line) if key and value != ""})
+            except ValueError as exc:
+                raise UserError(f"{display_path(self.metrics_path)}:{number}: {exc}") from None
         return rows
 
     def best(self, manifest: RunManifest | None = None) -> dict[str, Any] | None:
@@ -234,13 +293,14 @@ class RunFolder:
         manifest = manifest or self.read_manifest()
         if manifest.result and manifest.result.get("best"):
             return manifest.result["best"]
-        checkpoint = self.read_config().config.checkpoint
-        rows = [r for r in self.read_metrics() if math.isfinite(r.get(checkpoint.monitor, math.nan))]
+        config = self.read_run_config()
+        monitor, mode = config.get("checkpoint.monitor"), config.get("checkpoint.mode")
+        rows = [r for r in self.read_metrics() if math.isfinite(r.get(monitor, math.nan))]
         if not rows:
             return None
-        pick = max if checkpoint.mode == "max" else min
-        row = pick(rows, key=lambda r: r[checkpoint.monitor])
-        return {"metric": checkpoint.monitor, "value": row[checkpoint.monitor], "epoch": int(row["epoch"])}
+        pick = max if mode == "max" else min
+        row = pick(rows, key=lambda r: r[monitor])
+        return {"metric": monitor, "value": row[monitor], "epoch": int(row["epoch"])}
 
     def status(self, manifest: RunManifest | None = None) -> str:
         """The effective status: a ``running`` run whose lock nobody holds is ``crashed``.
@@ -261,19 +321,17 @@ class RunFolder:
         return exclusive(self.lock_path, f"run {display_path(self.path)}")
 
     # -- writing (training's recorder) ---------------------------------------------------
-    def write_config(self, config: Any, network_config: dict[str, Any], network_hash: str) -> None:
-        """Write ``config.yaml``: the resolved ``TrainConfig`` with the network config pinned inline.
+    def write_config(self, values: dict[str, Any], network_config: dict[str, Any], network_hash: str) -> None:
+        """Write ``config.yaml``: the resolved training config with the network config pinned inline.
 
         Args:
-            config: The run's ``common.train_config.TrainConfig``.
+            values: The run's training config as plain values (``TrainConfig.to_dict()``).
             network_config: The resolved network config (``NetworkConfig.to_dict()``).
             network_hash: Its hash.
         """
-        from common.train_config import config_to_yaml
-
         header = (f"# Resolved training config of run {self.name}, written by `pipenv run train`.\n"
                   f"# Repeat the run: pipenv run train --config {display_path(self.config_path)}\n")
-        body = config_to_yaml(config, {"network_hash": network_hash, "network_config": network_config})
+        body = yaml_text({**values, "network_hash": network_hash, "network_config": network_config})
         atomic_write_text(self.config_path, header + body)
 
     def write_manifest(self, manifest: RunManifest) -> None:
@@ -282,20 +340,16 @@ class RunFolder:
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Replace ``metrics.csv`` with exactly these rows (when a run resumes)."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.metrics_path, buffer.getvalue())
+        write_csv(self.metrics_path, METRIC_COLUMNS, (_metric_cells(row) for row in rows))
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Add one epoch's row (creating the file with its header when needed)."""
-        new = not self.metrics_path.exists()
-        with open(self.metrics_path, "a", newline="", encoding="utf-8") as stream:
-            writer = csv.DictWriter(stream, fieldnames=METRIC_COLUMNS, lineterminator="\n", extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_csv(self.metrics_path, METRIC_COLUMNS, [_metric_cells(row)])
+
+
+def _metric_cells(row: dict[str, Any]) -> list[Any]:
+    """A metrics row's cells in :data:`METRIC_COLUMNS` order (empty where the row has no value)."""
+    return [row.get(column, "") for column in METRIC_COLUMNS]
 
 
 def effective_status(manifest: RunManifest) -> str:

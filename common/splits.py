@@ -80,12 +80,26 @@ def split_indices(labels: np.ndarray, seed: int, test_fraction: float = TEST_FRA
             f"cannot split {len(labels)} images of {len(np.unique(labels))} classes into train, val "
             f"({val_fraction}) and test ({test_fraction}) with every class in each ({exc}); add images, "
             "or change the fractions") from None
-    rng = np.random.default_rng(seed)
-    dev = np.concatenate([
-        rng.choice(members, size=min(dev_per_class, len(members)), replace=False)
-        for members in (train[labels[train] == c] for c in np.unique(labels))
-    ])
+    dev = dev_indices(train, labels, dev_per_class, seed)
     return {name: np.sort(split) for name, split in {"train": train, "val": val, "test": test, "dev": dev}.items()}
+
+
+def dev_indices(train: np.ndarray, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """The ``dev`` split: ``per_class`` training samples of each class (all of a class's when it has fewer), seeded.
+
+    Args:
+        train: Indices of the training samples.
+        labels: Class label of every sample ``(N,)``.
+        per_class: Samples per class.
+        seed: Seed of the choice.
+
+    Returns:
+        Sorted indices, a subset of ``train``.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(members, size=min(per_class, len(members)), replace=False)
+              for members in (train[labels[train] == c] for c in np.unique(labels[train]))]
+    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
 
 
 def write_split_lists(root: Path, splits: dict[str, np.ndarray], paths: Sequence[str], labels: np.ndarray,

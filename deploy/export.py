@@ -20,16 +20,16 @@ import torch
 
 from common.cli import check_plain_name
 from common.dicts import describe_differences, differences
+from common.digits import open_dataset_or_digits
 from common.errors import UserError
 from common.images import load_samples
 from common.integrity import record_sha256
-from common.lists import Dataset, Sample, open_dataset, read_split
+from common.lists import Dataset, Sample, read_split
 from common.model_card import ModelCard
 from common.paths import display_path, model_dir
 from common.provenance import package_versions
-from common.run_folder import RunFolder, find_run
+from common.run_folder import RunConfig, RunFolder, find_run
 from common.staging import staged
-from common.train_config import TrainConfig
 from deploy.card import EXPORT_PACKAGES, build_card, write_card
 from deploy.graph import DEFAULT_OPSET, ExportedClassifier, check_onnx, to_onnx
 from deploy.parity import ParityReport, measure_parity, onnx_predictor
@@ -132,7 +132,7 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
         network = build_network(network_config)
         load_weights(network, checkpoint["model"], mode="strict", source=display_path(checkpoint_path))
         module = ExportedClassifier(network.eval()).eval()
-        config = run.read_config().config
+        config = run.read_run_config()
         validation = _validation_images(config, network_config, options.parity_samples)
         onnx_path = stage.path / f"{name}.onnx"
         parity = _export_fp32(module, onnx_path, options, validation)
@@ -160,11 +160,11 @@ class _Images:
     dataset: Dataset
 
 
-def _validation_images(config: TrainConfig, network_config: NetworkConfig, count: int) -> _Images:
-    dataset = open_dataset(config.data.dataset)
-    samples = read_split(dataset, config.data.val_split)[:count]
-    images, labels, samples = load_samples(dataset, samples, network_config.input, config.data.on_unreadable)
-    return _Images(images, labels, samples, display_path(dataset.list_path(config.data.val_split)), dataset)
+def _validation_images(config: RunConfig, network_config: NetworkConfig, count: int) -> _Images:
+    dataset = open_dataset_or_digits(config.dataset)
+    samples = read_split(dataset, config.split("val"))[:count]
+    images, labels, samples = load_samples(dataset, samples, network_config.input, config.on_unreadable)
+    return _Images(images, labels, samples, display_path(dataset.list_path(config.split("val"))), dataset)
 
 
 def _export_fp32(module: ExportedClassifier, onnx_path: Path, options: ExportOptions, validation: _Images
@@ -205,9 +205,9 @@ def check_shared_config(network_config: NetworkConfig, shared_path: Path | None,
     )
 
 
-def _export_int8(options: ExportOptions, int8_path: Path, fp32_path: Path, card: ModelCard, config: TrainConfig,
+def _export_int8(options: ExportOptions, int8_path: Path, fp32_path: Path, card: ModelCard, config: RunConfig,
                  network_config: NetworkConfig, validation: _Images) -> ParityReport:
-    train_samples = read_split(validation.dataset, config.data.train_split)
+    train_samples = read_split(validation.dataset, config.split("train"))
     chosen = np.random.default_rng(0).permutation(len(train_samples))[: options.calibration_samples]
     calibration, _, _ = load_samples(validation.dataset, [train_samples[i] for i in sorted(chosen)],
                                      network_config.input, on_unreadable="skip")

@@ -12,9 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import command_parser, run_main
-
-COMMANDS = ("score", "compare")
+from common.cli import Command, command_parser, dispatch, run_main
 
 EPILOG = """\
 examples:
@@ -90,36 +88,36 @@ def build_compare_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str]) -> int:
-    """Dispatch to evaluation, ``score`` or ``compare``; returns the exit status."""
-    argv = list(argv)
-    command = argv[0] if argv and argv[0] in COMMANDS else None
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if command == "compare":
-        args = build_compare_parser().parse_args(argv[1:])
-        from common.paths import display_path
-        from evaluate.compare import compare_evaluations
+def compare_command(argv: Sequence[str]) -> int:
+    """``compare A B``: is B really different from A?"""
+    args = build_compare_parser().parse_args(argv)
+    from common.paths import display_path
+    from evaluate.compare import compare_evaluations
 
-        result = compare_evaluations(args.a, args.b, args.name, args.overwrite, args.bootstrap, args.seed)
-        deltas = result.summary["deltas"]
-        print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
-              f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
-              f"fixed {result.summary['fixed']}, broken {result.summary['broken']}")
-        print("\n".join(result.summary["sentences"]))
-        print(f"comparison: {display_path(result.folder / 'compare.html')}")
-        return 0
-    args = (build_score_parser() if command == "score" else build_parser()).parse_args(argv[1:] if command else argv)
+    result = compare_evaluations(args.a, args.b, args.name, args.overwrite, args.bootstrap, args.seed)
+    deltas = result.summary["deltas"]
+    print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
+          f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
+          f"fixed {result.summary['fixed']}, broken {result.summary['broken']}")
+    print("\n".join(result.summary["sentences"]))
+    print(f"comparison: {display_path(result.folder / 'compare.html')}")
+    return 0
+
+
+def evaluate_command(argv: Sequence[str], score: bool = False) -> int:
+    """Run a model on a list (or, with ``score``, re-score a result file) and print the headline figures."""
+    args = (build_score_parser() if score else build_parser()).parse_args(argv)
     from common.paths import display_path
     from evaluate.evaluation import EvaluateOptions, evaluate, rescore
 
     options = EvaluateOptions(
         bad_cases=args.bad_cases, per_pair=args.per_pair, precision_targets=tuple(args.precision_targets),
         recall_targets=tuple(args.recall_targets), bootstrap=args.bootstrap, seed=args.seed, overwrite=args.overwrite,
-        **({} if command == "score" else dict(
+        **({} if score else dict(
             model=args.model, list=args.list, name=args.name, threads=args.threads, batch_size=args.batch_size,
             workers=args.workers, on_unreadable=args.on_unreadable, progress=not args.no_progress)),
     )
-    result = rescore(args.predictions, args.out, options) if command == "score" else evaluate(options)
+    result = rescore(args.predictions, args.out, options) if score else evaluate(options)
     metrics = result.metrics
     low, high = metrics["accuracy_interval"]
     print(f"{metrics['samples']} samples: accuracy {metrics['accuracy']:.4f} (95% interval {low:.4f}-{high:.4f}), "
@@ -127,6 +125,19 @@ def main(argv: Sequence[str]) -> int:
           f"micro AP {metrics['micro']['ap']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
     print(f"report: {display_path(result.folder / 'report.html')}")
     return 0
+
+
+COMMANDS = (
+    Command(None, evaluate_command, "run a model on a labelled list and write the evaluation"),
+    Command("score", lambda argv: evaluate_command(argv, score=True), "re-score a predictions.csv, no inference"),
+    Command("compare", compare_command, "compare two evaluations of the same list"),
+)
+
+
+def main(argv: Sequence[str]) -> int | None:
+    """Run the command the first argument names (``score``, ``compare``), else evaluate."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return dispatch(argv, COMMANDS, "evaluate")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.files import atomic_write_text, write_csv
 from common.lists import resolve_image
-from common.predictions import Predictions
 from evaluate.html import link, page
 from evaluate.metrics import top_two
+from evaluate.results import Predictions
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
 from common.paths import display_path
 from common.plotting import pyplot
-from common.predictions import Predictions, read_results
 from common.staging import refuse_foreign_target, staged
 from evaluate.badcases import Case, Thumbnails, build_cases, case_html, write_thumbnails
 from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root, image_source
+from evaluate.results import Predictions, read_results
 
 SUMMARY = "compare.json"
 """The file every comparison folder holds; an existing folder without it is never replaced."""

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from common.cli import check_plain_name
 from common.contract import InputContract
 from common.errors import UserError
+from common.files import write_json
 from common.images import check_on_unreadable
 from common.lists import dataset_for_list, read_list
 from common.model_card import ModelCard, read_card_file
 from common.paths import data_dir, display_path, model_dir, output_dir
-from common.files import write_json
-from common.predictions import (
+from common.provenance import moment, now
+from common.staging import refuse_foreign_target, staged
+from evaluate.results import (
     EVALUATION_RECORD,
     EvaluationRecord,
     Predictions,
@@ -30,8 +32,6 @@ from common.predictions import (
     write_evaluation_record,
     write_predictions,
 )
-from common.provenance import moment, now
-from common.staging import refuse_foreign_target, staged
 
 if TYPE_CHECKING:
     from evaluate.metrics import Scores
@@ -104,7 +104,8 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     """
     import numpy as np
 
-    from evaluate.infer import decoded_batches, open_model, predict_batches
+    from common.images import decode_samples
+    from evaluate.infer import open_model, predict_batches
 
     _check_options(options)
     model_path = options.model or newest_model()
@@ -119,9 +120,10 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     with staged(evaluations_root() / name, exists="replace" if options.overwrite else "refuse",
                 hint=OVERWRITE_HINT) as stage:
         kept: list = []
-        batches = decoded_batches(dataset, samples, model.contract, options.batch_size, options.workers,
-                                  options.on_unreadable, kept)
-        probabilities = predict_batches(model, with_progress(batches, len(samples), options.progress))
+        batches = decode_samples(dataset, samples, model.contract, options.batch_size, options.workers,
+                                 options.on_unreadable)
+        probabilities = predict_batches(model, with_progress(kept_images(batches, kept), len(samples),
+                                                             options.progress))
         if not kept:
             raise UserError(f"{display_path(list_path)}: none of the {len(samples)} images could be decoded")
         predictions = Predictions([s.path for s in kept], np.array([s.label for s in kept], dtype=np.int64),
@@ -142,7 +144,7 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     only those derived files are replaced; ``predictions.csv`` is never touched; an
     existing ``out`` is replaced only with ``overwrite``, and only when it is an
     evaluation). The CSV is checked against the ``evaluation.json`` beside it
-    (:func:`common.predictions.read_results`); thumbnails need the data set folder
+    (:func:`evaluate.results.read_results`); thumbnails need the data set folder
     recorded there.
 
     Raises:
@@ -283,6 +285,13 @@ def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root:
         network_hash=card.network.hash, source_run=card.source.run, input_contract=card.contract.to_dict(),
         training={"epoch": card.training.epoch, "metrics": card.training.metrics, "best": card.training.best},
         skipped=skipped)
+
+
+def kept_images(batches: Iterable[tuple[list[Any], Any]], kept: list[Any]) -> Iterator[Any]:
+    """The image arrays of ``(samples, images)`` batches; the samples are appended to ``kept`` as they pass."""
+    for samples, images in batches:
+        kept += samples
+        yield images
 
 
 def with_progress(batches: Iterable[Any], total: int, enabled: bool) -> Iterator[Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.predictions import EvaluationRecord
+from evaluate.results import EvaluationRecord
 
 CONFIDENCE_TOLERANCE = 0.005
 """Mean confidence within this of accuracy is reported as matching it."""

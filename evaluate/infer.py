@@ -1,16 +1,14 @@
 """Inference with onnxruntime alone: the model's card says how to feed it.
 
-Images are decoded by :func:`common.images.load_image` (the very preprocessing
-training used), in a few threads while the previous batch runs, and fed to the
-model in batches.
+Images are decoded by :func:`common.images.decode_samples` (the very preprocessing
+training used, in a few threads while the previous batch runs) and fed to the model
+in batches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,7 @@ import numpy as np
 
 from common.contract import InputContract
 from common.errors import UserError
-from common.images import decode_sample
 from common.integrity import sidecar, verify_sha256
-from common.lists import Dataset, Sample
 from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, ModelCard
 from common.paths import display_path
 
@@ -85,45 +81,6 @@ def predict_batches(model: Model, batches: Iterable[np.ndarray]) -> np.ndarray:
     if not outputs:
         return np.empty((0, len(model.class_names)), dtype=np.float32)
     return np.concatenate(outputs)
-
-
-def decoded_batches(dataset: Dataset, samples: Sequence[Sample], contract: InputContract, batch_size: int,
-                    workers: int, on_unreadable: str, kept: list[Sample]) -> Iterator[np.ndarray]:
-    """Decode samples in ``workers`` threads, one batch ahead of the consumer.
-
-    Args:
-        dataset: The data set the samples belong to.
-        samples: The samples, in order.
-        contract: The input contract.
-        batch_size: Images per batch.
-        workers: Decoding threads (Pillow releases the GIL while decoding).
-        on_unreadable: ``error`` (stop, naming list file and line) or ``skip`` (log, leave out).
-        kept: Filled with the samples actually yielded, in order.
-
-    Yields:
-        ``uint8`` batches ``(B, C, H, W)``.
-    """
-    chunks = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
-
-    def decode(sample: Sample) -> np.ndarray | None:
-        return decode_sample(dataset, sample, contract, on_unreadable)
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque[tuple[Sequence[Sample], list[Future]]] = deque()
-        for chunk in chunks:
-            pending.append((chunk, [pool.submit(decode, sample) for sample in chunk]))
-            if len(pending) > 1:  # keep one batch decoding while the consumer runs the model
-                yield from _collect(*pending.popleft(), kept)
-        while pending:
-            yield from _collect(*pending.popleft(), kept)
-
-
-def _collect(chunk: Sequence[Sample], futures: list[Future], kept: list[Sample]) -> Iterator[np.ndarray]:
-    decoded = [(sample, future.result()) for sample, future in zip(chunk, futures)]
-    good = [(sample, image) for sample, image in decoded if image is not None]
-    if good:
-        kept.extend(sample for sample, _ in good)
-        yield np.stack([image for _, image in good])  # B x (C, H, W) -> (B, C, H, W)
 
 
 def _check_graph(session: Any, contract: InputContract, classes: int, shown: str) -> None:

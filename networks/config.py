@@ -26,7 +26,6 @@ The ``name`` is the file's stem and need not be written.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -35,17 +34,13 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from common.contract import ContractError, InputContract
-from common.config_files import describe_config_error, load_yaml_mapping
 from common.errors import UserError
 from common.files import canonical_hash
 from common.paths import display_path, shared_configs_dir
-from common.staging import staged
+from networks.config_files import describe_config_error, load_yaml_mapping
 
 NETWORK_CONFIG_VERSION = 1
 """The schema version this code reads and writes."""
-
-EXISTS_HINT = "pass --overwrite to replace it, or choose another name"
-"""What to do when a network config to write exists already."""
 
 
 @dataclass(frozen=True)
@@ -166,47 +161,3 @@ def load_network_config(name_or_path: str | Path) -> NetworkConfig:
             "remove the key (the file name is the config's name)"
         )
     return NetworkConfig.from_dict(raw, source=shown)
-
-
-def write_network_config(path: Path, arch: str, params: Mapping[str, Any], num_classes: int,
-                         contract: InputContract, header: str = "", overwrite: bool = False,
-                         pretrained: str | None = None) -> NetworkConfig:
-    """Write a shared network config file, validated before it appears.
-
-    The one writer of these files, whatever decides the contract: statistics
-    measured on a data set (``inspect-data --write-network``), or a pretrained
-    backbone's own input settings. The file is staged, loaded back with
-    :func:`load_network_config`, checked against the network registry (name and
-    parameters, without building the network), and only then published.
-
-    Args:
-        path: The YAML file, e.g. from :func:`network_config_path`; its stem is the config's name.
-        arch: A registered architecture name.
-        params: Its keyword arguments.
-        num_classes: Number of output classes.
-        contract: The input contract.
-        header: A comment for the top of the file (one or more lines, without ``#``).
-        overwrite: Replace an existing file; without it, an existing file is refused.
-        pretrained: A weights file (in ``model/``) that training starts from, or None.
-
-    Returns:
-        The config as loaded back from the file.
-
-    Raises:
-        UserError: When the file exists (without ``overwrite``), or the values fail validation.
-    """
-    import yaml
-
-    from networks.registry import check_network
-
-    path = Path(path)
-    data = {"version": NETWORK_CONFIG_VERSION, "arch": {"name": arch, "params": dict(params)},
-            "num_classes": num_classes, "input": contract.to_dict(), **({"pretrained": pretrained} if pretrained else {})}
-    check_network(NetworkConfig.from_dict({**data, "name": path.stem}, source=display_path(path)))
-    comment = "".join(f"# {line}\n" for line in header.splitlines())
-    text = comment + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
-    with staged(path.parent, exists="replace" if overwrite else "refuse", files=[path.name],
-                hint=EXISTS_HINT) as stage:
-        (stage.path / path.name).write_text(text, encoding="utf-8")
-        load_network_config(stage.path / path.name)
-    return load_network_config(path)

@@ -7,18 +7,16 @@ lookup, so dropping a decorated module into ``networks/`` is all it takes.
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
 from collections.abc import Callable
 from typing import TypeVar
 
 from common.errors import UserError
+from common.registry import Registry
 from networks.base import ImageClassifier
 from networks.config import NetworkConfig
 
-_REGISTRY: dict[str, type[ImageClassifier]] = {}
-_discovered = False
+NETWORKS: Registry[type[ImageClassifier]] = Registry("network", "networks", ImageClassifier)
+"""Every architecture, by name (``arch.name`` in a network config)."""
 
 N = TypeVar("N", bound=type[ImageClassifier])
 
@@ -30,28 +28,15 @@ def register_network(name: str) -> Callable[[N], N]:
     arguments are the architecture's parameters.
 
     Raises:
+        TypeError: When the decorated class is not an :class:`ImageClassifier`.
         ValueError: When ``name`` is already registered by another class.
     """
-
-    def decorator(cls: N) -> N:
-        if not (isinstance(cls, type) and issubclass(cls, ImageClassifier)):
-            raise TypeError(f"@register_network({name!r}) must decorate an ImageClassifier subclass")
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing is not cls:
-            raise ValueError(
-                f"network name {name!r} is registered twice: by {existing.__module__}.{existing.__qualname__} "
-                f"and by {cls.__module__}.{cls.__qualname__}; rename one"
-            )
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
+    return NETWORKS.register(name)
 
 
 def list_networks() -> list[str]:
     """Names of all registered networks, sorted."""
-    _discover()
-    return sorted(_REGISTRY)
+    return NETWORKS.names()
 
 
 def build_network(config: NetworkConfig) -> ImageClassifier:
@@ -84,9 +69,8 @@ def check_network(config: NetworkConfig) -> type[ImageClassifier]:
         UserError: For an unknown architecture name (listing the known ones) or
             parameters the architecture does not take (or lacks).
     """
-    cls = registered(config.arch.name, f"network config {config.name!r}: ")
-    _check_params(cls, config)
-    return cls
+    registered(config.arch.name, f"network config {config.name!r}: ")
+    return NETWORKS.check_params(config.arch.name, config.arch.params, f"network config {config.name!r}: arch.params: ")
 
 
 def registered(name: str, where: str = "") -> type[ImageClassifier]:
@@ -95,44 +79,4 @@ def registered(name: str, where: str = "") -> type[ImageClassifier]:
     Raises:
         UserError: For an unknown name, listing the registered ones.
     """
-    _discover()
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise UserError(f"{where}arch.name: unknown network {name!r}; registered: {sorted(_REGISTRY)}")
-    return cls
-
-
-def _check_params(cls: type[ImageClassifier], config: NetworkConfig) -> None:
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[2:]  # skip self, config
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    accepted = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    unknown = sorted(set(config.arch.params) - accepted)
-    required = {p.name for p in parameters if p.default is inspect.Parameter.empty and p.kind is not p.VAR_POSITIONAL}
-    missing = sorted(required - set(config.arch.params))
-    problems = []
-    if unknown:
-        problems.append(f"unknown parameter(s) {unknown}")
-    if missing:
-        problems.append(f"missing parameter(s) {missing}")
-    if problems:
-        raise UserError(
-            f"network config {config.name!r}: arch.params: {' and '.join(problems)} for network "
-            f"{config.arch.name!r}; it takes {sorted(accepted)}"
-        )
-
-
-def _discover() -> None:
-    """Import every public module of this package once, so their decorators run."""
-    global _discovered
-    if _discovered:
-        return
-    package = importlib.import_module("networks")
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name.startswith("_"):
-            continue
-        try:
-            importlib.import_module(f"networks.{module.name}")
-        except ImportError as exc:
-            raise UserError(f"networks/{module.name}.py cannot be imported: {exc}") from exc
-    _discovered = True
+    return NETWORKS.get(name, f"{where}arch.name: ")

@@ -78,7 +78,7 @@ class TrainedRun:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, digits_root: Path) -> TrainedRun:
-    from common.train_config import load_train_config
+    from train.config import load_train_config
     from train.loop import RunOptions, train
 
     folder = tmp_path_factory.mktemp("trained")

@@ -11,16 +11,17 @@ import pytest
 from PIL import Image
 
 from common.contract import InputContract
+from common.images import decode_samples
 from common.lists import load_dataset, read_split
-from evaluate.infer import decoded_batches
 from networks import load_network_config
 from train.data import load_split
 
 
 def evaluation_images(dataset, split: str, contract: InputContract) -> np.ndarray:
-    kept: list = []
     samples = read_split(dataset, split)
-    return np.concatenate(list(decoded_batches(dataset, samples, contract, 7, 3, "error", kept)))
+    batches = list(decode_samples(dataset, samples, contract, batch_size=7, workers=3))
+    assert [s for kept, _ in batches for s in kept] == samples
+    return np.concatenate([images for _, images in batches])
 
 
 def test_evaluation_decodes_the_digits_exactly_as_training_does(digits_root):

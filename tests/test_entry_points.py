@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from common.paths import PROJECT_ROOT
+from tests.commands import command_line
 
 
-def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_command(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        command_line(name, *args),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -22,10 +23,10 @@ def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> su
 
 
 def test_prepare_data_writes_then_reports_up_to_date(tmp_path: Path):
-    first = run_module("common.prepare_data", "--out", str(tmp_path / "digits"))
+    first = run_command("prepare-data", "--out", str(tmp_path / "digits"))
     assert first.returncode == 0, first.stderr
     assert "(train 1257, val 180, test 360, dev 100)" in first.stdout
-    again = run_module("common.prepare_data", "--out", str(tmp_path / "digits"))
+    again = run_command("prepare-data", "--out", str(tmp_path / "digits"))
     assert again.returncode == 0 and "already up to date" in again.stdout
 
 
@@ -33,14 +34,14 @@ def test_prepare_data_refuses_to_overwrite_without_a_traceback(tmp_path: Path):
     target = tmp_path / "digits"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    result = run_module("common.prepare_data", "--out", str(target))
+    result = run_command("prepare-data", "--out", str(target))
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "--force" in result.stderr and (target / "keep.txt").read_text() == "mine"
 
 
 def test_prepare_data_default_folder_follows_the_data_setting(tmp_path: Path):
-    result = run_module("common.prepare_data", env={"IMAGEPIPE_DATA": str(tmp_path / "big-disk")})
+    result = run_command("prepare-data", env={"IMAGEPIPE_DATA": str(tmp_path / "big-disk")})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "big-disk" / "digits" / "classes.txt").is_file()
 

@@ -13,6 +13,7 @@ Run it as ``pipenv run lock`` (extra arguments go to ``pipenv lock``). It
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,10 +63,18 @@ def version_conflicts(lock: dict) -> list[str]:
     return lines
 
 
+def pipenv_command() -> list[str]:
+    """How to call pipenv from inside ``pipenv run``: the ``pipenv`` script when it is on PATH, else
+    ``python -m pipenv`` with the interpreter the project's virtual environment was made from (pip's
+    user bin folder is not on PATH on a fresh machine, and the environment itself holds no pipenv)."""
+    script = shutil.which("pipenv")
+    return [script] if script else [getattr(sys, "_base_executable", sys.executable), "-m", "pipenv"]
+
+
 def main(argv: list[str]) -> int:
     """Lock, strip the index, check consistency; returns the process exit code."""
     lock_path = PROJECT_ROOT / "Pipfile.lock"
-    result = subprocess.run(["pipenv", "lock", *argv], cwd=PROJECT_ROOT)
+    result = subprocess.run([*pipenv_command(), "lock", *argv], cwd=PROJECT_ROOT)
     if result.returncode != 0:
         return result.returncode
     lock = strip_sources(json.loads(lock_path.read_text()))

@@ -6,7 +6,7 @@ checkpoints). ``python -m train`` (``pipenv run train``) parses the command line
 calls one of::
 
     from train import train, resume, RunOptions
-    from common.train_config import load_train_config
+    from train.config import load_train_config
 
     result = train(load_train_config(overrides=["epochs=5"]), RunOptions(dev=True))
     result = resume("last", overrides=["epochs=80"], allow_change=["epochs"])

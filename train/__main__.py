@@ -1,4 +1,11 @@
-"""``pipenv run train``: parse the command line and call :func:`train.train` or :func:`train.resume`."""
+"""The training package's command line: ``train``, ``runs``, ``sweep`` and ``pack``.
+
+``python -m train`` (``pipenv run train``) trains or resumes; ``python -m train runs``,
+``sweep`` and ``pack`` are ``pipenv run runs``, ``sweep`` and ``pack``. Each parses its
+own arguments here and calls one importable function (:func:`train.train`,
+:func:`train.resume`, :func:`train.sweep.run_sweep`, :func:`train.packs.pack_dataset`,
+:mod:`train.browse_runs`); the work is imported only when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import command_parser, run_main
+from common.cli import Command, command_parser, dispatch, run_main
 
 EPILOG = """\
 examples:
@@ -24,7 +31,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
+    """``train``."""
     parser = command_parser("train", "Train a network; writes output/train/<name>-<time>/.", EPILOG,
                             overrides_help="config overrides with dotted keys, anywhere on the line, "
                             "e.g. optim.lr=3e-4 augment.rotation=10")
@@ -46,11 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run the training command line; returns the exit status."""
+def train_command(argv: Sequence[str]) -> int:
+    """``train``: train a run, resume one, print the config or find a learning rate; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. "prepared the bundled digits"
-    from common.train_config import DEFAULT_CONFIG, config_to_yaml, load_train_config
+    from train.config import DEFAULT_CONFIG, config_to_yaml, load_train_config
     from train.loop import RunOptions, resume, train
 
     if args.allow_change and not args.resume:
@@ -80,6 +87,110 @@ def main(argv: Sequence[str]) -> int:
 def raise_usage(message: str) -> None:
     """Stop with a usage error (exit status 2)."""
     build_parser().error(message)
+
+
+def runs_command(argv: Sequence[str]) -> int:
+    """``runs [list] | show RUN | diff A B``."""
+    parser = command_parser("runs", "List, show and compare training runs.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("list", help="one line per run (the default)")
+    show = commands.add_parser("show", help="one run's record")
+    show.add_argument("run", help="run folder, its name, or 'last'")
+    diff = commands.add_parser("diff", help="config and metric differences of two runs")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    args = parser.parse_args(argv)
+    from common.run_folder import find_run
+    from train.browse_runs import format_diff, format_show, format_table, list_records, load_run
+
+    if args.command == "show":
+        print(format_show(load_run(find_run(args.run))))
+    elif args.command == "diff":
+        print(format_diff(load_run(find_run(args.a)), load_run(find_run(args.b))))
+    else:
+        print(format_table(list_records()))
+    return 0
+
+
+SWEEP_DESCRIPTION = (
+    "Hyperparameter search with Optuna: one training run per trial, pruning from validation "
+    "metrics, the study in SQLite under output/sweeps/ or any --storage URL. "
+    "The space file is described in docs/experiments.md (example: train/configs/space.yaml)."
+)
+
+
+def sweep_command(argv: Sequence[str]) -> int:
+    """``sweep``: run (or continue) a hyperparameter search."""
+    parser = command_parser("sweep", SWEEP_DESCRIPTION,
+                            overrides_help="overrides applied to every trial, anywhere on the line")
+    parser.add_argument("--config", type=Path, help="base training config (default train/configs/default.yaml)")
+    parser.add_argument("--space", type=Path, required=True, help="search-space YAML")
+    parser.add_argument("--trials", type=int, default=20, help="trials to run now (default 20)")
+    parser.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe",
+                        help="tpe (default), random or grid")
+    parser.add_argument("--pruner", choices=("median", "none"), default="median", help="median (default) or none")
+    parser.add_argument("--storage", help="Optuna storage URL (default sqlite under output/sweeps/)")
+    parser.add_argument("--study", help="study name (default <config name>-sweep); reuse it to continue or share")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--dev", action="store_true", help="train every trial on the dev split")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.trials < 1:
+        parser.error("--trials must be at least 1")
+    from common.paths import display_path
+    from train.sweep import run_sweep
+
+    result = run_sweep(args.config, args.space, args.trials, args.sampler, args.pruner, args.storage, args.study,
+                       args.seed, args.dev, args.device, args.overrides)
+    print(f"study {result.study}: {result.counts}")
+    if result.best:
+        print(f"best trial {result.best['number']}: {result.best['value']:.4f} with {result.best['params']}")
+        print(f"  run: {result.best['run_dir']}")
+    print(f"summary: {display_path(result.folder / 'summary.json')} (storage {result.storage})")
+    return 0
+
+
+PACK_DESCRIPTION = ("Decode every listed image of a data set once, at a network's input contract, into a pack "
+                    "(numpy .npy arrays and an index) that training reads directly.")
+
+
+def pack_command(argv: Sequence[str]) -> int:
+    """``pack``: decode a data set once into a pack."""
+    parser = command_parser("pack", PACK_DESCRIPTION)
+    parser.add_argument("--dataset", required=True, help="data set name under data/, or its path")
+    parser.add_argument("--network", required=True, help="shared network config (name or path): its input contract")
+    parser.add_argument("--splits", nargs="+", default=[], help="splits to pack (default: every list file)")
+    parser.add_argument("--on-unreadable", choices=["error", "skip"], default="error",
+                        help="stop at an unreadable image (default) or leave it out (recorded in the index)")
+    parser.add_argument("--workers", type=int, default=0, help="decoding threads (default: one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error("--workers must be at least 0")
+    import time
+
+    from common.paths import display_path
+    from train.packs import pack_dataset
+
+    started = time.perf_counter()
+    folder = pack_dataset(args.dataset, args.network, args.splits, args.on_unreadable, args.workers, not args.no_progress)
+    print(f"packed {display_path(folder)} in {time.perf_counter() - started:.1f} s; training uses it with "
+          "data.pack=auto (the default)")
+    return 0
+
+
+COMMANDS = (
+    Command(None, train_command, "train a network, resume a run, print the config, find a learning rate"),
+    Command("runs", runs_command, "list, show and compare training runs (pipenv run runs)"),
+    Command("sweep", sweep_command, "hyperparameter search with Optuna (pipenv run sweep)"),
+    Command("pack", pack_command, "decode a data set once into a pack training reads (pipenv run pack)"),
+)
+
+
+def main(argv: Sequence[str]) -> int | None:
+    """Run the command the first argument names (``runs``, ``sweep``, ``pack``), else train."""
+    return dispatch(argv, COMMANDS, "train")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from common.train_config import AugmentConfig
+from train.config import AugmentConfig
 
 
 class BatchAugment:

@@ -15,13 +15,11 @@ run whose manifest still says ``running`` is reported ``crashed`` when its proce
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.cli import command_parser, run_main
 from common.dicts import differences
 from common.errors import UserError
 from common.model_card import read_card_file
@@ -68,9 +66,9 @@ def load_run(folder: RunFolder | Path, models: dict[str, list[str]] | None = Non
         UserError: When its config, manifest or metrics cannot be read.
     """
     folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
-    loaded = folder.read_config()
+    run_config = folder.read_run_config()
     manifest = folder.read_manifest()
-    config = {**loaded.config.to_dict(), "network_hash": loaded.network_hash}
+    config = {**run_config.values, "network_hash": run_config.network_hash}
     models = models if models is not None else models_by_run()
     return RunRecord(folder, manifest, config, folder.read_metrics(), folder.status(manifest), folder.best(manifest),
                      models.get(folder.name, []))
@@ -171,26 +169,6 @@ def _metric_pairs(a: RunRecord, b: RunRecord) -> list[tuple[str, float | None, f
     return pairs
 
 
-def main(argv: Sequence[str]) -> int:
-    """``runs [list] | show RUN | diff A B``."""
-    parser = command_parser("runs", "List, show and compare training runs.")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("list", help="one line per run (the default)")
-    show = commands.add_parser("show", help="one run's record")
-    show.add_argument("run", help="run folder, its name, or 'last'")
-    diff = commands.add_parser("diff", help="config and metric differences of two runs")
-    diff.add_argument("a")
-    diff.add_argument("b")
-    args = parser.parse_args(argv)
-    if args.command == "show":
-        print(format_show(load_run(find_run(args.run))))
-    elif args.command == "diff":
-        print(format_diff(load_run(find_run(args.a)), load_run(find_run(args.b))))
-    else:
-        print(format_table(list_records()))
-    return 0
-
-
 def _get(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):
@@ -202,7 +180,3 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

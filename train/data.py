@@ -19,14 +19,15 @@ import numpy as np
 import torch
 
 from common.contract import InputContract
+from common.digits import open_dataset_or_digits
 from common.errors import UserError
 from common.images import UnreadableImageError, handle_unreadable, load_image, load_samples
-from common.lists import Dataset, Sample, open_dataset, read_split
-from common.packs import PackSplit, open_pack_split
+from common.lists import Dataset, Sample, read_split
 from common.paths import display_path
-from common.train_config import TrainConfig
 from networks.config import NetworkConfig
+from train.config import TrainConfig
 from train.distributed import Processes, barrier
+from train.packs import PackSplit, open_pack_split
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 """``(images uint8 (B, C, H, W), labels int64 (B,))``."""
@@ -102,10 +103,10 @@ def load_training_data(config: TrainConfig, network_config: NetworkConfig, proce
             image problem.
     """
     if processes.is_main:
-        dataset = open_dataset(config.data.dataset)
+        dataset = open_dataset_or_digits(config.data.dataset)
     barrier(processes)
     if not processes.is_main:
-        dataset = open_dataset(config.data.dataset)
+        dataset = open_dataset_or_digits(config.data.dataset)
     check_classes(dataset, network_config.num_classes, network_config.name)
     data, contract = config.data, network_config.input
     return TrainingData(
@@ -125,7 +126,7 @@ def load_split(dataset: Dataset, split: str, contract: InputContract, on_unreada
         contract: The input contract.
         on_unreadable: ``error`` or ``skip``.
         in_memory: Hold the images in memory (decoded once, or loaded from the pack).
-        pack: ``auto``, ``require`` or ``off`` (see ``common.train_config.DataConfig``).
+        pack: ``auto``, ``require`` or ``off`` (see ``train.config.DataConfig``).
 
     Raises:
         UserError: For list-file or image problems, or no usable pack under ``require``.

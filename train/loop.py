@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.data_profile import quick_check
 from common.dicts import describe_differences, differences
 from common.errors import UserError
 from common.files import file_sha256
 from common.paths import display_path
 from common.run_folder import RunFolder, find_run
-from common.train_config import DEFAULT_CONFIG, LoadedConfig, TrainConfig
+from datatools.profile import quick_check
 from networks import load_network_config
 from networks.checkpoint import CHECKPOINT_FORMAT, checkpoint_network_config, read_checkpoint
 from networks.config import NetworkConfig, network_config_path
 from train.checkpoints import CheckpointKeeper, EarlyStopping
+from train.config import DEFAULT_CONFIG, LoadedConfig, TrainConfig, load_train_config
 from train.data import load_training_data
 from train.distributed import Processes, broadcast, ranks_agree, start_processes, stop_processes
 from train.recorder import RunRecorder, new_manifest
@@ -85,7 +85,7 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
     """Start a new training run.
 
     Args:
-        loaded: The config (from :func:`common.train_config.load_train_config`, or a
+        loaded: The config (from :func:`train.config.load_train_config`, or a
             bare :class:`TrainConfig`).
         options: Run-level options.
 
@@ -146,7 +146,7 @@ def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] 
 
 def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_change: Sequence[str],
                    options: RunOptions, processes: Processes, device: Any) -> RunResult:
-    original, loaded = folder.read_config(), folder.read_config(overrides)
+    original, loaded = load_train_config(folder.config_path), load_train_config(folder.config_path, overrides)
     folder.read_manifest()  # a run whose manifest is unreadable is refused before anything is loaded or written
     changes = differences(original.config.to_dict(), loaded.config.to_dict())
     _check_changes(changes, allow_change, folder)

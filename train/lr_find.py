@@ -23,7 +23,7 @@ from common.files import write_csv, write_json
 from common.paths import display_path, output_dir
 from common.provenance import stamp
 from common.staging import staged
-from common.train_config import LoadedConfig
+from train.config import LoadedConfig
 from train.data import epoch_order, iterate_batches, load_training_data
 from train.distributed import Processes, resolve_device
 from train.loop import RunOptions, initial_weights, pinned_network_config

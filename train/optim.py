@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from common.train_config import OptimConfig, TrainConfig
 from networks.base import ImageClassifier
+from train.config import OptimConfig, TrainConfig
 
 
 def build_optimizer(network: ImageClassifier, config: OptimConfig, backbone_lr_scale: float = 1.0

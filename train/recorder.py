@@ -19,8 +19,8 @@ from common.files import atomic_write_text, file_sha256
 from common.paths import PROJECT_ROOT, display_path
 from common.provenance import host_name, now, package_versions
 from common.run_folder import RunFolder, RunManifest
-from common.train_config import TrainConfig
 from networks.config import NetworkConfig
+from train.config import TrainConfig
 from train.data import TrainingData
 
 TRAIN_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "omegaconf", "tensorboard", "scikit-learn",
@@ -50,7 +50,7 @@ class RunRecorder:
         """Record a new run: ``config.yaml``, ``manifest.json`` and an empty TensorBoard log."""
         if not self.is_main:
             return
-        self.folder.write_config(config, network_config.to_dict(), network_config.hash)
+        self.folder.write_config(config.to_dict(), network_config.to_dict(), network_config.hash)
         self._open_tensorboard(purge_step=None)
         self.manifest = manifest
         self.folder.write_manifest(manifest)
@@ -61,7 +61,7 @@ class RunRecorder:
         if not self.is_main:
             return
         manifest = self.folder.read_manifest()  # before anything is written: a broken run is left as it is
-        self.folder.write_config(config, network_config.to_dict(), network_config.hash)
+        self.folder.write_config(config.to_dict(), network_config.to_dict(), network_config.hash)
         self._open_tensorboard(purge_step=len(history) + 1)  # events are stepped by epoch, from 1
         manifest.resumed.append({"at": now(), "command": list(sys.argv), **resumed})
         manifest.status, manifest.ended, manifest.host, manifest.pid = "running", None, host_name(), os.getpid()

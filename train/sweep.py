@@ -26,27 +26,18 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.cli import command_parser, run_main
 from common.errors import UserError
-from common.config_files import load_yaml_mapping
 from common.files import write_csv, write_json
 from common.paths import display_path, output_dir
 from common.staging import staged
-from common.train_config import DEFAULT_CONFIG, METRICS, load_train_config
-
-DESCRIPTION = (
-    "Hyperparameter search with Optuna: one training run per trial, pruning from validation "
-    "metrics, the study in SQLite under output/sweeps/ or any --storage URL. "
-    "The space file is described in docs/experiments.md (example: train/configs/space.yaml)."
-)
-"""What ``--help`` says the command does."""
+from networks.config_files import load_yaml_mapping
+from train.config import DEFAULT_CONFIG, METRICS, load_train_config
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "none")
@@ -82,7 +73,7 @@ class Space:
 
     Attributes:
         params: The searched keys.
-        metric: Metric to optimise (one of ``common.train_config.METRICS``), or None for the config's monitor.
+        metric: Metric to optimise (one of ``train.config.METRICS``), or None for the config's monitor.
         direction: ``maximize`` or ``minimize``, or None to follow ``checkpoint.mode``.
     """
 
@@ -258,8 +249,9 @@ def _summarise(study: Any, folder: Path, storage: str, metric: str, direction: s
 
 def _plots(study: Any, folder: Path, completed: int) -> dict[str, str]:
     """Optimisation history and parameter importances (when enough trials completed)."""
-    from common.plotting import pyplot
     from optuna.visualization import matplotlib as optuna_plots
+
+    from common.plotting import pyplot
 
     plt = pyplot()
     written = {}
@@ -330,36 +322,3 @@ def _example(p: Param) -> Any:
     if p.type == "categorical":
         return p.choices[0]
     return int(p.low) if p.type == "int" else p.low
-
-
-
-def main(argv: Sequence[str]) -> int:
-    """Parse the command line and run the sweep."""
-    parser = command_parser("sweep", DESCRIPTION,
-                            overrides_help="overrides applied to every trial, anywhere on the line")
-    parser.add_argument("--config", type=Path, help="base training config (default train/configs/default.yaml)")
-    parser.add_argument("--space", type=Path, required=True, help="search-space YAML")
-    parser.add_argument("--trials", type=int, default=20, help="trials to run now (default 20)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="tpe (default), random or grid")
-    parser.add_argument("--pruner", choices=PRUNERS, default="median", help="median (default) or none")
-    parser.add_argument("--storage", help="Optuna storage URL (default sqlite under output/sweeps/)")
-    parser.add_argument("--study", help="study name (default <config name>-sweep); reuse it to continue or share")
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
-    parser.add_argument("--dev", action="store_true", help="train every trial on the dev split")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.trials < 1:
-        parser.error("--trials must be at least 1")
-    result = run_sweep(args.config, args.space, args.trials, args.sampler, args.pruner, args.storage, args.study,
-                       args.seed, args.dev, args.device, args.overrides)
-    print(f"study {result.study}: {result.counts}")
-    if result.best:
-        print(f"best trial {result.best['number']}: {result.best['value']:.4f} with {result.best['params']}")
-        print(f"  run: {result.best['run_dir']}")
-    print(f"summary: {display_path(result.folder / 'summary.json')} (storage {result.storage})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

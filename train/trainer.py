@@ -22,11 +22,11 @@ from tqdm import tqdm
 
 from common.errors import UserError
 from common.paths import display_path, model_dir
-from common.train_config import TrainConfig
 from networks import ImageClassifier, build_network
 from networks.checkpoint import LoadReport, load_weights, read_state_dict
 from networks.config import NetworkConfig
 from train.augment import BatchAugment
+from train.config import TrainConfig
 from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
 from train.distributed import Processes, all_reduce_sum, average_buffers
 from train.finetune import BackboneFreezer, WeightAverage

@@ -1,7 +1,16 @@
-"""The code the evaluation machine runs must not pull in torch (it is not installed there)."""
+"""``common/`` holds only torch-free shared code, and the evaluation machine's code imports no torch.
+
+Two checks of one rule. The first reads the source: no module of ``common`` imports
+torch, OmegaConf, a stage package or ``networks`` anywhere, not even inside a
+function, where an import check at load time would not see it. The second imports
+the modules in a fresh interpreter and looks at what was loaded; CI runs it in the
+evaluation-only environment (no torch, no OmegaConf), where a forbidden import
+would also fail outright.
+"""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -9,16 +18,42 @@ import pytest
 
 from common.paths import PROJECT_ROOT
 
-EVALUATION_SIDE = ["common.contract", "common.lists", "common.images", "common.digits", "common.prepare_data",
-                   "common.folder_import", "common.splits", "common.data_profile", "common.cli",
-                   "common.inspect_data", "common.model_card", "pipeline", "evaluate", "evaluate.evaluation",
-                   "evaluate.compare", "evaluate.__main__"]
-"""Must import neither torch nor any stage or network code."""
+FORBIDDEN_IN_COMMON = ("torch", "torchvision", "timm", "omegaconf", "optuna", "tensorboard", "onnx", "wandb",
+                       "mlflow", "train", "deploy", "evaluate", "networks", "datatools", "pipeline", "bench")
+"""Top-level packages no module of ``common`` may import (``onnxruntime`` is allowed: the evaluation box has it)."""
 
-TORCH_FREE_TOOLS = {"train.browse_runs": (), "common.run_folder": (), "common.train_config": ("omegaconf",)}
-"""Tools that read run folders, and what else they need; they may import the train package (lazily), never torch.
+TORCH_FREE = ("torch", "torchvision", "timm", "omegaconf", "train", "deploy", "networks")
+"""What the evaluation machine's code must not load."""
 
-The evaluation machine lacks omegaconf (a workstation package), so the config's check is skipped there."""
+TORCH_FREE_TOOLS = {"train.browse_runs": (), "common.run_folder": (), "train.config": ("omegaconf",)}
+"""Tools that read run folders or configs, and what else they need; they may import the train package and the
+config helpers of ``networks`` (lazily), never torch."""
+
+
+def common_modules() -> list[str]:
+    return sorted(f"common.{path.stem}" for path in (PROJECT_ROOT / "common").glob("*.py") if path.stem != "__init__")
+
+
+def evaluation_side() -> list[str]:
+    """Every module the evaluation machine runs: common, evaluate, the data tools (not the network writer), the
+    pipeline's entry."""
+    modules = common_modules() + ["pipeline"]
+    for package in ("evaluate", "datatools"):
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+            modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return modules
+
+
+def imports_of(path) -> list[tuple[int, str]]:
+    """``(line, top-level package)`` of every import statement in a file, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
 
 
 def imported_after(modules: list[str], watched: tuple[str, ...]) -> list[str]:
@@ -27,16 +62,29 @@ def imported_after(modules: list[str], watched: tuple[str, ...]) -> list[str]:
         f"for name in {modules!r}: __import__(name)\n"
         f"print(','.join(sorted(m for m in {watched!r} if m in sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     return [m for m in result.stdout.strip().split(",") if m]
 
 
-def test_shared_and_evaluation_code_imports_no_torch_and_no_other_stage():
-    assert imported_after(EVALUATION_SIDE, ("torch", "torchvision", "train", "deploy", "networks")) == []
+def test_no_module_of_common_imports_torch_omegaconf_a_stage_or_networks_anywhere():
+    offending = [f"common/{path.name}:{line}: {package}" for path in sorted((PROJECT_ROOT / "common").glob("*.py"))
+                 for line, package in imports_of(path) if package in FORBIDDEN_IN_COMMON]
+    assert offending == []
+
+
+def test_the_source_check_sees_imports_inside_functions(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\n\ndef f():\n    import torch\n    from train.config import X\n")
+    assert imports_of(sample) == [(1, "os"), (4, "torch"), (5, "train")]
+
+
+def test_the_evaluation_machine_code_imports_no_torch_and_no_other_stage():
+    assert imported_after(evaluation_side(), TORCH_FREE) == []
 
 
 @pytest.mark.parametrize("module", TORCH_FREE_TOOLS)
 def test_run_tools_import_no_torch(module):
     for package in TORCH_FREE_TOOLS[module]:
         pytest.importorskip(package, reason=f"{module} needs {package}, which this machine lacks")
-    assert imported_after([module], ("torch", "torchvision", "networks")) == []
+    assert imported_after([module], ("torch", "torchvision", "networks.base")) == []

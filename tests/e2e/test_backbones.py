@@ -21,11 +21,11 @@ from common.images import load_samples
 from common.lists import load_dataset, read_split
 from common.model_card import read_card_file
 from common.run_folder import RunFolder
-from common.train_config import load_train_config
 from deploy.export import ExportOptions, export
 from evaluate.evaluation import EvaluateOptions, evaluate
 from networks import build_network
 from networks.checkpoint import checkpoint_network_config, read_checkpoint
+from train.config import load_train_config
 from train.loop import RunOptions, train
 
 BACKBONES = ["resnet18", "mobilenetv3_small_100", "efficientnet_b0", "convnext_atto", "vit_tiny_patch16_224"]

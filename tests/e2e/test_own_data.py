@@ -14,12 +14,11 @@ import os
 import re
 import shlex
 import subprocess
-import sys
-import tomllib
 
 import pytest
 
 from common.paths import PROJECT_ROOT
+from tests.commands import command_line
 from tests.photo_folder import write_photo_folder
 
 SECTION = "### Bring your own data set"
@@ -33,12 +32,9 @@ def readme_commands() -> list[list[str]]:
 
 
 def as_module(command: list[str]) -> list[str]:
-    """``pipenv run <script> args`` -> ``python -m <module> args``, by the Pipfile's [scripts]."""
-    scripts = tomllib.loads((PROJECT_ROOT / "Pipfile").read_text())["scripts"]
+    """``pipenv run <script> args`` -> ``python -m <module> [<command>] args``, by the Pipfile's [scripts]."""
     assert command[:2] == ["pipenv", "run"], command
-    python, flag, module = scripts[command[2]].split()
-    assert (python, flag) == ("python", "-m")
-    return [sys.executable, "-m", module, *command[3:]]
+    return command_line(command[2], *command[3:])
 
 
 @pytest.mark.slow
@@ -70,3 +66,26 @@ def test_from_a_folder_of_photos_to_an_evaluation_report(tmp_path):
     assert accuracy >= 0.6, outputs["evaluate"]  # chance is 0.33
     (report,) = (folders["output"] / "eval").glob("*/report.html")
     assert report.is_file() and str(report.relative_to(folders["output"])) in outputs["evaluate"]
+
+
+@pytest.mark.slow
+def test_a_csv_manifest_with_class_names_imports_and_trains(tmp_path, monkeypatch):
+    from common.cli import run_main
+    from tests.commands import command_main
+    from train.config import load_train_config
+    from train.loop import RunOptions, train
+
+    photos = write_photo_folder(tmp_path / "photos", per_class=20)
+    files = sorted(p for p in photos.rglob("*") if p.suffix in (".jpg", ".png") and p.name != "broken.jpg")
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("file,label\n" + "".join(f"{p.relative_to(tmp_path)},{p.relative_to(photos).parts[0]}\n"
+                                                 for p in files))
+    monkeypatch.setenv("IMAGEPIPE_DATA", str(tmp_path / "data"))
+    assert run_main(command_main("prepare-data"), ["--from-csv", str(manifest), "--name", "shop"]) == 0
+    network = tmp_path / "shop_cnn.yaml"
+    network.write_text("version: 1\narch: {name: small_cnn, params: {channels: [16, 32], dropout: 0.1}}\n"
+                       "num_classes: 3\ninput: {color_mode: RGB, height: 24, width: 24, interpolation: bilinear,\n"
+                       "        mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}\n")
+    config = load_train_config(overrides=[f"network={network}", "data.dataset=shop", "epochs=10", "batch_size=16"])
+    result = train(config, RunOptions(device="cpu", progress=False))
+    assert result.status == "finished" and result.metrics["val/accuracy"] >= 0.6  # chance is 0.33

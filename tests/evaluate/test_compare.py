@@ -12,8 +12,8 @@ from scipy.stats import binomtest
 
 from common.errors import UserError
 from evaluate.compare import compare_evaluations
-from common.predictions import read_predictions
 from evaluate.evaluation import EvaluateOptions, evaluate
+from evaluate.results import read_predictions
 
 
 def test_compare_two_models_on_the_same_list(make_model, digits_root):

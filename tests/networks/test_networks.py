@@ -89,7 +89,7 @@ def test_duplicate_names_are_refused():
 
 
 def test_only_image_classifiers_can_be_registered():
-    with pytest.raises(TypeError, match="must decorate an ImageClassifier subclass"):
+    with pytest.raises(TypeError, match="must decorate a subclass of ImageClassifier"):
         register_network("plain")(torch.nn.Linear)
 
 
@@ -115,4 +115,4 @@ def test_a_new_network_registers_and_builds_without_touching_the_stages():
     finally:
         from networks import registry
 
-        registry._REGISTRY.pop("test_linear_probe")
+        registry.NETWORKS.unregister("test_linear_probe")

@@ -9,8 +9,7 @@ import torch
 
 from common.contract import InputContract
 from common.paths import PROJECT_ROOT
-from networks import build_network, list_networks, load_network_config
-from networks import registry
+from networks import build_network, list_networks, load_network_config, registry
 from networks.config import ArchConfig, NetworkConfig
 
 
@@ -26,7 +25,7 @@ def test_readme_network_example_registers_and_builds():
         network = build_network(config)
         assert network(torch.zeros(3, 1, 16, 16, dtype=torch.uint8)).shape == (3, 10)
     finally:
-        registry._REGISTRY.pop("mlp", None)
+        registry.NETWORKS.unregister("mlp")
 
 
 def test_readme_timm_config_builds_the_backbone_it_names(tmp_path):

@@ -13,7 +13,9 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
 from networks import build_network
-from networks.config import load_network_config, write_network_config
+from networks.config import load_network_config
+from networks.writer import write_network_config
+from tests.commands import command_line, command_main
 
 CONTRACT = InputContract("RGB", 24, 20, "bicubic", (0.41, 0.42, 0.39), (0.32, 0.33, 0.28))
 
@@ -58,7 +60,7 @@ def test_inspect_data_writes_the_measured_contract(digits_root, tmp_path):
     path = tmp_path / "digits_small.yaml"
 
     def inspect(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "common.inspect_data", "--dataset", str(digits_root),
+        return subprocess.run([*command_line("inspect-data"), "--dataset", str(digits_root),
                                "--per-class", "1", "--size", "16", *args], cwd=PROJECT_ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
 
@@ -81,7 +83,8 @@ def test_a_timm_network_takes_the_contract_of_its_pretrained_weights(write_datas
     import numpy as np
 
     from common.cli import run_main
-    from common.inspect_data import main
+
+    main = command_main("inspect-data")
 
     rng = np.random.default_rng(0)
     images = {f"raw/{c}/{i}.png": rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for c in "ab" for i in range(6)}

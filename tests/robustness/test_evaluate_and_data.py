@@ -34,12 +34,9 @@ from PIL import Image
 from common.cli import run_main
 from common.paths import PROJECT_ROOT
 from evaluate.evaluation import EvaluateOptions, evaluate
+from tests.commands import command_line, command_main
 from tests.evaluate.conftest import centroid_model
 from tests.image_files import write_blank_png
-
-MAIN = {"evaluate": "evaluate.__main__", "prepare-data": "common.prepare_data", "inspect-data": "common.inspect_data",
-        "train": "train.__main__"}
-"""The module of each command; ``python -m <module>`` runs it."""
 
 
 @dataclass(frozen=True)
@@ -139,9 +136,7 @@ def snapshot(ws: Workspace) -> dict[str, bytes]:
 
 def run_command(command: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Run a command in this process as its entry point does; ``(exit status, stderr)``."""
-    import importlib
-
-    main = importlib.import_module(MAIN[command]).main
+    main = command_main(command)
     capsys.readouterr()
     try:
         status = run_main(main, argv)
@@ -152,7 +147,7 @@ def run_command(command: str, argv: list[str], capsys: pytest.CaptureFixture[str
 
 def run_subprocess(command: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m <command's module>`` with this test's folders."""
-    return subprocess.run([sys.executable, "-m", MAIN[command], *argv], cwd=PROJECT_ROOT, capture_output=True,
+    return subprocess.run(command_line(command, *argv), cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=300, env=os.environ.copy(), **kwargs)
 
 
@@ -412,7 +407,7 @@ CASES: dict[str, Case] = {
                                                                    "x", "--dev-per-class", "0"],
                                        ("--dev-per-class", "got 0")),
     "prepare: --val without --from-folder": Case("prepare-data", lambda ws: ["--val", "0.2"],
-                                                 ("--val: only with --from-folder",)),
+                                                 ("--val: only with a source to import: --from-csv or --from-folder",)),
     "prepare: --name with a slash": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny / "raw"), "--name",
                                                                      "../x"], ("--name '../x'",)),
     # train: YAML tags and broken YAML in command-line overrides
@@ -480,7 +475,7 @@ pytest's: a child's peak counts the memory of the process it was forked from, wh
 
 def peak_memory_mb(command: str, argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
     """Run a command in a fresh interpreter; its result and its peak resident memory in MB."""
-    result = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", MAIN[command], *argv],
+    result = subprocess.run([sys.executable, "-c", MEASURE, *command_line(command, *argv)],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=os.environ.copy())
     peak_kb = int(result.stderr.rsplit("peak ", 1)[1].split()[0])
     return result, peak_kb / 1024
@@ -617,7 +612,7 @@ KILL_DELAYS = [round(random.Random(seed).uniform(0.3, 3.0), 2) for seed in (12, 
 
 
 def kill_after(command: str, argv: list[str], delay: float) -> None:
-    process = subprocess.Popen([sys.executable, "-m", MAIN[command], *argv], cwd=PROJECT_ROOT, env=os.environ.copy(),
+    process = subprocess.Popen(command_line(command, *argv), cwd=PROJECT_ROOT, env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)

@@ -25,6 +25,7 @@ import torch
 from common.cli import run_main
 from common.locks import exclusive
 from common.paths import PROJECT_ROOT
+from tests.commands import command_main
 
 
 def snapshot(*folders: Path) -> dict[str, str]:
@@ -189,12 +190,7 @@ CASES: list[Case] = [
 
 
 def command(name: str) -> Callable:
-    from deploy.__main__ import main as export_main
-    from train.__main__ import main as train_main
-    from train.browse_runs import main as runs_main
-    from train.pack import main as pack_main
-
-    return {"train": train_main, "export": export_main, "runs": runs_main, "pack": pack_main}[name]
+    return command_main(name)
 
 
 @pytest.mark.parametrize(("case", "program", "arguments", "message"), CASES, ids=[c[0] for c in CASES])

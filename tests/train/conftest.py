@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from common.train_config import LoadedConfig, load_train_config
 from tests.conftest import TINY_NETWORK
+from train.config import LoadedConfig, load_train_config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from common.images import load_samples
 from common.lists import load_dataset, read_split
 from networks import build_network
 from networks.checkpoint import checkpoint_network_config, read_checkpoint
-from common.train_config import DEFAULT_CONFIG, load_train_config
+from train.config import DEFAULT_CONFIG, load_train_config
 from train.loop import RunOptions, train
 
 TARGET = 0.993

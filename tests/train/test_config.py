@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.dicts import differences
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from common.dicts import differences
-from common.train_config import DEFAULT_CONFIG, TrainConfig, load_train_config
+from train.config import DEFAULT_CONFIG, TrainConfig, load_train_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

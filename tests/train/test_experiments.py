@@ -13,11 +13,12 @@ import pytest
 
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from common.train_config import load_train_config
+from common.run_folder import RunManifest, effective_status
+from tests.commands import command_line
+from train.browse_runs import format_diff, format_show, format_table, list_records, load_run
+from train.config import load_train_config
 from train.loop import RunOptions, train
 from train.lr_find import find_lr, suggest
-from common.run_folder import RunManifest, effective_status
-from train.browse_runs import format_diff, format_show, format_table, list_records, load_run
 from train.sweep import load_space, run_sweep
 
 QUIET = RunOptions(progress=False, device="cpu", dev=True)
@@ -39,7 +40,7 @@ def test_runs_lists_shows_and_diffs_real_runs(fast_config):
     assert "epochs: 2 -> 3" in diff and "optim.lr: 0.001 -> 0.002" in diff and "last val/accuracy" in diff
     shown = format_show(load_run(b.run_dir))
     assert "status: finished" in shown and "lr: 0.002" in shown and "best: val/loss" in shown
-    result = subprocess.run([sys.executable, "-m", "train.browse_runs", "diff", a.run_dir.name, b.run_dir.name],
+    result = subprocess.run([*command_line("runs"), "diff", a.run_dir.name, b.run_dir.name],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, env=os.environ, timeout=120)
     assert result.returncode == 0 and "optim.lr: 0.001 -> 0.002" in result.stdout
 
@@ -148,12 +149,12 @@ def test_the_command_lines(tiny_network, digits_root, tmp_path):
                             cwd=PROJECT_ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert finder.returncode == 0, finder.stderr
     assert "12 steps from 1.0e-06" in finder.stdout and not (tmp_path / "out" / "train").exists()
-    inspected = subprocess.run([sys.executable, "-m", "common.inspect_data", "--dataset", str(digits_root)],
+    inspected = subprocess.run([*command_line("inspect-data"), "--dataset", str(digits_root)],
                                cwd=PROJECT_ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert inspected.returncode == 0 and "0 problem(s)" in inspected.stdout
-    listed = subprocess.run([sys.executable, "-m", "train.browse_runs"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+    listed = subprocess.run(command_line("runs"), cwd=PROJECT_ROOT, capture_output=True, text=True,
                             env=env, timeout=120)
     assert listed.returncode == 0 and "no runs in" in listed.stdout
-    bad = subprocess.run([sys.executable, "-m", "train.sweep", "--space", str(tmp_path / "none.yaml")],
+    bad = subprocess.run([*command_line("sweep"), "--space", str(tmp_path / "none.yaml")],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "search space file not found" in bad.stderr and "Traceback" not in bad.stderr

@@ -9,8 +9,8 @@ from PIL import Image
 
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from common.train_config import load_train_config
 from train.__main__ import main
+from train.config import load_train_config
 from train.loop import RunOptions, describe_duration, train
 
 PHOTOS = PROJECT_ROOT / "train" / "configs" / "photos.yaml"

@@ -16,11 +16,12 @@ import torch
 
 from common.errors import UserError
 from common.lists import load_dataset
-from common.packs import pack_folder, write_pack
 from common.paths import PROJECT_ROOT
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
+from tests.commands import command_line
 from train.loop import RunOptions, train
+from train.packs import pack_folder, write_pack
 
 QUIET = RunOptions(progress=False, device="cpu")
 DEV = ("data.train_split=dev", "data.val_split=dev", "epochs=2")
@@ -66,7 +67,7 @@ def test_a_killed_pack_leaves_nothing_that_looks_complete(digits, tmp_path):
     network.write_text("version: 1\narch: {name: small_cnn, params: {channels: [8]}}\nnum_classes: 10\n"
                        "input: {color_mode: RGB, height: 160, width: 160, interpolation: lanczos, "
                        "mean: [0.3, 0.3, 0.3], std: [0.4, 0.4, 0.4]}\n")
-    command = [sys.executable, "-m", "train.pack", "--dataset", str(digits.root), "--network", str(network),
+    command = [*command_line("pack"), "--dataset", str(digits.root), "--network", str(network),
                "--workers", "1", "--no-progress"]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

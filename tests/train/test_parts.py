@@ -14,14 +14,14 @@ import torch
 from common.errors import UserError
 from common.integrity import verify_sha256
 from common.paths import PROJECT_ROOT
+from common.run_folder import RunFolder
 from networks import build_network, load_network_config
 from networks.checkpoint import load_weights, read_checkpoint, read_state_dict
 from train.augment import BatchAugment
 from train.checkpoints import CheckpointKeeper, EarlyStopping, save_checkpoint
-from common.train_config import AugmentConfig, load_train_config
+from train.config import AugmentConfig, load_train_config
 from train.data import epoch_order, steps_per_epoch
 from train.optim import lr_factor
-from common.run_folder import RunFolder
 
 
 def test_cosine_schedule_with_linear_warmup():

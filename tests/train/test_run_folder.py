@@ -10,6 +10,7 @@ import pytest
 
 from common.errors import UserError
 from common.run_folder import RunFolder, find_run, list_runs
+from train.config import load_train_config
 
 LEGACY = Path(__file__).resolve().parent.parent / "data" / "legacy"
 """config.yaml, manifest.json and metrics.csv of a default digits run written before RunFolder existed."""
@@ -26,8 +27,11 @@ def legacy_run(tmp_path: Path) -> RunFolder:
 
 
 def test_a_run_written_before_the_typed_owner_reads(legacy_run):
-    loaded = legacy_run.read_config()
+    loaded = load_train_config(legacy_run.config_path)
     assert loaded.config.network == "digits_cnn" and loaded.config.epochs == 60 and len(loaded.network_hash) == 64
+    view = legacy_run.read_run_config()
+    assert (view.network, view.dataset, view.split("val"), view.on_unreadable) == ("digits_cnn", "digits", "val", "error")
+    assert view.network_hash == loaded.network_hash and view.get("epochs") == 60
     manifest = legacy_run.read_manifest()
     assert manifest.run == legacy_run.name and manifest.status == "finished" and manifest.init is None
     metrics = legacy_run.read_metrics()

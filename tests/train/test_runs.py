@@ -18,7 +18,7 @@ from common.errors import UserError
 from common.integrity import verify_sha256
 from common.paths import PROJECT_ROOT
 from networks.checkpoint import read_checkpoint
-from common.train_config import load_train_config
+from train.config import load_train_config
 from train.loop import RunOptions, resume, train
 
 QUIET = RunOptions(progress=False, device="cpu")

@@ -1,4 +1,4 @@
-"""``pipenv run inspect-data``: look at a data set before training on it, and measure its input statistics.
+"""Look at a data set before training on it, and measure its input statistics (``pipenv run inspect-data``).
 
 Writes ``output/inspect/<ds>/``: ``samples_<split>.png`` (a grid of sample images
 per class, labelled), ``class_counts.png`` and ``class_counts.csv`` (images per class
@@ -19,41 +19,22 @@ network config with that input contract (``--write-network``).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.cli import command_parser, parse_key_values, run_main
-from common.contract import COLOR_MODES, INTERPOLATIONS, InputContract
-from common.data_profile import ChannelStats, FileProfile, read_header, tiny_split_note
+from common.contract import COLOR_MODES, InputContract
+from common.digits import open_dataset_or_digits
 from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
 from common.images import UnreadableImageError, decode_image, load_thumbnail, to_network_input
-from common.lists import Dataset, ListFileError, Sample, open_dataset, read_split
+from common.lists import Dataset, ListFileError, Sample, read_split
 from common.paths import display_path, output_dir
 from common.staging import refuse_foreign_target, staged
-
-
-DESCRIPTION = (
-    "Look at a data set before training on it: sample grids, class counts and image formats per split; "
-    "problems (list errors, unreadable images, class imbalance, images shared by two splits, shortcuts a "
-    "network could learn instead of the content); the train split's per-channel mean and std at a given "
-    "size, optionally written as a network config. Output: output/inspect/<data set>/."
-)
-"""What ``--help`` says the command does."""
-
-EPILOG = """\
-examples:
-  pipenv run inspect-data --dataset flowers                     report, statistics at 64x64
-  pipenv run inspect-data --dataset flowers --size 96 --color-mode RGB
-  pipenv run inspect-data --dataset flowers --size 64 --write-network flowers_cnn --arch small_cnn \\
-      --params 'channels=[32,64,128]' dropout=0.2               shared_configs/networks/flowers_cnn.yaml
-"""
+from datatools.profile import ChannelStats, FileProfile, read_header, tiny_split_note
 
 DEV_SPLIT = "dev"
 """The quick-check subset of train; not checked for images shared with other splits."""
@@ -129,7 +110,7 @@ def inspect_dataset(name_or_path: str = "digits", out: Path | None = None, per_c
         UserError: When the data set or its ``classes.txt`` is unusable, it has no
             list file, or a statistics setting is invalid.
     """
-    dataset = open_dataset(name_or_path)
+    dataset = open_dataset_or_digits(name_or_path)
     splits = sorted(p.stem for p in (dataset.root / "lists").glob("*.txt"))
     if not splits:
         raise UserError(f"{display_path(dataset.root / 'lists')}: no list files")
@@ -338,146 +319,3 @@ def _count_plot(path: Path, counts: dict[str, dict[str, int]], class_names: Sequ
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
-
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = command_parser("inspect-data", DESCRIPTION, EPILOG)
-    parser.add_argument("--dataset", default="digits", help="data set name under data/, or a path (default digits)")
-    parser.add_argument("--out", type=Path, help="output folder (default output/inspect/<data set>)")
-    parser.add_argument("--per-class", type=int, default=8, help="images per class in the grids (default 8)")
-    parser.add_argument("--imbalance", type=float, default=3.0,
-                        help="largest/smallest class ratio reported as imbalance (default 3)")
-    stats = parser.add_argument_group("input statistics (train split, as the network sees it)")
-    stats.add_argument("--size", type=parse_size, default=None, metavar="H[xW]",
-                       help="network input size, e.g. 64 or 96x128 (default 64; for a pretrained timm model its "
-                       "pretrained size)")
-    stats.add_argument("--color-mode", choices=sorted(COLOR_MODES),
-                       help="L or RGB (default: RGB when any file is in colour, else L)")
-    stats.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear",
-                       help="resize filter (default bilinear)")
-    network = parser.add_argument_group("network config")
-    network.add_argument("--write-network", metavar="NAME",
-                         help="write shared_configs/networks/NAME.yaml (or a .yaml path) with the measured input "
-                         "contract and the data set's class count")
-    network.add_argument("--arch", help="with --write-network: a registered architecture, e.g. small_cnn")
-    network.add_argument("--params", nargs="+", default=[], metavar="KEY=VALUE",
-                         help="with --write-network: the architecture's parameters, values in YAML, "
-                         "e.g. 'channels=[32,64]' dropout=0.2")
-    network.add_argument("--pretrained", metavar="FILE",
-                         help="with --write-network: a weights file in model/ that training starts from")
-    network.add_argument("--overwrite", action="store_true", help="with --write-network: replace an existing config")
-    return parser
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"64"`` -> ``(64, 64)``; ``"96x128"`` -> ``(96, 128)`` (height x width)."""
-    parts = text.lower().split("x")
-    try:
-        height, width = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, 0)
-    except ValueError:
-        height = width = 0
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use H or HxW, e.g. 64 or 96x128")
-    return height, width
-
-
-def main(argv: Sequence[str]) -> int:
-    """Parse arguments, inspect, print the findings; write a network config when asked."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if bool(args.write_network) != bool(args.arch):
-        parser.error("--write-network and --arch go together")
-    if (args.params or args.overwrite or args.pretrained) and not args.write_network:
-        parser.error("--params, --pretrained and --overwrite apply with --write-network")
-    params = parse_key_values(args.params, "--params")
-    if args.write_network:
-        check_network_request(args.write_network, args.arch, params, args.overwrite)
-    height, width = args.size or (64, 64)
-    stats = StatsSettings(height, width, args.color_mode, args.interpolation)
-    result = inspect_dataset(args.dataset, args.out, args.per_class, args.imbalance, stats)
-    lines = summary_lines(result)
-    print("\n".join(lines[:60] + (["  ... and more in the report"] if len(lines) > 60 else [])))
-    print(f"report: {display_path(result.folder / 'report.txt')}")
-    if args.write_network:
-        request = NetworkRequest(args.write_network, args.arch, params, args.overwrite, args.pretrained, args.size)
-        print(write_network(result, args.dataset, request))
-    return 0
-
-
-def check_network_request(name: str, arch: str, params: dict[str, Any], overwrite: bool) -> None:
-    """Refuse a ``--write-network`` that would fail, before the (possibly long) inspection.
-
-    Raises:
-        UserError: When the config exists (without ``overwrite``), or the
-            architecture is unknown or does not take ``params``.
-    """
-    from networks.config import EXISTS_HINT, ArchConfig, NetworkConfig, network_config_path  # torch: workstation only
-    from networks.registry import check_network
-
-    path = network_config_path(name)
-    if path.exists() and not overwrite:
-        raise UserError(f"{display_path(path)} already exists; {EXISTS_HINT}")
-    placeholder = InputContract("L", 1, 1, "bilinear", (0.5,), (0.5,))  # the real one is measured later
-    check_network(NetworkConfig(name=path.stem, arch=ArchConfig(arch, dict(params)), num_classes=2, input=placeholder))
-
-
-@dataclass(frozen=True)
-class NetworkRequest:
-    """What ``--write-network`` asks for.
-
-    Attributes:
-        name: The config's name (or a ``.yaml`` path).
-        arch: The registered architecture.
-        params: Its parameters.
-        overwrite: Replace an existing config.
-        pretrained: A weights file in ``model/`` that training starts from, or None.
-        size: ``(height, width)`` given on the command line, or None.
-    """
-
-    name: str
-    arch: str
-    params: dict[str, Any]
-    overwrite: bool = False
-    pretrained: str | None = None
-    size: tuple[int, int] | None = None
-
-
-def write_network(result: Inspection, dataset: str, request: NetworkRequest) -> str:
-    """Write the network config for an inspected data set; returns what to tell the user.
-
-    The input contract is the measured one, except for an architecture that knows
-    the contract of its pretrained weights (a timm model: size, interpolation, mean
-    and std of its pretrained config; ``--size`` still chooses the size).
-
-    Raises:
-        UserError: When there are no statistics, the config exists (without
-            ``overwrite``), or the architecture or its parameters are refused.
-    """
-    if result.contract is None:
-        raise UserError(f"--write-network: no statistics were measured ({'; '.join(result.notes)}); nothing written")
-    from networks.config import network_config_path, write_network_config  # torch: the full workstation only
-    from networks.registry import registered
-
-    path = network_config_path(request.name)
-    suggest = getattr(registered(request.arch), "suggested_contract", None)
-    contract, source = result.contract, (f"input statistics measured on {result.stats_images} {STATS_SPLIT} images "
-                                         "at the size and colour mode below")
-    if suggest is not None:
-        contract = suggest(request.params, result.contract.color_mode)
-        if request.size:
-            contract = replace(contract, height=request.size[0], width=request.size[1])
-        source = f"input contract of the pretrained weights of {request.params}"
-    header = f"Written by `pipenv run inspect-data --dataset {dataset}`: {source}."
-    config = write_network_config(path, request.arch, request.params, len(result.class_names), contract,
-                                  header=header, overwrite=request.overwrite, pretrained=request.pretrained)
-    recipe = "finetune" if request.pretrained else "photos"
-    return (f"wrote {display_path(path)} ({config.arch.name}, {config.num_classes} classes, "
-            f"{config.input.color_mode} {config.input.height}x{config.input.width})\n"
-            f"next: pipenv run train --config train/configs/{recipe}.yaml network={request.name} "
-            f"data.dataset={dataset}")
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

@@ -1,7 +1,8 @@
 """The training config: defaults <- YAML file <- dotted command-line overrides.
 
-It lives in ``common`` because a run's ``config.yaml`` crosses a stage boundary:
-training writes it, deployment reads it (through :class:`common.run_folder.RunFolder`).
+Training owns it. A run's ``config.yaml`` crosses a stage boundary, but deployment
+and ``pipenv run runs`` read only a few keys of it, without OmegaConf, through
+:class:`common.run_folder.RunConfig`.
 
 Merging and type checking are OmegaConf's (structured configs); the result is
 validated as a whole and returned as a frozen :class:`TrainConfig` that is passed
@@ -19,10 +20,12 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from common.config_files import describe_config_error, load_yaml_mapping, merge, parse_overrides
 from common.errors import UserError
+from common.files import yaml_text
 from common.images import ON_UNREADABLE
 from common.paths import PROJECT_ROOT, display_path
+from common.run_folder import PINNED_KEYS
+from networks.config_files import describe_config_error, load_yaml_mapping, merge, parse_overrides
 
 DEFAULT_CONFIG = PROJECT_ROOT / "train" / "configs" / "default.yaml"
 """The config ``pipenv run train`` uses without ``--config``."""
@@ -33,8 +36,6 @@ METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 PACK_CHOICES = ("auto", "require", "off")
 """Values of ``data.pack``."""
 
-PINNED_KEYS = ("network_hash", "network_config")
-"""Extra keys of a run's ``config.yaml`` that pin the exact network config used."""
 
 
 @dataclass(frozen=True)
@@ -406,6 +407,6 @@ def validate(config: TrainConfig) -> list[str]:
     return problems
 
 
-def config_to_yaml(config: TrainConfig, extra: dict[str, Any] | None = None) -> str:
-    """The config (and extra top-level keys) as YAML."""
-    return OmegaConf.to_yaml(OmegaConf.create({**config.to_dict(), **(extra or {})}), sort_keys=False)
+def config_to_yaml(config: TrainConfig) -> str:
+    """The config as YAML, as a run's ``config.yaml`` writes it (without the pinned network)."""
+    return yaml_text(config.to_dict())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from common.predictions import (
+from evaluate.results import (
     EvaluationRecord,
     Predictions,
     ResultFileError,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from common.contract import InputContract
+from common.digits import open_dataset_or_digits
 from common.errors import UserError
-from common.files import file_sha256, write_json
-from common.images import DECODER_VERSION, check_on_unreadable, decode_sample
+from common.files import file_sha256, read_json, write_json
+from common.images import DECODER_VERSION, check_on_unreadable, decode_samples
 from common.lists import Dataset, Sample, read_split
 from common.paths import display_path
 from common.provenance import now
@@ -137,9 +137,9 @@ def open_pack_split(dataset: Dataset, split: str, contract: InputContract, on_un
     if not index_path.is_file():
         return f"no pack in {display_path(folder)}"
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = read_json(index_path)
         entry = index["splits"][split] if index.get("format_version") == PACK_FORMAT else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (UserError, AttributeError, KeyError, TypeError):
         return f"{display_path(index_path)} is unreadable or has no split {split!r}"
     if entry is None:
         return f"{display_path(index_path)}: pack format {index.get('format_version')!r}, this code reads {PACK_FORMAT}"
@@ -223,7 +223,7 @@ def write_pack(dataset: Dataset, contract: InputContract, splits: Sequence[str],
     with staged(target, exists="replace") as stage:
         for split, samples in listed.items():
             entries[split] = _write_split(stage.path, dataset, split, samples, contract, on_unreadable,
-                                          workers or os.cpu_count() or 1, progress)
+                                          workers, progress)
         write_json(stage.path / "index.json", {
             "format_version": PACK_FORMAT, "tool": "pipenv run pack", "created": now(),
             "dataset": display_path(dataset.root), "key": pack_key(contract), "decoding": decoding(contract),
@@ -236,16 +236,11 @@ def _write_split(folder: Path, dataset: Dataset, split: str, samples: list[Sampl
     images_path = folder / f"{split}.images.npy"
     array = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(samples), *contract.shape))
     kept: list[Sample] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow releases the GIL while decoding
-        for start in range(0, len(samples), 256):
-            chunk = samples[start:start + 256]
-            for sample, image in zip(chunk, pool.map(
-                    lambda s: decode_sample(dataset, s, contract, on_unreadable), chunk)):
-                if image is not None:
-                    array[len(kept)] = image
-                    kept.append(sample)
-            if progress is not None:
-                progress(len(chunk))
+    for batch, images in decode_samples(dataset, samples, contract, 256, workers, on_unreadable):
+        array[len(kept):len(kept) + len(batch)] = images
+        kept += batch
+        if progress is not None:
+            progress(len(batch))
     if not kept:
         raise UserError(f"{display_path(dataset.list_path(split))}: none of the {len(samples)} images could be decoded")
     array.flush()
@@ -265,3 +260,37 @@ def _write_split(folder: Path, dataset: Dataset, split: str, samples: list[Sampl
             "on_unreadable": on_unreadable,
             "bytes": {p.name: p.stat().st_size for p in (images_path, labels_path)},
             "sha256": {p.name: file_sha256(p) for p in (images_path, labels_path)}}
+
+
+def pack_dataset(dataset: str, network: str, splits: Sequence[str] = (), on_unreadable: str = "error",
+                 workers: int = 0, progress: bool = True) -> Path:
+    """Pack a data set's splits for a network's input contract.
+
+    Args:
+        dataset: A data set under the data folder, or its path.
+        network: A shared network config name or path (its input contract decides the pack).
+        splits: Splits to pack (default: every list file of the data set).
+        on_unreadable: ``error`` or ``skip``.
+        workers: Decoding threads (0: one per CPU core).
+        progress: Show a progress bar.
+
+    Returns:
+        The pack folder.
+
+    Raises:
+        UserError: For a missing data set, network config or split, or unreadable images under ``error``.
+    """
+    from tqdm import tqdm
+
+    from networks.config import load_network_config
+
+    data = open_dataset_or_digits(dataset)
+    contract = load_network_config(network).input
+    available = sorted(p.stem for p in (data.root / "lists").glob("*.txt"))
+    chosen = list(splits) or available
+    missing = sorted(set(chosen) - set(available))
+    if missing:
+        raise UserError(f"--splits: no list file for {missing} in {display_path(data.root / 'lists')}; "
+                        f"available: {available}")
+    with tqdm(unit="img", desc="pack", disable=None if progress else True) as bar:
+        return write_pack(data, contract, chosen, on_unreadable, workers, progress=bar.update)

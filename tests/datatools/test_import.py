@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 
 from common.errors import UserError
-from common.folder_import import SplitSettings, import_folder
 from common.lists import load_dataset, read_split
 from common.paths import PROJECT_ROOT
 from common.splits import split_indices
+from datatools.importer import SplitSettings, import_dataset
+from tests.commands import command_line
 from tests.photo_folder import CLASSES, UNREADABLE, write_photo_folder
 
 
@@ -33,7 +34,7 @@ def splits_of(root: Path) -> dict[str, list]:
 
 def test_every_readable_image_lands_in_one_stratified_split(photos, tmp_path):
     before = sorted((p.relative_to(photos), p.stat().st_mtime_ns) for p in photos.rglob("*"))
-    result = import_folder(photos, tmp_path / "flowers")
+    result = import_dataset("folder", photos, tmp_path / "flowers")
     assert load_dataset(result.root).class_names == CLASSES
     assert result.class_counts == dict.fromkeys(CLASSES, 40)
     assert sorted(entry.path for entry in result.left_out) == sorted(UNREADABLE)
@@ -57,16 +58,16 @@ def test_every_readable_image_lands_in_one_stratified_split(photos, tmp_path):
 
 
 def test_the_split_is_seeded(photos, tmp_path):
-    first = splits_of(import_folder(photos, tmp_path / "a").root)
-    again = splits_of(import_folder(photos, tmp_path / "b").root)
-    other = splits_of(import_folder(photos, tmp_path / "c", settings=SplitSettings(seed=1)).root)
+    first = splits_of(import_dataset("folder", photos, tmp_path / "a").root)
+    again = splits_of(import_dataset("folder", photos, tmp_path / "b").root)
+    other = splits_of(import_dataset("folder", photos, tmp_path / "c", settings=SplitSettings(seed=1)).root)
     assert [s.path for s in first["test"]] == [s.path for s in again["test"]]
     assert [s.path for s in first["test"]] != [s.path for s in other["test"]]
 
 
 @pytest.mark.parametrize("link", ["copy", "symlink", "hardlink"])
 def test_link_modes_never_move_the_originals(photos, tmp_path, link):
-    root = import_folder(photos, tmp_path / "ds", link=link).root
+    root = import_dataset("folder", photos, tmp_path / "ds", link=link).root
     copied, original = root / "raw" / "temple" / "000.jpg", photos / "temple" / "000.jpg"
     assert original.is_file() and copied.read_bytes() == original.read_bytes()
     assert copied.is_symlink() == (link == "symlink")
@@ -81,14 +82,14 @@ def test_refusals_leave_everything_as_it_was(photos, tmp_path):
     existing.mkdir()
     (existing / "mine.txt").write_text("precious")
     with pytest.raises(UserError, match="already exists; choose another --name"):
-        import_folder(photos, existing)
+        import_dataset("folder", photos, existing)
     assert [p.name for p in existing.iterdir()] == ["mine.txt"]
     with pytest.raises(UserError, match="no such folder"):
-        import_folder(tmp_path / "nowhere", tmp_path / "x")
+        import_dataset("folder", tmp_path / "nowhere", tmp_path / "x")
     with pytest.raises(UserError, match="inside"):
-        import_folder(photos, photos / "data")
+        import_dataset("folder", photos, photos / "data")
     with pytest.raises(UserError, match="--link"):
-        import_folder(photos, tmp_path / "x", link="move")
+        import_dataset("folder", photos, tmp_path / "x", link="move")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flowers"]  # no staging folder left behind
 
 
@@ -98,12 +99,12 @@ def test_too_few_classes_or_images_name_the_folder(tmp_path):
         (source / "cat").mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8), (index, 0, 0)).save(source / "cat" / f"{index}.png")
     with pytest.raises(UserError, match="found 1 class folder"):
-        import_folder(source, tmp_path / "x")
+        import_dataset("folder", source, tmp_path / "x")
     (source / "dog").mkdir()
     Image.new("RGB", (8, 8)).save(source / "dog" / "only.png")
     (source / "dog" / "broken.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(UserError, match=r"fewer than 3 readable images.*'dog' \(1\)"):
-        import_folder(source, tmp_path / "x")
+        import_dataset("folder", source, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
@@ -126,7 +127,7 @@ def test_the_command_line(photos, tmp_path):
     env = {**os.environ, "IMAGEPIPE_DATA": str(tmp_path / "data")}
 
     def prepare(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "common.prepare_data", *args], cwd=PROJECT_ROOT, env=env,
+        return subprocess.run(command_line("prepare-data", *args), cwd=PROJECT_ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
 
     done = prepare("--from-folder", str(photos), "--name", "flowers", "--link", "symlink", "--test", "0.25")

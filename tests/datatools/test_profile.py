@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from common.contract import InputContract
-from common.data_profile import ChannelStats, FileProfile, quick_check, tiny_split_note
-from common.folder_import import import_folder
 from common.images import load_samples
-from common.inspect_data import StatsSettings, inspect_dataset
 from common.lists import load_dataset, read_split
+from datatools.importer import import_dataset
+from datatools.inspect import StatsSettings, inspect_dataset
+from datatools.profile import ChannelStats, FileProfile, quick_check, tiny_split_note
 from tests.photo_folder import write_photo_folder
 
 
@@ -23,7 +23,7 @@ from tests.photo_folder import write_photo_folder
 def flowers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The generated photo folder imported as a data set (mixed formats, modes and sizes)."""
     base = tmp_path_factory.mktemp("flowers")
-    return import_folder(write_photo_folder(base / "photos"), base / "flowers").root
+    return import_dataset("folder", write_photo_folder(base / "photos"), base / "flowers").root
 
 
 def shortcut_set(tmp_path: Path) -> Path:
@@ -38,7 +38,7 @@ def shortcut_set(tmp_path: Path) -> Path:
             if name == "gray":
                 image = image.convert("L")
             image.save(source / name / f"{index}.{'png' if name == 'png' else 'jpg'}")
-    return import_folder(source, tmp_path / "shortcuts").root
+    return import_dataset("folder", source, tmp_path / "shortcuts").root
 
 
 @pytest.mark.parametrize(("color_mode", "size"), [("RGB", (20, 24)), ("L", (16, 16))])

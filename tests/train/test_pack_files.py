@@ -13,7 +13,7 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.images import load_samples
 from common.lists import load_dataset, read_split
-from common.packs import PackSplit, open_pack_split, pack_folder, write_pack
+from train.packs import PackSplit, open_pack_split, pack_folder, write_pack
 
 CONTRACT = InputContract("L", 16, 16, "bilinear", (0.3,), (0.4,))
 

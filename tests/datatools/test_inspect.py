@@ -7,8 +7,8 @@ import shutil
 
 from PIL import Image
 
-from common.inspect_data import inspect_dataset
 from common.lists import load_dataset, read_split
+from datatools.inspect import inspect_dataset
 
 
 def test_the_bundled_digits_are_clean_and_every_output_is_written(digits_root, tmp_path):

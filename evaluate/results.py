@@ -22,9 +22,6 @@ classes in its order.
 from __future__ import annotations
 
 import builtins
-import csv
-import io
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import FileProblems, UserError
-from common.files import atomic_write_text, read_text, write_json
+from common.files import read_csv, read_json, write_csv, write_json
 from common.lists import normalise_path, parse_label
 from common.paths import display_path
 
@@ -79,14 +76,10 @@ class Predictions:
 
 def write_predictions(path: Path, predictions: Predictions) -> None:
     """Write ``predictions.csv`` atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*FIXED_COLUMNS, *(f"{SCORE_PREFIX}{name}" for name in predictions.class_names)])
     predicted = predictions.predicted
-    for row, (image, label) in enumerate(zip(predictions.paths, predictions.labels)):
-        scores = [f"{value:.9g}" for value in predictions.probabilities[row]]
-        writer.writerow([image, int(label), int(predicted[row]), *scores])
-    atomic_write_text(path, buffer.getvalue())
+    write_csv(path, [*FIXED_COLUMNS, *(f"{SCORE_PREFIX}{name}" for name in predictions.class_names)],
+              ([image, int(label), int(predicted[row]), *(f"{value:.9g}" for value in predictions.probabilities[row])]
+               for row, (image, label) in enumerate(zip(predictions.paths, predictions.labels))))
 
 
 @dataclass
@@ -135,7 +128,7 @@ def read_predictions(path: Path, record: EvaluationRecord | None = None) -> Pred
     shown = display_path(path)
     if not Path(path).is_file():
         raise UserError(f"{shown}: predictions file not found")
-    rows = csv.reader(io.StringIO(read_text(path), newline=""))
+    rows = iter(read_csv(path))
     header = next(rows, None) or []
     class_names, header_problems = _check_header(header, shown, record)
     parsed = _read_rows(rows, shown, class_names)
@@ -326,9 +319,9 @@ def read_evaluation_record(folder: Path) -> EvaluationRecord | None:
         return None
     shown = display_path(path)
     try:
-        data = json.loads(read_text(path))
-    except ValueError as exc:
-        raise ResultFileError([f"{shown}: not JSON ({exc})"]) from None
+        data = read_json(path, "not JSON")
+    except UserError as exc:
+        raise ResultFileError([str(exc)]) from None
     known = {f.name for f in fields(EvaluationRecord)}
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise ResultFileError([f"{shown}: not an evaluation record of this project (no name)"])
