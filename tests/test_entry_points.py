@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -22,6 +24,7 @@ def run_command(name: str, *args: str, env: dict[str, str] | None = None) -> sub
     )
 
 
+@pytest.mark.slow
 def test_prepare_data_writes_then_reports_up_to_date(tmp_path: Path):
     first = run_command("prepare-data", "--out", str(tmp_path / "digits"))
     assert first.returncode == 0, first.stderr
@@ -30,6 +33,7 @@ def test_prepare_data_writes_then_reports_up_to_date(tmp_path: Path):
     assert again.returncode == 0 and "already up to date" in again.stdout
 
 
+@pytest.mark.slow
 def test_prepare_data_refuses_to_overwrite_without_a_traceback(tmp_path: Path):
     target = tmp_path / "digits"
     target.mkdir()
@@ -40,6 +44,7 @@ def test_prepare_data_refuses_to_overwrite_without_a_traceback(tmp_path: Path):
     assert "--force" in result.stderr and (target / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_prepare_data_default_folder_follows_the_data_setting(tmp_path: Path):
     result = run_command("prepare-data", env={"IMAGEPIPE_DATA": str(tmp_path / "big-disk")})
     assert result.returncode == 0, result.stderr

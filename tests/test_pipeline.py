@@ -26,6 +26,7 @@ def fake_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+@pytest.mark.slow
 def test_prepares_the_bundled_data_first(tmp_path, monkeypatch, fake_stages):
     monkeypatch.setenv("IMAGEPIPE_DATA", str(tmp_path / "data"))
     result = run_pipeline([Stage("fake_a", "a")])

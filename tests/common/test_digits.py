@@ -15,6 +15,7 @@ from common.lists import load_dataset, read_split
 NATIVE = InputContract("L", 8, 8, "bilinear", (0.5,), (0.5,))
 
 
+@pytest.mark.slow
 def test_splits_are_disjoint_stratified_and_documented_sizes(digits_root):
     dataset = load_dataset(digits_root)
     assert dataset.class_names == tuple(str(d) for d in range(10))
@@ -41,6 +42,7 @@ def test_images_hold_the_scikit_learn_pixels(digits_root):
         np.testing.assert_array_equal(image[0], np.rint(reference.images[index] * 255 / 16).astype(np.uint8))
 
 
+@pytest.mark.slow
 def test_rerun_is_unchanged_and_a_different_seed_is_refused(tmp_path):
     root = tmp_path / "digits"
     assert prepare_digits(root).action == "created"
@@ -53,6 +55,7 @@ def test_rerun_is_unchanged_and_a_different_seed_is_refused(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["digits"]  # no staging folder left behind
 
 
+@pytest.mark.slow
 def test_a_users_folder_is_never_overwritten_and_force_keeps_a_backup(tmp_path):
     root = tmp_path / "digits"
     root.mkdir()
@@ -66,6 +69,7 @@ def test_a_users_folder_is_never_overwritten_and_force_keeps_a_backup(tmp_path):
     assert len(read_split(load_dataset(root), "train")) == 1257
 
 
+@pytest.mark.slow
 def test_ensure_digits_prepares_only_when_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGEPIPE_DATA", str(tmp_path / "data"))
     root = ensure_digits()

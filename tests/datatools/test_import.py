@@ -123,6 +123,7 @@ def test_split_fractions_and_small_classes():
         split_indices(np.repeat(np.arange(3), 2), 0)
 
 
+@pytest.mark.slow
 def test_the_command_line(photos, tmp_path):
     env = {**os.environ, "IMAGEPIPE_DATA": str(tmp_path / "data")}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 
@@ -11,6 +13,7 @@ from common.lists import load_dataset, read_split
 from datatools.inspect import inspect_dataset
 
 
+@pytest.mark.slow
 def test_the_bundled_digits_are_clean_and_every_output_is_written(digits_root, tmp_path):
     result = inspect_dataset(str(digits_root), out=tmp_path / "report")
     assert result.problems == []
@@ -21,6 +24,7 @@ def test_the_bundled_digits_are_clean_and_every_output_is_written(digits_root, t
     assert (tmp_path / "report" / "class_counts.csv").read_text().startswith("class,dev,test,train,val")
 
 
+@pytest.mark.slow
 def test_planted_problems_are_found(digits_root, tmp_path):
     copy = tmp_path / "digits"
     shutil.copytree(digits_root, copy)

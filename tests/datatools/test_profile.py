@@ -41,6 +41,7 @@ def shortcut_set(tmp_path: Path) -> Path:
     return import_dataset("folder", source, tmp_path / "shortcuts").root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("color_mode", "size"), [("RGB", (20, 24)), ("L", (16, 16))])
 def test_statistics_equal_numpy_on_the_same_decoded_images(flowers, tmp_path, color_mode, size):
     stats = StatsSettings(size[0], size[1], color_mode, "bicubic")
@@ -71,6 +72,7 @@ def test_streaming_statistics_match_all_pixels_at_once():
     assert stats.pixels == 80 * 35
 
 
+@pytest.mark.slow
 def test_mixed_photos_raise_no_shortcut_and_pick_colour(flowers, tmp_path):
     result = inspect_dataset(str(flowers), out=tmp_path / "report")
     assert result.problems == []
@@ -83,6 +85,7 @@ def test_mixed_photos_raise_no_shortcut_and_pick_colour(flowers, tmp_path):
     assert "image_profile.csv" in {p.name for p in (tmp_path / "report").iterdir()}
 
 
+@pytest.mark.slow
 def test_shortcuts_and_colour_mode_mismatch_are_warned(tmp_path):
     root = shortcut_set(tmp_path)
     result = inspect_dataset(str(root), out=tmp_path / "report", stats=StatsSettings(color_mode="L"))
@@ -97,6 +100,7 @@ def test_shortcuts_and_colour_mode_mismatch_are_warned(tmp_path):
     assert "pipenv run inspect-data --dataset shortcuts" in line
 
 
+@pytest.mark.slow
 def test_colour_contract_on_grayscale_digits_is_warned_and_auto_picks_grayscale(digits_root, tmp_path):
     auto = inspect_dataset(str(digits_root), out=tmp_path / "a", per_class=1, stats=StatsSettings(16, 16))
     assert auto.problems == [] and auto.contract.color_mode == "L"
@@ -124,6 +128,7 @@ def test_a_uniform_class_is_no_shortcut_when_the_others_share_it():
     assert tiny_split_note("dev", 64, 10) is not None and tiny_split_note("val", 180, 10) is None
 
 
+@pytest.mark.slow
 def test_tiny_splits_get_a_note_instead_of_an_imbalance_figure(digits_root, tmp_path):
     copy = tmp_path / "digits"
     shutil.copytree(digits_root, copy)

@@ -38,6 +38,7 @@ def model_files() -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.slow
 def test_export_writes_a_self_describing_model(trained_run):
     result = export(options(trained_run, name="tiny"))
     assert model_files() == ["tiny.json", "tiny.onnx", "tiny.onnx.sha256"]
@@ -69,6 +70,7 @@ def test_export_writes_a_self_describing_model(trained_run):
     assert not [p for p in Path(os.environ["IMAGEPIPE_MODEL"]).iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_the_card_is_read_as_json_and_a_model_without_one_is_refused(trained_run, tmp_path):
     result = export(options(trained_run, name="tiny"))
     model = onnx.load(str(result.model))
@@ -84,6 +86,7 @@ def test_the_card_is_read_as_json_and_a_model_without_one_is_refused(trained_run
         ModelCard.from_metadata({CARD_KEY: "__import__('os')"}, "m.onnx")
 
 
+@pytest.mark.slow
 def test_onnx_predictions_equal_pytorch_on_the_test_list(trained_run):
     result = export(options(trained_run, name="tiny"))
     checkpoint = read_checkpoint(trained_run.run_dir / "checkpoints" / "best.pt")
@@ -100,6 +103,7 @@ def test_onnx_predictions_equal_pytorch_on_the_test_list(trained_run):
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()  # top-1 agreement 100%
 
 
+@pytest.mark.slow
 def test_a_changed_shared_network_config_is_refused(trained_run, tmp_path):
     changed = tmp_path / "tiny.yaml"
     changed.write_text(trained_run.network_config.read_text().replace("dropout: 0.1", "dropout: 0.3"))
@@ -111,6 +115,7 @@ def test_a_changed_shared_network_config_is_refused(trained_run, tmp_path):
     assert model_files() == []
 
 
+@pytest.mark.slow
 def test_unusable_checkpoints_give_clear_errors(trained_run, tmp_path):
     best = trained_run.run_dir / "checkpoints" / "best.pt"
     truncated = tmp_path / "truncated.pt"
@@ -145,6 +150,7 @@ def perturbing(to_onnx):
     return export_then_perturb
 
 
+@pytest.mark.slow
 def test_the_parity_gate_fails_and_leaves_no_model(trained_run, monkeypatch, capsys):
     import deploy.export as module
 
@@ -159,6 +165,7 @@ def test_the_parity_gate_fails_and_leaves_no_model(trained_run, monkeypatch, cap
     assert model_files() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_int8_export_reports_its_parity_against_fp32(trained_run, mode):
     result = export(options(trained_run, name="tiny", quantize="int8", quantize_mode=mode, int8_min_agreement=0.9))
@@ -172,6 +179,7 @@ def test_int8_export_reports_its_parity_against_fp32(trained_run, mode):
     assert card.contract == result.card.contract
 
 
+@pytest.mark.slow
 def test_an_existing_model_is_never_silently_overwritten(trained_run):
     export(options(trained_run, name="tiny"))
     before = Path(os.environ["IMAGEPIPE_MODEL"], "tiny.onnx").read_bytes()
@@ -182,6 +190,7 @@ def test_an_existing_model_is_never_silently_overwritten(trained_run):
     assert replaced.card.source.checkpoint.endswith("last.pt")
 
 
+@pytest.mark.slow
 def test_the_command_line_prints_the_parity_figures(trained_run, tmp_path):
     env = {**os.environ, "IMAGEPIPE_OUTPUT": str(trained_run.run_dir.parent.parent)}
     shutil.copy(trained_run.network_config, tmp_path / "tiny.yaml")

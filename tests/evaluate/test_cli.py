@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ def test_help_imports_nothing_heavy():
         assert run(*args).returncode == 0
 
 
+@pytest.mark.slow
 def test_evaluate_score_and_compare_from_the_command_line(make_model, digits_root):
     model = make_model()
     listed = str(digits_root / "lists" / "test.txt")

@@ -16,6 +16,7 @@ from evaluate.evaluation import EvaluateOptions, evaluate
 from evaluate.results import read_predictions
 
 
+@pytest.mark.slow
 def test_compare_two_models_on_the_same_list(make_model, digits_root):
     test_list = digits_root / "lists" / "test.txt"
     a = evaluate(EvaluateOptions(model=make_model("few", train_images=60), list=test_list, progress=False)).folder
@@ -54,6 +55,7 @@ def test_compare_two_models_on_the_same_list(make_model, digits_root):
     assert html.index("Verdict: B differs") < html.index("<table")
 
 
+@pytest.mark.slow
 def test_a_model_compared_with_itself_shows_no_difference(make_model, digits_root):
     test_list = digits_root / "lists" / "test.txt"
     model = make_model()
@@ -70,6 +72,7 @@ def test_a_model_compared_with_itself_shows_no_difference(make_model, digits_roo
         compare_evaluations(a, b, name="bad", seed=-2)
 
 
+@pytest.mark.slow
 def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root, tmp_path):
     model = make_model()
     a = evaluate(EvaluateOptions(model=model, list=digits_root / "lists" / "test.txt", progress=False)).folder

@@ -35,6 +35,7 @@ def eval_root() -> Path:
     return Path(os.environ["IMAGEPIPE_OUTPUT"]) / "eval"
 
 
+@pytest.mark.slow
 def test_evaluation_writes_every_output_and_the_numbers_are_right(make_model, digits_root):
     model = make_model()
     folder = run(model, digits_root)
@@ -67,6 +68,7 @@ def test_evaluation_writes_every_output_and_the_numbers_are_right(make_model, di
     assert context["skipped"] == [] and context["input_contract"] == CONTRACT.to_dict()
 
 
+@pytest.mark.slow
 def test_rescoring_the_result_file_alone_gives_the_same_metrics(make_model, digits_root, tmp_path):
     folder = run(make_model(), digits_root)
     original = (folder / "metrics.json").read_text()
@@ -94,6 +96,7 @@ def test_a_model_without_a_card_is_refused(make_model, digits_root):
     assert not eval_root().exists()
 
 
+@pytest.mark.slow
 def test_a_contract_that_does_not_fit_the_graph_is_refused(make_model, digits_root):
     from common.contract import InputContract
 
@@ -104,6 +107,7 @@ def test_a_contract_that_does_not_fit_the_graph_is_refused(make_model, digits_ro
     assert not eval_root().exists()
 
 
+@pytest.mark.slow
 def test_classes_that_differ_from_the_models_are_refused(make_model, digits_root, tmp_path):
     other = tmp_path / "letters"
     shutil.copytree(digits_root, other)
@@ -126,6 +130,7 @@ def test_bad_lists_are_refused_before_anything_is_written(make_model, digits_roo
     assert not eval_root().exists()
 
 
+@pytest.mark.slow
 def test_an_unreadable_image_leaves_no_half_written_output(make_model, digits_root, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(digits_root, copy)
@@ -140,6 +145,7 @@ def test_an_unreadable_image_leaves_no_half_written_output(make_model, digits_ro
     assert json.loads((skipped.folder / "evaluation.json").read_text())["skipped"] == [victim.path]
 
 
+@pytest.mark.slow
 def test_an_existing_evaluation_is_never_overwritten_silently(make_model, digits_root):
     model = make_model()
     folder = run(model, digits_root)
@@ -151,6 +157,7 @@ def test_an_existing_evaluation_is_never_overwritten_silently(make_model, digits
     assert run(model, digits_root, name="again").name == "again"
 
 
+@pytest.mark.slow
 def test_the_newest_model_is_the_default(make_model, digits_root, monkeypatch, tmp_path):
     models = tmp_path / "models"
     models.mkdir()

@@ -33,6 +33,7 @@ def evaluated(make_model, digits_root: Path, **options) -> Path:
                                     **options)).folder
 
 
+@pytest.mark.slow
 def test_the_report_opens_with_computed_sentences(make_model, digits_root):
     folder = evaluated(make_model, digits_root)
     predictions = read_predictions(folder / "predictions.csv")
@@ -69,6 +70,7 @@ def test_the_report_opens_with_computed_sentences(make_model, digits_root):
     assert all(len(row["f1_interval"]) == 2 for row in metrics["per_class"])
 
 
+@pytest.mark.slow
 def test_bad_cases_name_the_runner_up_and_show_the_network_input(make_model, digits_root, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(evaluated(make_model, digits_root), folder)
@@ -99,6 +101,7 @@ def test_bad_cases_name_the_runner_up_and_show_the_network_input(make_model, dig
     assert "network input 4\u00d75" in html and "runner-up: " in html
 
 
+@pytest.mark.slow
 def test_classes_without_test_samples_are_flagged_and_left_out_of_macro(make_model, digits_root, tmp_path):
     source = evaluated(make_model, digits_root)
     lines = (source / "predictions.csv").read_text().splitlines()
@@ -119,6 +122,7 @@ def test_classes_without_test_samples_are_flagged_and_left_out_of_macro(make_mod
     assert "No test samples for 9" in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_the_bootstrap_can_be_turned_off_and_is_validated(make_model, digits_root, tmp_path):
     folder = evaluated(make_model, digits_root, bootstrap=0, name="quick")
     metrics = json.loads((folder / "metrics.json").read_text())

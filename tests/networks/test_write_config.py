@@ -55,6 +55,7 @@ def test_a_config_that_would_not_build_is_never_written(tmp_path, arch, params, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_inspect_data_writes_the_measured_contract(digits_root, tmp_path):
     env = {**os.environ, "IMAGEPIPE_OUTPUT": str(tmp_path / "out")}
     path = tmp_path / "digits_small.yaml"

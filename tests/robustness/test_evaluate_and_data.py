@@ -455,6 +455,7 @@ def test_the_table_holds_the_bad_inputs_docs_robustness_md_counts():
 
 # -- images: decompression bombs and memory, symbolic links out of the data set --------------------------------------
 
+@pytest.mark.slow
 def test_inspect_data_reports_a_decompression_bomb_with_its_line(ws, capsys):
     write_blank_png(ws.tiny / "raw" / "huge.png", 14000, 14000)  # past Pillow's own error limit
     add_list_line(ws, "raw/huge.png 4\n")
@@ -481,6 +482,7 @@ def peak_memory_mb(command: str, argv: list[str]) -> tuple[subprocess.CompletedP
     return result, peak_kb / 1024
 
 
+@pytest.mark.slow
 def test_small_files_of_huge_images_never_make_evaluate_use_gigabytes(ws):
     """13000 x 13000 PNGs of half a megabyte: evaluation skips them, scoring draws no thumbnail of them.
 
@@ -579,6 +581,7 @@ def test_no_permission_during_prepare_data_names_the_file(ws, capsys, monkeypatc
     assert not (ws.data / "copied").exists() and hidden_entries(ws.data) == []
 
 
+@pytest.mark.slow
 def test_a_read_only_disk_during_inspect_data_names_the_file(ws, capsys, monkeypatch):
     fail_writes(monkeypatch, errno.EROFS, 0)
     status, err = run_command("inspect-data", ["--dataset", str(ws.tiny)], capsys)

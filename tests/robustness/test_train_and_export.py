@@ -225,6 +225,7 @@ def test_runs_lists_every_readable_run_and_marks_the_broken_one(world, capsys):
     assert "unreadable: broken-20990101-000000:" in out and "config.yaml" in out
 
 
+@pytest.mark.slow
 def test_a_damaged_model_is_refused_by_evaluation(world, capsys):
     from evaluate.__main__ import main as evaluate_main
 

@@ -77,6 +77,7 @@ def test_config_differences_lists_dotted_keys():
     assert differences(a, b) == {"epochs": (30, 99), "optim.lr": (0.001, 0.1)}
 
 
+@pytest.mark.slow
 def test_print_config_shows_the_resolved_config():
     result = subprocess.run([sys.executable, "-m", "train", "--print-config", "optim.lr=0.25", "--dev"],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
@@ -84,6 +85,7 @@ def test_print_config_shows_the_resolved_config():
     assert "lr: 0.25" in result.stdout and "train_split: dev" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_have_no_traceback():
     result = subprocess.run([sys.executable, "-m", "train", "optim.lrr=1"], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=120)

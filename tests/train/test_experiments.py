@@ -29,6 +29,7 @@ params:
 """
 
 
+@pytest.mark.slow
 def test_runs_lists_shows_and_diffs_real_runs(fast_config):
     a = train(fast_config("optim.lr=0.001"), QUIET)
     b = train(fast_config("optim.lr=0.002", "epochs=3"), QUIET)
@@ -45,6 +46,7 @@ def test_runs_lists_shows_and_diffs_real_runs(fast_config):
     assert result.returncode == 0 and "optim.lr: 0.001 -> 0.002" in result.stdout
 
 
+@pytest.mark.slow
 def test_runs_name_the_models_exported_from_them(fast_config, tmp_path):
     from deploy.export import ExportOptions, export
 
@@ -65,6 +67,7 @@ def test_a_dead_running_run_is_reported_crashed():
     assert effective_status(RunManifest(run="r", status="stopped_early", started="")) == "stopped_early"
 
 
+@pytest.mark.slow
 def test_an_epoch_callback_can_stop_a_run(fast_config):
     seen = []
 
@@ -78,6 +81,7 @@ def test_an_epoch_callback_can_stop_a_run(fast_config):
     assert json.loads((result.run_dir / "manifest.json").read_text())["status"] == "pruned"
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_one_training_run_per_trial_and_continues(tiny_network, digits_root, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
@@ -98,6 +102,7 @@ def test_a_sweep_runs_one_training_run_per_trial_and_continues(tiny_network, dig
     assert again.counts == {"COMPLETE": 4}  # the study continued
 
 
+@pytest.mark.slow
 def test_poor_trials_are_pruned(tiny_network, digits_root, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
@@ -125,6 +130,7 @@ def test_search_space_errors_name_the_key(tmp_path, text, message):
         load_space(path)
 
 
+@pytest.mark.slow
 def test_the_lr_finder_leaves_no_run_behind(fast_config):
     result = find_lr(fast_config("augment.rotation=0"), QUIET, lr_min=1e-5, lr_max=1.0, steps=30)
     output = Path(os.environ["IMAGEPIPE_OUTPUT"])
@@ -142,6 +148,7 @@ def test_the_suggestion_is_the_steepest_descent_before_the_minimum():
     assert suggest(lrs[:6], [2.0, 2.1, 2.2, 2.3, 2.4, 2.5]) is None
 
 
+@pytest.mark.slow
 def test_the_command_lines(tiny_network, digits_root, tmp_path):
     env = {**os.environ, "IMAGEPIPE_OUTPUT": str(tmp_path / "out")}
     finder = subprocess.run([sys.executable, "-m", "train", "--find-lr", "--dev", f"network={tiny_network}",

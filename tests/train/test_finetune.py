@@ -70,6 +70,7 @@ def test_the_weight_average_is_the_exponential_average_of_the_steps(fast_config)
     assert not torch.equal(averaged["classifier.weight"], trainer.network.state_dict()["classifier.weight"])
 
 
+@pytest.mark.slow
 def test_with_averaging_best_pt_and_export_use_the_averaged_weights(fast_config, tiny_network):
     from deploy.export import ExportOptions, export
     from deploy.parity import onnx_predictor
@@ -92,6 +93,7 @@ def test_with_averaging_best_pt_and_export_use_the_averaged_weights(fast_config,
     assert np.abs(onnx - outputs["model"]).max() < 1e-4 < np.abs(onnx - outputs["model_raw"]).max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", ["finetune.backbone_lr_scale=0.3", "finetune.freeze_backbone_epochs=2",
                                      "finetune.ema_decay=0.8"])
 def test_a_stopped_run_resumes_bit_for_bit_with_each_setting(fast_config, setting):

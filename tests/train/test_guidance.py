@@ -36,6 +36,7 @@ def test_train_accepts_overrides_before_and_after_flags(capsys, tiny_network):
     assert "train_split: dev" in printed  # --dev, given between the overrides, applied too
 
 
+@pytest.mark.slow
 def test_the_run_log_has_the_data_check_and_the_time_estimate(fast_config):
     result = train(fast_config("epochs=3"), RunOptions(progress=False, device="cpu", dev=True))
     log = (result.run_dir / "log.txt").read_text()
@@ -45,6 +46,7 @@ def test_the_run_log_has_the_data_check_and_the_time_estimate(fast_config):
     assert log.index("epoch 1/3") < log.index("time estimate:") < log.index("epoch 2/3")
 
 
+@pytest.mark.slow
 def test_a_shortcut_is_named_at_the_start_of_training(fast_config, digits_root, tmp_path):
     copy = tmp_path / "digits"
     lines = []

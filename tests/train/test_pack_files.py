@@ -25,6 +25,7 @@ def digits(digits_root, tmp_path):
     return load_dataset(tmp_path / "digits")
 
 
+@pytest.mark.slow
 def test_a_pack_holds_exactly_what_decoding_gives(digits):
     folder = write_pack(digits, CONTRACT, ["train", "val"])
     assert folder == digits.root / "packs" / "L-16x16-bilinear"

@@ -37,6 +37,7 @@ def weights(run_dir) -> dict[str, torch.Tensor]:
     return read_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
 
 
+@pytest.mark.slow
 def test_a_matching_pack_is_used_and_trains_exactly_as_decoding(fast_config, digits, tiny_network):
     decoded = train(fast_config(f"data.dataset={digits.root}", *DEV), QUIET)
     write_pack(digits, load_network_config(tiny_network).input, ["dev"])
@@ -50,6 +51,7 @@ def test_a_matching_pack_is_used_and_trains_exactly_as_decoding(fast_config, dig
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_a_stale_pack_is_ignored_saying_why_or_refused(fast_config, digits, tiny_network):
     write_pack(digits, load_network_config(tiny_network).input, ["dev"])
     with open(digits.list_path("dev"), "a") as stream:

@@ -160,6 +160,7 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         read_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow
 def test_a_kill_during_checkpoint_save_leaves_the_previous_last_pt(tmp_path):
     """A process dies in the middle of writing last.pt; the old last.pt must still load."""
     target = tmp_path / "last.pt"

@@ -35,6 +35,7 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert different == [], f"tensors differ: {different[:5]}"
 
 
+@pytest.mark.slow
 def test_dev_run_writes_every_file_of_the_run_folder(fast_config):
     result = train(fast_config("checkpoint.top_k=1"), RunOptions(progress=False, device="cpu", dev=True))
     run = result.run_dir
@@ -115,6 +116,7 @@ def test_resume_after_a_kill_ends_with_bitwise_identical_weights(tiny_network, d
     assert manifest["status"] == "finished" and manifest["resumed"][0]["epoch"] == stopped_at
 
 
+@pytest.mark.slow
 def test_resume_refuses_config_changes_unless_allowed(fast_config):
     run = train(fast_config("data.train_split=dev", "data.val_split=dev"), QUIET)
     with pytest.raises(UserError, match=r"already completed 2 of 2 epochs; to train longer: .*--allow-change epochs"):
@@ -130,6 +132,7 @@ def test_resume_refuses_config_changes_unless_allowed(fast_config):
     assert resume("last", ["epochs=4"], ["epochs"], options=QUIET).run_dir == run.run_dir
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_and_records_why(fast_config):
     result = train(fast_config("epochs=10", "early_stopping.patience=1", "early_stopping.min_delta=1.0",
                                "checkpoint.monitor=val/accuracy", "checkpoint.mode=max",
@@ -141,6 +144,7 @@ def test_early_stopping_stops_and_records_why(fast_config):
     assert read_checkpoint(result.run_dir / "checkpoints" / "last.pt")["early_stopping"]["bad_epochs"] == 1
 
 
+@pytest.mark.slow
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(fast_config):
     # epoch 1 trains normally; from epoch 2 the step schedule multiplies the rate by 1e12
     result = train(fast_config("epochs=4", "optim.name=sgd", "optim.lr=0.01", "schedule.name=step",
@@ -153,6 +157,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(fast_config):
     assert json.loads((result.run_dir / "manifest.json").read_text())["status"] == "diverged"
 
 
+@pytest.mark.slow
 def test_initialising_from_another_runs_weights(fast_config, tmp_path):
     source = train(fast_config("epochs=1", "data.train_split=dev", "data.val_split=dev"), QUIET)
     best = source.run_dir / "checkpoints" / "best.pt"
@@ -171,6 +176,7 @@ def test_initialising_from_another_runs_weights(fast_config, tmp_path):
     assert "reshaped" in (partial.run_dir / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_a_changed_shared_network_config_is_refused_when_repeating(fast_config, tiny_network):
     run = train(fast_config("epochs=1", "data.train_split=dev", "data.val_split=dev"), QUIET)
     tiny_network.write_text(tiny_network.read_text().replace("dropout: 0.1", "dropout: 0.3"))
@@ -178,6 +184,7 @@ def test_a_changed_shared_network_config_is_refused_when_repeating(fast_config, 
         train(load_train_config(run.run_dir / "config.yaml"), QUIET)
 
 
+@pytest.mark.slow
 def test_mismatched_class_count_is_a_clear_error(fast_config, tmp_path):
     five = tmp_path / "five.yaml"
     five.write_text((tmp_path / "tiny.yaml").read_text().replace("num_classes: 10", "num_classes: 5"))
@@ -203,6 +210,7 @@ def test_two_process_gloo_ddp_run(tiny_network, digits_root, tmp_path):
     assert read_checkpoint(runs[0] / "checkpoints" / "last.pt")["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_decoding_per_batch_trains_exactly_like_in_memory(fast_config):
     split = ["data.train_split=dev", "data.val_split=dev", "epochs=1"]
     in_memory = train(fast_config(*split), QUIET)
@@ -210,6 +218,7 @@ def test_decoding_per_batch_trains_exactly_like_in_memory(fast_config):
     assert_same_weights(final_weights(in_memory.run_dir), final_weights(per_batch.run_dir))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1])
 def test_an_unreadable_image_met_while_training_names_list_and_line(fast_config, write_dataset, workers):
     import numpy as np
