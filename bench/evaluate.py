@@ -75,7 +75,7 @@ def _model(folder: Path) -> Path:
 
 def _inference(model_path: Path, rounds: int) -> bool:
     from evaluate.evaluation import with_progress
-    from evaluate.infer import open_model, predict_batches
+    from common.onnx_model import open_model, predict_batches
 
     ensure_digits()
     model = open_model(model_path)

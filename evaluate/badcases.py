@@ -14,23 +14,23 @@ confident mistakes) and ``bad_cases.csv``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
 from common.contract import InputContract
-from common.errors import UserError
 from common.files import atomic_write_text, write_csv
+from common.html import link, page
 from common.lists import resolve_image
-from evaluate.html import link, page
+from common.results import Predictions
+from common.thumbnails import Thumbnails
+from common.thumbnails import write_thumbnails as draw_thumbnails
 from evaluate.metrics import top_two
-from evaluate.results import Predictions
 
 log = logging.getLogger(__name__)
 
-THUMB_SIZE = 96
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,6 @@ class Case:
     def margin(self) -> float:
         """Predicted score minus runner-up score."""
         return self.predicted_score - self.runner_up_score
-
-
-@dataclass
-class Thumbnails:
-    """Thumbnail files per case row, relative to the report folder.
-
-    Attributes:
-        original: The image file, scaled to fit ``THUMB_SIZE``.
-        network_input: The network's input at the contract's size (when the contract is known).
-        input_size: The contract's size as ``"<width>x<height>"`` (empty without a contract).
-    """
-
-    original: dict[int, str] = field(default_factory=dict)
-    network_input: dict[int, str] = field(default_factory=dict)
-    input_size: str = ""
 
 
 def build_cases(predictions: Predictions, rows: np.ndarray) -> list[Case]:
@@ -139,12 +124,10 @@ def select_cases(predictions: Predictions, count: int = 24, per_pair: int = 3, m
 
 def write_thumbnails(folder: Path, cases: list[Case], image_root: Path | None,
                      contract: InputContract | None = None) -> Thumbnails:
-    """``thumbs/<row>.png`` (the file, scaled) and ``thumbs/<row>-input.png`` (the network input).
+    """Thumbnails of the cases' images (see :func:`common.thumbnails.write_thumbnails`), keyed by row.
 
-    Only files inside the data set folder are read (:func:`common.lists.resolve_image`:
-    symbolic links are followed before the check), from a reduced decode
-    (:func:`common.images.load_thumbnail`); a case whose image is outside, missing
-    or unreadable gets no thumbnail.
+    Only files inside the data set folder are drawn (:func:`common.lists.resolve_image`:
+    symbolic links are followed before the check); a case whose image is outside gets none.
 
     Args:
         folder: The report folder.
@@ -152,36 +135,14 @@ def write_thumbnails(folder: Path, cases: list[Case], image_root: Path | None,
         image_root: The data set folder the case paths are relative to (None: no thumbnails).
         contract: The model's input contract (None: no network-input images).
     """
-    from PIL import Image
-
-    from common.images import load_image, load_thumbnail
-
-    thumbs = Thumbnails(input_size=f"{contract.width}\u00d7{contract.height}" if contract else "")
-    if image_root is None:
-        return thumbs
-    (folder / "thumbs").mkdir(parents=True, exist_ok=True)
-    for case in cases:
+    sources: dict[int, Path] = {}
+    for case in cases if image_root is not None else []:
         source = resolve_image(image_root, case.path)
         if source is None:
             log.warning("no thumbnail for %s: it is not inside the data set folder %s", case.path, image_root)
-            continue
-        try:
-            image = load_thumbnail(source, THUMB_SIZE)
-            pixels = load_image(source, contract) if contract is not None else None
-        except UserError:
-            continue
-        if max(image.size) < THUMB_SIZE:  # small images are enlarged, pixels kept sharp
-            scale = THUMB_SIZE / max(image.size)
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                 Image.Resampling.NEAREST)
-        image.save(folder / "thumbs" / f"{case.row}.png")
-        thumbs.original[case.row] = f"thumbs/{case.row}.png"
-        if pixels is not None:
-            # (C, H, W) -> (H, W) for one channel, (H, W, C) for three
-            array = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-            Image.fromarray(array).save(folder / "thumbs" / f"{case.row}-input.png")
-            thumbs.network_input[case.row] = f"thumbs/{case.row}-input.png"
-    return thumbs
+        else:
+            sources[case.row] = source
+    return draw_thumbnails(folder, sources, contract)
 
 
 def case_html(case: Case, class_names: list[str], thumbs: Thumbnails, extra: str = "") -> str:

@@ -23,14 +23,15 @@ from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
 from common.paths import display_path
 from common.plotting import pyplot
+from common.results import Predictions, read_results
 from common.staging import refuse_foreign_target, staged
-from evaluate.badcases import Case, Thumbnails, build_cases, case_html, write_thumbnails
+from common.thumbnails import Thumbnails
+from evaluate.badcases import Case, build_cases, case_html, write_thumbnails
 from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root, image_source
-from evaluate.results import Predictions, read_results
 
 SUMMARY = "compare.json"
 """The file every comparison folder holds; an existing folder without it is never replaced."""
-from evaluate.html import figure, link, page, table
+from common.html import figure, link, page, table
 from evaluate.metrics import score
 from evaluate.plots import decimate
 from evaluate.verdict import verdict, verdict_sentences

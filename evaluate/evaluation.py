@@ -22,8 +22,7 @@ from common.lists import dataset_for_list, read_list
 from common.model_card import ModelCard, read_card_file
 from common.paths import data_dir, display_path, model_dir, output_dir
 from common.provenance import moment, now
-from common.staging import refuse_foreign_target, staged
-from evaluate.results import (
+from common.results import (
     EVALUATION_RECORD,
     EvaluationRecord,
     Predictions,
@@ -32,6 +31,7 @@ from evaluate.results import (
     write_evaluation_record,
     write_predictions,
 )
+from common.staging import refuse_foreign_target, staged
 
 if TYPE_CHECKING:
     from evaluate.metrics import Scores
@@ -105,7 +105,7 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     import numpy as np
 
     from common.images import decode_samples
-    from evaluate.infer import open_model, predict_batches
+    from common.onnx_model import open_model, predict_batches
 
     _check_options(options)
     model_path = options.model or newest_model()
@@ -144,7 +144,7 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     only those derived files are replaced; ``predictions.csv`` is never touched; an
     existing ``out`` is replaced only with ``overwrite``, and only when it is an
     evaluation). The CSV is checked against the ``evaluation.json`` beside it
-    (:func:`evaluate.results.read_results`); thumbnails need the data set folder
+    (:func:`common.results.read_results`); thumbnails need the data set folder
     recorded there.
 
     Raises:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluate.results import EvaluationRecord
+from common.results import EvaluationRecord
 
 CONFIDENCE_TOLERANCE = 0.005
 """Mean confidence within this of accuracy is reported as matching it."""

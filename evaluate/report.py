@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from common.files import atomic_write_text
-from evaluate.badcases import Selection, Thumbnails, case_html
+from common.html import figure, link, page, table
+from common.results import EvaluationRecord
+from common.thumbnails import Thumbnails
+from evaluate.badcases import Selection, case_html
 from evaluate.calibration import RELIABILITY
 from evaluate.headline import headline, interval_text
-from evaluate.html import figure, link, page, table
 from evaluate.plots import CONFUSION_COUNTS, CONFUSION_NORMALIZED
-from evaluate.results import EvaluationRecord
 
 DEFINITIONS = (
     "Per-class figures are one-vs-rest. Precision = TP/(TP+FP), recall = TP/(TP+FN), F1 their harmonic mean "

@@ -16,9 +16,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from common.contract import InputContract
+from common.files import canonical_hash
 from common.images import load_samples
 from common.lists import load_dataset, read_split
-from common.files import canonical_hash
 from common.model_card import CARD_KEY, CardNetwork, CardSource, ModelCard
 
 CONTRACT = InputContract("L", 8, 8, "nearest", (0.0,), (1.0,))

@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import binomtest
 
 from common.errors import UserError
+from common.results import read_predictions
 from evaluate.compare import compare_evaluations
 from evaluate.evaluation import EvaluateOptions, evaluate
-from evaluate.results import read_predictions
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ from sklearn import metrics as reference
 from common.contract import InputContract
 from common.errors import UserError
 from common.images import load_image
+from common.results import read_predictions
 from evaluate.evaluation import EvaluateOptions, evaluate, rescore
-from evaluate.results import read_predictions
 from tests.evaluate.conftest import CONTRACT, card_for
 
 TRAINING = {"epoch": 37, "metrics": {"train/loss": 0.05, "train/accuracy": 0.99, "val/loss": 0.04,

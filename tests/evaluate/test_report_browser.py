@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.results import Predictions, write_predictions
 from evaluate.evaluation import EvaluateOptions, evaluate, rescore
 from evaluate.plots import class_colour
-from evaluate.results import Predictions, write_predictions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from evaluate.results import (
+from common.results import (
     EvaluationRecord,
     Predictions,
     ResultFileError,

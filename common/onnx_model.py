@@ -1,8 +1,11 @@
-"""Inference with onnxruntime alone: the model's card says how to feed it.
+"""A deployable model on a machine without torch: opened, verified against its card and sidecar, run.
 
-Images are decoded by :func:`common.images.decode_samples` (the very preprocessing
-training used, in a few threads while the previous batch runs) and fed to the model
-in batches.
+Evaluation and prediction both open models here (:func:`open_model`), so a model is
+checked the same way wherever it is used: its sha256 against its sidecar, its card
+(the input contract is never guessed), and its graph's input and output against the
+card. Images are decoded by :func:`common.images.decode_samples` /
+:func:`common.images.decode_in_batches` (the very preprocessing training used) and
+fed in batches (:func:`predict_batches`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ written with 9 significant digits, which round-trips exactly).
 
 ``evaluation.json`` records what was evaluated (:class:`EvaluationRecord`): the model,
 the list, the data set folder (for thumbnails), skipped images and the model card's
-training figures. Both are written and read only here.
+training figures. Both are written and read only here. They cross stage boundaries:
+evaluation writes them, ``evaluate score``/``compare`` read them, the data tools read
+out-of-sample probabilities from them, cross-validation writes the same
+``predictions.csv`` format, and prediction takes its operating points from an
+evaluation folder.
 
 Reading validates like a list file: every problem is reported at once, each with
 its row (:class:`ResultFileError`). A row's path must be relative, stay inside the
