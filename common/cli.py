@@ -16,10 +16,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from common.errors import UserError
+
+T = TypeVar("T")
 
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
 """``OSError`` numbers that are the user's to fix (a full disk or quota, a file size limit, no permission, a
@@ -219,6 +221,29 @@ def _option_nargs(parser: argparse.ArgumentParser, token: str) -> int | str | No
     if action is None:
         return None
     return 1 if action.nargs is None else action.nargs  # flags (store_true, count, help) have nargs 0
+
+
+def options_from(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """An options dataclass from parsed arguments: each field takes the argument of its name, when there is one.
+
+    The one way a command turns its arguments into the options its function takes,
+    instead of copying them field by field: a field named like an option (``--batch-size``
+    -> ``batch_size``) takes its value; a list given to a tuple field becomes a tuple;
+    ``given`` sets the rest (values derived from other options, e.g. ``progress=not
+    args.no_progress``). Fields with neither keep their defaults.
+
+    Args:
+        cls: A dataclass.
+        args: The parsed command line.
+        **given: Field values that do not come from an option of the same name.
+    """
+    values = {}
+    for spec in fields(cls):
+        if spec.name in given or not hasattr(args, spec.name):
+            continue
+        value = getattr(args, spec.name)
+        values[spec.name] = tuple(value) if isinstance(value, list) and isinstance(spec.default, tuple) else value
+    return cls(**values, **given)
 
 
 def check_plain_name(name: str | None, option: str = "--name") -> None:

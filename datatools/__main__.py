@@ -94,7 +94,8 @@ def prepare(argv: Sequence[str]) -> int:
     if chosen:
         return _import(parser, args, *next(iter(chosen.items())))
     given = [o for o, v in {"--name": args.name, "--link": args.link, "--val": args.val, "--test": args.test,
-                            "--dev-per-class": args.dev_per_class, "--reader-option": args.reader_option}.items() if v]
+                            "--dev-per-class": args.dev_per_class, "--reader-option": args.reader_option or None
+                            }.items() if v is not None]
     if given:
         parser.error(f"{', '.join(given)}: only with a source to import: "
                      + " or ".join(f"--from-{name}" for name in READERS.names()))

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import command_parser, run_main
+from common.cli import command_parser, options_from, run_main
 
 EPILOG = """\
 examples:
@@ -52,12 +52,7 @@ def main(argv: Sequence[str]) -> int:
     from common.paths import display_path
     from deploy.export import ExportOptions, export
 
-    result = export(ExportOptions(
-        run=args.run, checkpoint=args.checkpoint, name=args.name, opset=args.opset, tolerance=args.tolerance,
-        parity_samples=args.parity_samples, quantize=args.quantize, quantize_mode=args.quantize_mode,
-        calibration_samples=args.calibration_samples, int8_min_agreement=args.int8_min_agreement,
-        network_config=args.network_config, overwrite=args.overwrite,
-    ))
+    result = export(options_from(ExportOptions, args))
     print(f"exported {display_path(result.model)} (card: {display_path(result.model.with_suffix('.json'))})")
     print(f"  from {result.card.source.checkpoint} (epoch {result.card.source.epoch})")
     print(f"  {result.parity.summary()}")

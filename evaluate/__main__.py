@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import Command, command_parser, dispatch, run_main
+from common.cli import Command, command_parser, dispatch, options_from, run_main
 
 EPILOG = """\
 examples:
@@ -110,13 +110,7 @@ def evaluate_command(argv: Sequence[str], score: bool = False) -> int:
     from common.paths import display_path
     from evaluate.evaluation import EvaluateOptions, evaluate, rescore
 
-    options = EvaluateOptions(
-        bad_cases=args.bad_cases, per_pair=args.per_pair, precision_targets=tuple(args.precision_targets),
-        recall_targets=tuple(args.recall_targets), bootstrap=args.bootstrap, seed=args.seed, overwrite=args.overwrite,
-        **({} if score else dict(
-            model=args.model, list=args.list, name=args.name, threads=args.threads, batch_size=args.batch_size,
-            workers=args.workers, on_unreadable=args.on_unreadable, progress=not args.no_progress)),
-    )
+    options = options_from(EvaluateOptions, args, **({} if score else {"progress": not args.no_progress}))
     result = rescore(args.predictions, args.out, options) if score else evaluate(options)
     metrics = result.metrics
     low, high = metrics["accuracy_interval"]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import Command, command_parser, dispatch, run_main
+from common.cli import Command, command_parser, dispatch, options_from, run_main
 
 EPILOG = """\
 examples:
@@ -62,7 +62,7 @@ def train_command(argv: Sequence[str]) -> int:
 
     if args.allow_change and not args.resume:
         raise_usage("--allow-change only applies with --resume")
-    options = RunOptions(name=args.name, device=args.device, dev=args.dev, progress=not args.no_progress)
+    options = options_from(RunOptions, args, progress=not args.no_progress)
     if args.resume:
         if args.find_lr:
             raise_usage("--find-lr starts from the config's weights; it does not combine with --resume")
