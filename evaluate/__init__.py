@@ -8,4 +8,8 @@ that opens with its headline. It imports neither torch nor another stage.
 
     from evaluate.evaluation import EvaluateOptions, evaluate, rescore
     from evaluate.compare import compare_evaluations
+
+Every figure (accuracy, F1, AP, calibration, ...) is one module of
+:mod:`evaluate.figures`, registered by name; :mod:`evaluate.scoring` computes them all
+into one typed :class:`evaluate.scoring.Scores`, which the reports and ``compare`` lay out.
 """

@@ -78,8 +78,8 @@ def build_compare_parser() -> argparse.ArgumentParser:
     """``compare``: two evaluations of the same list."""
     parser = command_parser("evaluate compare", "Compare two evaluations of the same list: whether B differs from A "
                                                 "at 95% (McNemar's exact test on top-1 correctness, a paired "
-                                                "bootstrap for macro F1 and AP), metric deltas, overlaid PR curves, "
-                                                "flipped samples.")
+                                                "bootstrap for every bootstrapped figure, such as macro F1), metric "
+                                                "deltas, overlaid PR curves, flipped samples.")
     parser.add_argument("a", type=Path, help="evaluation folder A (or its name under output/eval/)")
     parser.add_argument("b", type=Path, help="evaluation folder B")
     parser.add_argument("--name", help="output folder name (default: compare-<A>-vs-<B>)")
@@ -109,14 +109,19 @@ def evaluate_command(argv: Sequence[str], score: bool = False) -> int:
     args = (build_score_parser() if score else build_parser()).parse_args(argv)
     from common.paths import display_path
     from evaluate.evaluation import EvaluateOptions, evaluate, rescore
+    from evaluate.figures.accuracy import Accuracy
+    from evaluate.figures.average_precision import AveragePrecision
+    from evaluate.figures.calibration import CalibrationFigure
+    from evaluate.figures.classification import F1
 
     options = options_from(EvaluateOptions, args, **({} if score else {"progress": not args.no_progress}))
     result = rescore(args.predictions, args.out, options) if score else evaluate(options)
-    metrics = result.metrics
-    low, high = metrics["accuracy_interval"]
-    print(f"{metrics['samples']} samples: accuracy {metrics['accuracy']:.4f} (95% interval {low:.4f}-{high:.4f}), "
-          f"macro F1 {metrics['macro']['f1']:.4f}, macro AP {metrics['macro']['ap']:.4f}, "
-          f"micro AP {metrics['micro']['ap']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
+    scores = result.scores
+    accuracy, f1, ap = scores.get(Accuracy), scores.get(F1), scores.get(AveragePrecision)
+    low, high = accuracy.interval
+    print(f"{scores.samples} samples: accuracy {accuracy.value:.4f} (95% interval {low:.4f}-{high:.4f}), "
+          f"macro F1 {f1.averages.macro:.4f}, macro AP {ap.averages.macro:.4f}, micro AP {ap.averages.micro:.4f}, "
+          f"ECE {scores.get(CalibrationFigure).value:.4f}")
     print(f"report: {display_path(result.folder / 'report.html')}")
     return 0
 

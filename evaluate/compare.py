@@ -2,7 +2,8 @@
 
 Writes ``output/eval/compare-<A>-vs-<B>/``: ``compare.json`` and ``compare.txt``
 (the verdict of :mod:`evaluate.verdict` first: is B different from A at 95%, by
-McNemar's exact test and a paired bootstrap; then metric deltas, B minus A),
+McNemar's exact test and a paired bootstrap; then the deltas, B minus A, of every
+figure of :mod:`evaluate.figures` that gives them, overall and per class),
 ``pr_overlay.png`` + ``pr_overlay.csv`` (micro and macro PR curves of both),
 ``flips.csv`` and ``compare.html`` (the verdict, then the samples that flipped:
 fixed = wrong in A and right in B, broken = right in A and wrong in B, with
@@ -32,9 +33,10 @@ from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_
 SUMMARY = "compare.json"
 """The file every comparison folder holds; an existing folder without it is never replaced."""
 from common.html import figure, link, page, table
-from evaluate.metrics import score
+from evaluate.figures.average_precision import AveragePrecision
 from evaluate.plots import decimate
-from evaluate.verdict import verdict, verdict_sentences
+from evaluate.scoring import Scores, score
+from evaluate.verdict import verdict
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
         b: Evaluation B (the candidate).
         name: Output folder name (default ``compare-<A>-vs-<B>``).
         overwrite: Replace an existing output folder.
-        bootstrap: Paired-bootstrap resamples for the macro F1 and AP verdicts (0: none).
+        bootstrap: Paired-bootstrap resamples for the verdicts of the bootstrapped figures (0: none).
         seed: Seed of the resampling.
 
     Raises:
@@ -83,17 +85,16 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
     right_b = scores_b.predicted == pred_b.labels
     fixed = np.flatnonzero(~right_a & right_b)
     broken = np.flatnonzero(right_a & ~right_b)
-    deltas = _deltas(scores_a.metrics, scores_b.metrics)
-    tests = verdict(pred_a.labels, pred_a.probabilities, pred_b.probabilities, deltas, bootstrap, seed)
+    tests = verdict(scores_a, scores_b, bootstrap, seed)
     summary = {
         "a": display_path(folder_a), "b": display_path(folder_b), "samples": len(pred_a.paths),
-        "sentences": verdict_sentences(tests), "verdict": tests,
-        "deltas": deltas, "fixed": len(fixed), "broken": len(broken),
+        "sentences": tests.sentences(), "verdict": tests.to_json(),
+        "deltas": deltas(scores_a, scores_b), "fixed": len(fixed), "broken": len(broken),
         "convention": "delta = B - A; fixed = wrong in A, right in B; broken = right in A, wrong in B",
     }
     with staged(target, exists="replace" if overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
         write_json(stage.path / SUMMARY, summary)
-        atomic_write_text(stage.path / "compare.txt", _text(summary))
+        atomic_write_text(stage.path / "compare.txt", compare_text(summary))
         _overlay(stage.path, scores_a, scores_b, folder_a.name, folder_b.name)
         cases = {"fixed": build_cases(pred_b, fixed), "broken": build_cases(pred_b, broken)}
         _flips_csv(stage.path, pred_a, pred_b, cases)
@@ -130,40 +131,46 @@ def _aligned(a: Predictions, b: Predictions, folder_a: Path, folder_b: Path) -> 
     return Predictions(list(a.paths), labels_b, b.probabilities[order], b.class_names)
 
 
-def _deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"accuracy": {"a": a["accuracy"], "b": b["accuracy"], "delta": b["accuracy"] - a["accuracy"]}}
-    for k in a["top_k_accuracy"]:
-        va, vb = a["top_k_accuracy"][k], b["top_k_accuracy"][k]
-        out[f"top_{k}_accuracy"] = {"a": va, "b": vb, "delta": vb - va}
-    for average in ("macro", "weighted", "micro"):
-        for metric in ("precision", "recall", "f1", "ap"):
-            va, vb = a[average][metric], b[average][metric]
-            out[f"{average}_{metric}"] = {"a": va, "b": vb, "delta": vb - va}
-    out["per_class"] = [
-        {"class": ra["class"], **{m: {"a": ra[m], "b": rb[m], "delta": rb[m] - ra[m]}
-                                  for m in ("precision", "recall", "f1", "ap")}}
-        for ra, rb in zip(a["per_class"], b["per_class"])
-    ]
+def deltas(a: Scores, b: Scores) -> dict[str, Any]:
+    """``compare.json``'s ``deltas``: each figure's rows (``{"a", "b", "delta"}``), then ``per_class``."""
+    out: dict[str, Any] = {}
+    per_class: list[dict[str, Any]] = [{"class": name} for name in a.class_names]
+    for figure, value in a.items():
+        other = b.get(figure.name)
+        out.update({delta.key: delta.to_json() for delta in figure.deltas(value, other)})
+        for key, values_a, values_b in figure.class_deltas(value, other):
+            for row, va, vb in zip(per_class, values_a, values_b):
+                row[key] = {"a": float(va), "b": float(vb), "delta": float(vb - va)}
+    out["per_class"] = per_class
     return out
 
 
-def _text(summary: dict[str, Any]) -> str:
+def _class_figures(summary: dict[str, Any]) -> list[str]:
+    """The figures in ``deltas.per_class`` (every key but ``class``)."""
+    rows = summary["deltas"]["per_class"]
+    return [key for key in rows[0] if key != "class"] if rows else []
+
+
+def compare_text(summary: dict[str, Any]) -> str:
+    """``compare.txt`` from ``compare.json``'s content: the verdict, the metric deltas, per class, the flips."""
     lines = [*summary["sentences"], "", f"A: {summary['a']}", f"B: {summary['b']}", f"samples: {summary['samples']}",
              "",
              f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}"]
     for key, value in summary["deltas"].items():
         if key != "per_class":
             lines.append(f"{key:<20}{value['a']:>10.4f}{value['b']:>10.4f}{value['delta']:>+10.4f}")
-    lines += ["", f"{'class':<12}{'F1 A':>8}{'F1 B':>8}{'dF1':>8}{'AP A':>8}{'AP B':>8}{'dAP':>8}"]
+    widths = {key: max(9, len(key) + 4) for key in _class_figures(summary)}
+    header = "".join(f"{f'{k} A':>{w}}{f'{k} B':>{w}}{f'd{k}':>{w}}" for k, w in widths.items())
+    lines += ["", f"{'class':<12}{header}"]
     for row in summary["deltas"]["per_class"]:
-        lines.append(f"{row['class']:<12}{row['f1']['a']:>8.4f}{row['f1']['b']:>8.4f}{row['f1']['delta']:>+8.4f}"
-                     f"{row['ap']['a']:>8.4f}{row['ap']['b']:>8.4f}{row['ap']['delta']:>+8.4f}")
+        lines.append(f"{row['class']:<12}" + "".join(
+            f"{row[k]['a']:>{w}.4f}{row[k]['b']:>{w}.4f}{row[k]['delta']:>+{w}.4f}" for k, w in widths.items()))
     lines += ["", f"fixed (wrong in A, right in B): {summary['fixed']}",
               f"broken (right in A, wrong in B): {summary['broken']}", ""]
     return "\n".join(lines)
 
 
-def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None:
+def _overlay(folder: Path, scores_a: Scores, scores_b: Scores, name_a: str, name_b: str) -> None:
     plt = pyplot()
     figure_, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=110)
     rows = []
@@ -171,7 +178,8 @@ def _overlay(folder: Path, scores_a, scores_b, name_a: str, name_b: str) -> None
         for label, scores, style in ((f"A {name_a}", scores_a, "-"), (f"B {name_b}", scores_b, "--")):
             curve = decimate(scores.curves[curve_name])
             recall, precision = curve.recall, curve.precision
-            axis.plot(recall, precision, style, label=f"{label} (AP {scores.metrics[curve_name]['ap']:.3f})")
+            average = getattr(scores.get(AveragePrecision).averages, curve_name)
+            axis.plot(recall, precision, style, label=f"{label} (AP {average:.3f})")
             rows += [[label[0], curve_name, f"{r:.6g}", f"{p:.6g}"] for r, p in zip(recall, precision)]
         axis.set(title=f"{curve_name} average PR curve", xlabel="recall", ylabel="precision", xlim=(0, 1.01),
                  ylim=(0, 1.02))
@@ -196,11 +204,13 @@ def _flips_csv(folder: Path, pred_a: Predictions, pred_b: Predictions, cases: di
 
 def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], names: list[str],
           thumbs: Thumbnails, pred_a: Predictions, name_a: str, name_b: str) -> None:
-    rows = [[key, f"{v['a']:.4f}", f"{v['b']:.4f}", f"{v['delta']:+.4f}"]
-            for key, v in summary["deltas"].items() if key != "per_class"]
-    per_class = [[r["class"], f"{r['f1']['a']:.4f}", f"{r['f1']['b']:.4f}", f"{r['f1']['delta']:+.4f}",
-                  f"{r['ap']['a']:.4f}", f"{r['ap']['b']:.4f}", f"{r['ap']['delta']:+.4f}"]
-                 for r in summary["deltas"]["per_class"]]
+    def cells(item: dict[str, float]) -> list[str]:
+        return [f"{item['a']:.4f}", f"{item['b']:.4f}", f"{item['delta']:+.4f}"]
+
+    rows = [[key, *cells(v)] for key, v in summary["deltas"].items() if key != "per_class"]
+    keys = _class_figures(summary)
+    per_class = [[row["class"], *(cell for key in keys for cell in cells(row[key]))]
+                 for row in summary["deltas"]["per_class"]]
 
     def grid(group: list[Case]) -> str:
         if not group:
@@ -217,7 +227,7 @@ def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], n
         table(["", "evaluation"], [["A", f"{name_a} ({summary['a']})"], ["B", f"{name_b} ({summary['b']})"],
                                    ["samples", summary["samples"]]]),
         "<h2>Metrics (delta = B - A)</h2>", table(["metric", "A", "B", "B - A"], rows),
-        table(["class", "F1 A", "F1 B", "dF1", "AP A", "AP B", "dAP"], per_class),
+        table(["class", *(f"{n} {k}" for n in keys for k in ("A", "B", "B - A"))], per_class),
         "<h2>Precision-recall curves</h2>", figure("pr_overlay.png", "micro and macro PR curves of A and B"),
         f"<h2>Fixed: wrong in A, right in B ({summary['fixed']})</h2>", grid(cases["fixed"]),
         f"<h2>Broken: right in A, wrong in B ({summary['broken']})</h2>", grid(cases["broken"]),

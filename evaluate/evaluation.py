@@ -34,7 +34,7 @@ from common.results import (
 from common.staging import refuse_foreign_target, staged
 
 if TYPE_CHECKING:
-    from evaluate.metrics import Scores
+    from evaluate.scoring import Scores
 
 OVERWRITE_HINT = "choose another --name, or pass --overwrite"
 
@@ -55,7 +55,7 @@ class EvaluateOptions:
         per_pair: Cases per confusion pair.
         precision_targets: Precisions to find per-class thresholds for.
         recall_targets: Recalls to find per-class thresholds for.
-        bootstrap: Bootstrap resamples for the F1 and AP intervals (0: none).
+        bootstrap: Bootstrap resamples for the intervals of the bootstrapped figures (0: none).
         seed: Seed of the bootstrap resampling.
         overwrite: Replace an existing output folder of the same name.
         progress: Show a progress bar.
@@ -85,11 +85,13 @@ class EvaluationResult:
     Attributes:
         folder: The output folder.
         metrics: The content of ``metrics.json``.
+        scores: The figures, typed (what ``metrics.json`` and the reports were written from).
         files: Files written, relative to the folder.
     """
 
     folder: Path
     metrics: dict[str, Any]
+    scores: Scores
     files: list[str] = field(default_factory=list)
 
 
@@ -132,8 +134,8 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
                          sorted({s.path for s in samples} - {s.path for s in kept}))
         record.sum_tolerance = sum_tolerance_for(probabilities, model.card.quantized, display_path(model_path))
         write_predictions(stage.path / "predictions.csv", predictions)
-        metrics, files = write_derived(stage.path, predictions, record, options)
-    return EvaluationResult(stage.target, metrics, ["predictions.csv", *files])
+        scores, metrics, files = write_derived(stage.path, predictions, record, options)
+    return EvaluationResult(stage.target, metrics, scores, ["predictions.csv", *files])
 
 
 def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOptions = EvaluateOptions()
@@ -159,14 +161,14 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     record = replace(previous, name=folder.name, created=now(), rescored_from=display_path(predictions_csv))
     if folder.resolve() == predictions_csv.parent.resolve():
         with staged(folder, exists="replace", files=[]) as stage:
-            metrics, files = write_derived(stage.path, predictions, record, options)
+            scores, metrics, files = write_derived(stage.path, predictions, record, options)
             stage.files = files  # only the derived files; predictions.csv stays as it is
-        return EvaluationResult(folder, metrics, files)
+        return EvaluationResult(folder, metrics, scores, files)
     refuse_foreign_target(folder, EVALUATION_RECORD, "--out")
     with staged(folder, exists="replace" if options.overwrite else "refuse", hint=OVERWRITE_HINT) as stage:
         write_predictions(stage.path / "predictions.csv", predictions)
-        metrics, files = write_derived(stage.path, predictions, record, options)
-    return EvaluationResult(folder, metrics, ["predictions.csv", *files])
+        scores, metrics, files = write_derived(stage.path, predictions, record, options)
+    return EvaluationResult(folder, metrics, scores, ["predictions.csv", *files])
 
 
 def check_same_classes(classes: list[str], reference: list[str], source: str, reference_source: str) -> None:
@@ -219,27 +221,31 @@ def newest_model() -> Path:
 
 
 def write_derived(folder: Path, predictions: Predictions, record: EvaluationRecord, options: EvaluateOptions
-                  ) -> tuple[dict[str, Any], list[str]]:
-    """Score the predictions and write metrics, figures, the bad-case report and the report into ``folder``."""
+                  ) -> tuple[Scores, dict[str, Any], list[str]]:
+    """Score the predictions and write metrics, figures, the bad-case report and the report into ``folder``.
+
+    Returns:
+        The scores, the content of ``metrics.json`` and the files written.
+    """
     from evaluate.badcases import select_cases, write_bad_cases
-    from evaluate.calibration import calibrate, write_reliability
     from evaluate.plots import write_confusions, write_pr_curves
     from evaluate.report import write_report
+    from evaluate.scoring import metrics_json
 
     scores = full_scores(predictions, options)
-    calibration = calibrate(predictions.labels, predictions.probabilities)
-    scores.metrics["calibration"] = calibration.summary()
-    write_json(folder / "metrics.json", scores.metrics)
+    metrics = metrics_json(scores)
+    write_json(folder / "metrics.json", metrics)
     write_evaluation_record(folder, record)
     files = ["metrics.json", "evaluation.json"]
-    files += write_pr_curves(folder, scores, predictions.class_names)
+    files += write_pr_curves(folder, scores)
     files += write_confusions(folder, scores.confusion, predictions.class_names)
-    files += write_reliability(folder, calibration)
+    for figure, value in scores.items():
+        files += figure.write_files(folder, value)
     selection = select_cases(predictions, options.bad_cases, options.per_pair)
     written, thumbs = write_bad_cases(folder, predictions, selection, *image_source(record))
     files += [*written, "result.txt", "report.html"]
-    write_report(folder, scores.metrics, record, selection, thumbs, predictions.class_names, files)
-    return scores.metrics, files
+    write_report(folder, scores, record, selection, thumbs, files)
+    return scores, metrics, files
 
 
 def image_source(record: EvaluationRecord | None) -> tuple[Path | None, InputContract | None]:
@@ -253,28 +259,13 @@ def image_source(record: EvaluationRecord | None) -> tuple[Path | None, InputCon
 
 
 def full_scores(predictions: Predictions, options: EvaluateOptions) -> Scores:
-    """The point figures of :func:`evaluate.metrics.score` with bootstrap intervals merged in.
-
-    ``metrics["uncertainty"]`` says how the intervals were made; with ``options.bootstrap``
-    0 there are no F1 and AP intervals.
-    """
-    from evaluate.metrics import score
-    from evaluate.uncertainty import LEVEL, bootstrap_intervals
+    """Every figure of :mod:`evaluate.figures` on the predictions, with bootstrap intervals
+    (none with ``options.bootstrap`` 0)."""
+    from evaluate.scoring import score, with_intervals
 
     scores = score(predictions.labels, predictions.probabilities, predictions.class_names,
                    options.precision_targets, options.recall_targets)
-    metrics = scores.metrics
-    metrics["uncertainty"] = {"level": LEVEL, "accuracy": "Wilson score interval", "bootstrap": None}
-    if options.bootstrap:
-        intervals = bootstrap_intervals(predictions.labels, predictions.probabilities, options.bootstrap,
-                                        options.seed)
-        for row, f1, ap in zip(metrics["per_class"], intervals["f1"], intervals["ap"]):
-            row["f1_interval"], row["ap_interval"] = f1, ap
-        metrics["macro"]["f1_interval"], metrics["macro"]["ap_interval"] = intervals["macro_f1"], intervals["macro_ap"]
-        metrics["uncertainty"]["bootstrap"] = {
-            "resamples": options.bootstrap, "seed": options.seed,
-            "method": "percentile; each resample draws the images with replacement (numpy default_rng(seed))"}
-    return scores
+    return with_intervals(scores, options.bootstrap, options.seed)
 
 
 def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root: Path, skipped: list[str]

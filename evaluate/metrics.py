@@ -1,26 +1,16 @@
-"""Classification metrics from labels and class scores, in numpy alone.
+"""Precision-recall curves and the tie rule, in numpy alone: what the figures are computed from.
 
-Definitions (one-vs-rest for every per-class figure; they agree with scikit-learn's
-functions, which the tests compare against):
+The figures themselves (accuracy, precision, recall, F1, AP, operating points,
+calibration, ...) are defined, one module per family, in :mod:`evaluate.figures`;
+:mod:`evaluate.scoring` computes them all. Definitions here (they agree with
+scikit-learn's functions, which the tests compare against):
 
 - tie rule: classes are ranked by score, and on equal scores the lower class index
   ranks first. So ``predicted`` is the arg-max (the first class on ties), the
   runner-up is the best of the other classes, and top-1 accuracy equals accuracy.
-- accuracy: fraction of samples whose predicted class is the true class, with a 95%
-  Wilson score interval (:func:`evaluate.uncertainty.wilson_interval`).
-- top-k accuracy: the true class is among the k highest-ranked classes (tie rule above).
-- per class c: precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = their
-  harmonic mean, 0 where a denominator is 0; support = number of true samples of c.
-- AP (average precision) of class c: scores of class c ranked from high to low, with
-  one point per distinct score; AP = sum over those points of (R_n - R_{n-1}) * P_n,
-  the step-wise area under the precision-recall curve without interpolation
-  (``sklearn.metrics.average_precision_score``). A class with no true sample has AP 0.
-- macro: the unweighted mean over the classes that have test samples (classes without
-  any are listed in ``classes_without_samples`` and left out); ``macro_all_classes``
-  averages over every class, counting those as 0 (scikit-learn with
-  ``labels=range(K)``). weighted: the mean weighted by support; micro: pooled counts.
-  For single-label data micro precision = micro recall = micro F1 = accuracy; micro
-  AP ranks all (sample, class) pairs together.
+- AP (average precision) of a curve: one point per distinct score; AP = sum over
+  those points of (R_n - R_{n-1}) * P_n, the step-wise area under the precision-recall
+  curve without interpolation (``sklearn.metrics.average_precision_score``).
 - PR curves: per class the exact curve (one point per distinct score); the micro
   curve over all (sample, class) pairs, kept as the corners of its steps (the same
   line and AP, see :func:`corner_curve`); the macro curve is the mean over the classes
@@ -28,8 +18,7 @@ functions, which the tests compare against):
   recall values.
 - operating points: for a target precision, the lowest threshold whose precision
   reaches it (so the highest recall at that precision); for a target recall, the
-  highest threshold whose recall reaches it (so the highest precision). None for a
-  class without samples.
+  highest threshold whose recall reaches it (so the highest precision).
 
 Speed: every curve comes from sorted score values, never from an arg-sort: the count
 of samples at or above a threshold is a position in the sorted column, and the
@@ -39,20 +28,14 @@ sorted scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from evaluate.uncertainty import safe_divide, wilson_interval
-
 RECALL_GRID = np.linspace(0.0, 1.0, 101)
 
 TIE_RULE = "classes are ranked by score; on equal scores the lower class index ranks first"
-
-LARGEST_CONFUSIONS = 10
-"""Confusion pairs listed in ``metrics.json`` (the most frequent first)."""
-
 
 @dataclass
 class Curve:
@@ -68,23 +51,6 @@ class Curve:
     precision: np.ndarray
     recall: np.ndarray
     thresholds: np.ndarray
-
-
-@dataclass
-class Scores:
-    """Everything :func:`score` computes.
-
-    Attributes:
-        metrics: The JSON-ready figures (see module docstring).
-        confusion: Counts, rows = true class, columns = predicted class.
-        curves: PR curves per class name, plus ``micro`` and ``macro``.
-        predicted: Predicted class per sample.
-    """
-
-    metrics: dict[str, Any]
-    confusion: np.ndarray
-    curves: dict[str, Curve] = field(default_factory=dict)
-    predicted: np.ndarray | None = None
 
 
 def sorted_curve(ranked: np.ndarray, positives: np.ndarray) -> Curve:
@@ -214,99 +180,6 @@ def micro_curve(labels: np.ndarray, probabilities: np.ndarray) -> Curve:
     """The corners of the PR curve of all (sample, class) pairs pooled; each sample's true class is its one positive."""
     true_scores = probabilities[np.arange(len(labels)), labels]
     return corner_curve(np.sort(probabilities, axis=None), np.sort(true_scores))  # (N, K) -> (N*K,) sorted
-
-
-def score(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str],
-          precision_targets: tuple[float, ...] = (0.95, 0.99), recall_targets: tuple[float, ...] = (0.95,),
-          top_k: tuple[int, ...] = (1, 2, 3, 5)) -> Scores:
-    """All point figures of a labelled set of predictions (intervals by bootstrap are elsewhere).
-
-    Args:
-        labels: True class indices ``(N,)``.
-        probabilities: Class scores ``(N, K)``.
-        class_names: ``K`` names, index = label.
-        precision_targets: Precisions to find operating points for.
-        recall_targets: Recalls to find operating points for.
-        top_k: Values of k for top-k accuracy (those above K are left out).
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    probabilities = np.asarray(probabilities)
-    count, classes = probabilities.shape
-    predicted = probabilities.argmax(axis=1)
-    # (K*K,) counts of (true, predicted) pairs -> (K, K), rows = true class
-    confusion = np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
-    curves = dict(zip(class_names, class_curves(labels, probabilities)))
-    support = confusion.sum(axis=1)
-    per_class = _per_class(confusion, curves, class_names, precision_targets, recall_targets)
-    curves["micro"] = micro_curve(labels, probabilities)
-    present = [name for name, s in zip(class_names, support) if s]
-    macro_precision = np.mean([interpolated_precision(curves[name]) for name in present or class_names], axis=0)
-    curves["macro"] = Curve(precision=macro_precision[::-1], recall=RECALL_GRID[::-1], thresholds=np.empty(0))
-    correct = int(np.trace(confusion))
-    rank = _true_class_rank(labels, probabilities)
-    metrics = {
-        "samples": int(count),
-        "classes": list(class_names),
-        "accuracy": correct / count,
-        "accuracy_interval": list(wilson_interval(correct, count)),
-        "top_k_accuracy": {str(k): float(np.mean(rank < k)) for k in top_k if k <= classes},
-        **_averages(per_class, correct / count, average_precision(curves["micro"])),
-        "per_class": per_class,
-        "classes_without_samples": [name for name, s in zip(class_names, support) if s == 0],
-        "largest_confusions": _largest_confusions(confusion, class_names),
-        "tie_rule": TIE_RULE,
-        "confusion_convention": "rows = true class, columns = predicted class",
-    }
-    return Scores(metrics=metrics, confusion=confusion, curves=curves, predicted=predicted)
-
-
-def _per_class(confusion: np.ndarray, curves: dict[str, Curve], class_names: list[str],
-               precision_targets: tuple[float, ...], recall_targets: tuple[float, ...]) -> list[dict[str, Any]]:
-    tp = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1)
-    precision = safe_divide(tp, confusion.sum(axis=0).astype(np.float64))
-    recall = safe_divide(tp, support.astype(np.float64))
-    f1 = safe_divide(2 * precision * recall, precision + recall)
-    return [{
-        "class": name, "index": c, "support": int(support[c]), "precision": float(precision[c]),
-        "recall": float(recall[c]), "f1": float(f1[c]), "ap": average_precision(curves[name]) if support[c] else 0.0,
-        "operating_points": (operating_points(curves[name], list(precision_targets), list(recall_targets))
-                             if support[c] else None),
-    } for c, name in enumerate(class_names)]
-
-
-def _averages(per_class: list[dict[str, Any]], accuracy: float, micro_ap: float) -> dict[str, Any]:
-    names = ("precision", "recall", "f1", "ap")
-    table = np.array([[row[m] for m in names] for row in per_class])  # (K, 4)
-    support = np.array([row["support"] for row in per_class], dtype=np.float64)
-    present = support > 0
-    return {
-        "macro": dict(zip(names, map(float, table[present].mean(axis=0)))),
-        "macro_all_classes": dict(zip(names, map(float, table.mean(axis=0)))),
-        "weighted": dict(zip(names, map(float, support @ table / support.sum()))),
-        "micro": {"precision": accuracy, "recall": accuracy, "f1": accuracy, "ap": micro_ap},
-    }
-
-
-def _largest_confusions(confusion: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
-    off = confusion.astype(np.int64)
-    np.fill_diagonal(off, 0)
-    flat = np.argsort(-off, axis=None, kind="stable")[:LARGEST_CONFUSIONS]  # (K, K) -> (K*K,) most frequent first
-    support = confusion.sum(axis=1)
-    out = []
-    for true, predicted in zip(*np.unravel_index(flat, off.shape)):
-        if off[true, predicted]:
-            out.append({"true": class_names[true], "predicted": class_names[predicted],
-                        "count": int(off[true, predicted]), "support": int(support[true])})
-    return out
-
-
-def _true_class_rank(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """0-based rank of the true class among the scores; ties rank the lower index first."""
-    true_score = probabilities[np.arange(len(labels)), labels][:, None]  # (N,) -> (N, 1)
-    above = (probabilities > true_score).sum(axis=1)
-    earlier_ties = ((probabilities == true_score) & (np.arange(probabilities.shape[1]) < labels[:, None])).sum(axis=1)
-    return above + earlier_ties
 
 
 def _point(points: tuple[np.ndarray, np.ndarray, np.ndarray], index: int) -> dict[str, float]:

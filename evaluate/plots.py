@@ -9,7 +9,10 @@ import numpy as np
 
 from common.files import write_csv
 from common.plotting import pyplot
-from evaluate.metrics import Curve, Scores
+from evaluate.figures.average_precision import AveragePrecision
+from evaluate.figures.base import interval_text
+from evaluate.metrics import Curve
+from evaluate.scoring import Scores
 
 MAX_PANELS = 47
 """Class panels in ``pr_curves.png`` at most (the lowest AP first); the CSV has every class."""
@@ -29,7 +32,7 @@ def class_colour(index: int, classes: int) -> tuple[float, float, float]:
     return tuple(palette[index % len(palette)])
 
 
-def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> list[str]:
+def write_pr_curves(folder: Path, scores: Scores) -> list[str]:
     """``pr_curves.png`` as small multiples, and ``pr_curves.csv``.
 
     The first panel holds the micro and macro averages; then one panel per class with
@@ -37,9 +40,10 @@ def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> lis
     over the micro curve in light grey, so curves that coincide (several at AP 1) stay
     visible.
     """
-    metrics = scores.metrics
-    rows = [row for row in metrics["per_class"] if row["support"]]
-    shown = sorted(rows, key=lambda row: (row["ap"], row["index"]))[:MAX_PANELS]
+    ap = scores.get(AveragePrecision)
+    names, support = scores.class_names, scores.evidence.support
+    with_samples = [c for c in range(len(names)) if support[c]]
+    shown = sorted(with_samples, key=lambda c: (ap.per_class[c], c))[:MAX_PANELS]
     plt = pyplot()
     columns = min(4 if len(shown) < 16 else 6, len(shown) + 1)
     lines = -(-(len(shown) + 1) // columns)
@@ -47,17 +51,18 @@ def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> lis
                                 squeeze=False, sharex=True, sharey=True)
     panels = axes.ravel()
     micro = decimate(scores.curves["micro"])
-    for name, style in (("micro", "-"), ("macro", "--")):
+    for name, style, average in (("micro", "-", ap.averages.micro), ("macro", "--", ap.averages.macro)):
         curve = decimate(scores.curves[name])
         panels[0].plot(curve.recall, curve.precision, style, color="black", linewidth=1.6,
-                       label=f"{name} (AP {metrics[name]['ap']:.3f})")
+                       label=f"{name} (AP {average:.3f})")
     panels[0].set_title("averages", fontsize=9)
     panels[0].legend(fontsize=7, loc="lower left")
-    for axis, row in zip(panels[1:], shown):
-        curve = decimate(scores.curves[row["class"]])
+    for axis, c in zip(panels[1:], shown):
+        curve = decimate(scores.curves[names[c]])
         axis.plot(micro.recall, micro.precision, color="#cccccc", linewidth=1.0)
-        axis.plot(curve.recall, curve.precision, color=class_colour(row["index"], len(class_names)), linewidth=2.2)
-        axis.set_title(f"{row['class']}: AP {row['ap']:.3f}{_interval(row.get('ap_interval'))}", fontsize=8)
+        axis.plot(curve.recall, curve.precision, color=class_colour(c, len(names)), linewidth=2.2)
+        bounds = None if ap.per_class_interval is None else ap.per_class_interval[c]
+        axis.set_title(f"{names[c]}: AP {ap.per_class[c]:.3f}{interval_text(bounds)}", fontsize=8)
     for axis in panels:
         axis.set(xlim=(0, 1.01), ylim=(0, 1.03))
         axis.grid(alpha=0.3)
@@ -66,31 +71,27 @@ def write_pr_curves(folder: Path, scores: Scores, class_names: list[str]) -> lis
         axis.axis("off")
     figure.supxlabel("recall", fontsize=9)
     figure.supylabel("precision", fontsize=9)
-    figure.suptitle(_pr_title(metrics, len(rows), len(shown)), fontsize=9)
+    figure.suptitle(_pr_title(scores, len(with_samples), len(shown)), fontsize=9)
     figure.tight_layout()
     figure.savefig(folder / "pr_curves.png")
     plt.close(figure)
-    _write_curves_csv(folder / "pr_curves.csv", scores, class_names)
+    _write_curves_csv(folder / "pr_curves.csv", scores)
     return ["pr_curves.png", "pr_curves.csv"]
 
 
-def _pr_title(metrics: dict, with_samples: int, shown: int) -> str:
-    title = f"Precision-recall, one-vs-rest, {metrics['samples']} samples; classes by AP, lowest first"
+def _pr_title(scores: Scores, with_samples: int, shown: int) -> str:
+    title = f"Precision-recall, one-vs-rest, {scores.samples} samples; classes by AP, lowest first"
     if shown < with_samples:
         title += f" (the {shown} lowest of {with_samples})"
-    missing = metrics["classes_without_samples"]
+    missing = scores.classes_without_samples
     if missing:
         title += f"\nno test samples, not drawn: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"
     return title
 
 
-def _interval(bounds: list[float] | None) -> str:
-    return f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else ""
-
-
-def _write_curves_csv(path: Path, scores: Scores, class_names: list[str]) -> None:
+def _write_curves_csv(path: Path, scores: Scores) -> None:
     def rows() -> Iterator[list[str]]:
-        for name in [*class_names, "micro", "macro"]:
+        for name in [*scores.class_names, "micro", "macro"]:
             curve = decimate(scores.curves[name])
             thresholds = [f"{t:.9g}" for t in curve.thresholds] + [""] * (len(curve.recall) - len(curve.thresholds))
             yield from ([name, f"{r:.6g}", f"{p:.6g}", t] for r, p, t in zip(curve.recall, curve.precision, thresholds))

@@ -13,8 +13,8 @@ from evaluate.metrics import (
     corner_curve,
     interpolated_precision,
     operating_points,
-    score,
 )
+from evaluate.scoring import metrics_json, score
 
 
 def predictions(count: int, classes: int, seed: int, decimals: int | None = None):
@@ -33,7 +33,7 @@ def test_every_figure_matches_scikit_learn(count, classes, decimals):
     labels, probabilities = predictions(count, classes, seed=count, decimals=decimals)
     names = [f"c{i}" for i in range(classes)]
     result = score(labels, probabilities, names)
-    m = result.metrics
+    m = metrics_json(result)
     predicted = probabilities.argmax(axis=1)
     onehot = np.eye(classes)[labels]
     assert m["accuracy"] == pytest.approx(reference.accuracy_score(labels, predicted), abs=1e-15)
@@ -76,7 +76,7 @@ def test_ties_rank_the_lower_class_first_everywhere():
     labels = np.array([1, 0, 2, 2, 1, 0])
     probabilities = np.array([[0.4, 0.4, 0.2], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25],
                               [0.2, 0.4, 0.4], [1 / 3, 1 / 3, 1 / 3]], dtype=np.float32)
-    m = score(labels, probabilities, ["a", "b", "c"]).metrics
+    m = metrics_json(score(labels, probabilities, ["a", "b", "c"]))
     # by hand: ties go to the lower index, so rows 1, 2, 4 and 5 are right; row 0 (a tie of 0 and 1) is wrong
     assert m["accuracy"] == m["top_k_accuracy"]["1"] == 4 / 6
     # top-2 misses only row 3, where class 2 ties class 1 for second place and ranks after it
@@ -87,7 +87,7 @@ def test_a_class_without_samples_is_left_out_of_macro_averages():
     labels = np.array([0, 0, 1, 1, 0])
     probabilities = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3],
                               [0.3, 0.3, 0.4]], dtype=np.float32)
-    m = score(labels, probabilities, ["a", "b", "c"]).metrics
+    m = metrics_json(score(labels, probabilities, ["a", "b", "c"]))
     predicted = probabilities.argmax(1)
     assert m["classes_without_samples"] == ["c"]
     assert m["per_class"][2]["ap"] == 0.0 and m["per_class"][2]["precision"] == 0.0
@@ -105,7 +105,7 @@ def test_a_class_without_samples_is_left_out_of_macro_averages():
 
 def test_largest_confusions_are_the_biggest_off_diagonal_cells():
     labels, probabilities = predictions(600, 5, seed=11)
-    m = score(labels, probabilities, list("abcde")).metrics
+    m = metrics_json(score(labels, probabilities, list("abcde")))
     matrix = reference.confusion_matrix(labels, probabilities.argmax(1))
     cells = sorted(((matrix[t, p], t, p) for t in range(5) for p in range(5) if t != p and matrix[t, p]),
                    key=lambda cell: (-cell[0], cell[1], cell[2]))

@@ -9,15 +9,23 @@ from scipy.stats import binomtest
 from sklearn import metrics as reference
 
 from evaluate import uncertainty
-from evaluate.uncertainty import (
-    bootstrap_intervals,
-    mcnemar_exact,
-    paired_bootstrap,
-    resample_counts,
-    resampled_figures,
-    wilson_interval,
-)
+from evaluate.figures import build_figures
+from evaluate.scoring import draws, gather_evidence, metrics_json, score, with_intervals
+from evaluate.uncertainty import mcnemar_exact, resample_counts, wilson_interval
+from evaluate.verdict import verdict
 from tests.evaluate.test_metrics import predictions
+
+
+def bootstrap_intervals(labels, probabilities, resamples, seed):
+    """metrics.json's bootstrap intervals, as the evaluation writes them."""
+    names = [f"c{c}" for c in range(probabilities.shape[1])]
+    return metrics_json(with_intervals(score(labels, probabilities, names), resamples, seed))
+
+
+def paired_bootstrap(labels, a, b, resamples, seed):
+    """compare.json's verdict, as ``evaluate compare`` writes it."""
+    names = [f"c{c}" for c in range(a.shape[1])]
+    return verdict(score(labels, a, names), score(labels, b, names), resamples, seed).to_json()
 
 
 @pytest.mark.parametrize(("successes", "trials"), [(0, 10), (10, 10), (359, 360), (323, 360), (1, 1), (5000, 9999)])
@@ -61,19 +69,22 @@ def test_every_resample_is_scored_as_scikit_learn_scores_it(count, classes, deci
     labels[labels == classes - 1] = 0  # a class without samples
     labels[:2] = classes - 2  # a rare class, absent from some resamples
     labels[2:][labels[2:] == classes - 2] = 1
-    figures = resampled_figures(labels, [probabilities], 30, seed=1)[0]
+    evidence = gather_evidence(labels, probabilities, [f"c{c}" for c in range(classes)])
+    figures = draws([evidence], build_figures(["f1", "ap"]), 30, seed=1)[0]
     counts = np.concatenate(list(resample_counts(count, 30, seed=1)), axis=1)
     f1, ap = scikit_learn_on_resamples(labels, probabilities, counts)
     assert (counts[:2].sum(axis=0) == 0).any()  # the rare class really is missing from a resample
-    np.testing.assert_allclose(figures.f1, f1, atol=1e-12)
-    np.testing.assert_allclose(figures.ap, ap, atol=1e-9)
+    np.testing.assert_allclose(figures["f1"].per_class, f1, atol=1e-12)
+    np.testing.assert_allclose(figures["ap"].per_class, ap, atol=1e-9)
     present = np.bincount(labels, minlength=classes) > 0
-    np.testing.assert_allclose(figures.macro_f1, f1[:, present].mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(figures["f1"].value, f1[:, present].mean(axis=1), atol=1e-12)
     intervals = bootstrap_intervals(labels, probabilities, 30, seed=1)
-    assert intervals["f1"][classes - 1] is None and intervals["ap"][classes - 1] is None
-    np.testing.assert_allclose(intervals["ap"][0], np.percentile(ap[:, 0], [2.5, 97.5]), atol=1e-9)
-    np.testing.assert_allclose(intervals["macro_ap"], np.percentile(ap[:, present].mean(axis=1), [2.5, 97.5]),
+    missing = intervals["per_class"][classes - 1]
+    assert missing["f1_interval"] is None and missing["ap_interval"] is None
+    np.testing.assert_allclose(intervals["per_class"][0]["ap_interval"], np.percentile(ap[:, 0], [2.5, 97.5]),
                                atol=1e-9)
+    np.testing.assert_allclose(intervals["macro"]["ap_interval"],
+                               np.percentile(ap[:, present].mean(axis=1), [2.5, 97.5]), atol=1e-9)
 
 
 def test_intervals_narrow_with_more_images_and_hold_the_point_figure():
@@ -82,7 +93,7 @@ def test_intervals_narrow_with_more_images_and_hold_the_point_figure():
         labels, probabilities = predictions(count, 5, seed=2)
         intervals = bootstrap_intervals(labels, probabilities, 400, seed=0)
         macro_f1 = reference.f1_score(labels, probabilities.argmax(1), average="macro")
-        low, high = intervals["macro_f1"]
+        low, high = intervals["macro"]["f1_interval"]
         assert low < macro_f1 < high
         widths.append(high - low)
     assert widths[1] < widths[0] / 3  # about 1/sqrt(25)
@@ -92,7 +103,7 @@ def test_the_paired_bootstrap_scores_both_models_on_the_same_resamples():
     labels, a = predictions(300, 4, seed=8)
     b = np.roll(a, 1, axis=0) * 0.3 + a * 0.7  # a different, worse model
     same = paired_bootstrap(labels, a, a, 50, seed=0)
-    assert same["macro_f1"] == {"interval": [0.0, 0.0], "differs": False}
+    assert same["macro_f1"] == {**same["macro_f1"], "interval": [0.0, 0.0], "differs": False}
     result = paired_bootstrap(labels, a, b, 50, seed=0)
     counts = np.concatenate(list(resample_counts(300, 50, seed=0)), axis=1)
     present = np.bincount(labels) > 0
