@@ -91,7 +91,9 @@ class Thresholds:
                 a name that is no class, a value that is not a number in [0, 1].
         """
         mapping = read_yaml(Path(path), "class names to thresholds")
-        source = {"kind": "file", "file": display_path(Path(path)), "sha256": file_sha256(Path(path))}
+        regular = Path(path).is_file()  # not a pipe (`--threshold <(...)`), which cannot be read twice
+        source = {"kind": "file", "file": display_path(Path(path)),
+                  "sha256": file_sha256(Path(path)) if regular else None}
         return cls.from_mapping(mapping, class_names, source, display_path(Path(path)))
 
     @classmethod

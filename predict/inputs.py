@@ -88,7 +88,8 @@ def inputs_digest(paths: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def gather_inputs(arguments: Sequence[str], lists: Sequence[Path] = (), path_files: Sequence[Path] = ()) -> Inputs:
+def gather_inputs(arguments: Sequence[str | os.PathLike], lists: Sequence[Path] = (),
+                  path_files: Sequence[Path] = ()) -> Inputs:
     """Every image the arguments name, deduplicated and sorted (see the module docstring).
 
     Args:
@@ -105,6 +106,7 @@ def gather_inputs(arguments: Sequence[str], lists: Sequence[Path] = (), path_fil
     if not arguments and not lists and not path_files:
         raise UserError("name the images to predict: folders, image files or globs, --list FILE or --paths FILE "
                         "(pipenv run predict --help)")
+    arguments = [os.fspath(argument) for argument in arguments]
     found: set[str] = set()
     origins: dict[str, str] = {}
     for argument in arguments:
@@ -121,6 +123,8 @@ def gather_inputs(arguments: Sequence[str], lists: Sequence[Path] = (), path_fil
         log.warning("left out %d file(s) whose names are not UTF-8, so no output file could name them (e.g. %r); "
                     "rename them", len(unnamable), unnamable[0])
         found -= set(unnamable)
+    if not found:
+        raise UserError("none of the files named can be predicted (see the warnings above)")
     given = [*(_absolute(a) for a in arguments), *(f"--list {_absolute(str(f))}" for f in lists),
              *(f"--paths {_absolute(str(f))}" for f in path_files)]
     return Inputs(sorted(found), given, origins)

@@ -29,24 +29,24 @@ UNREADABLE_SHOWN = 50
 
 
 def write_report(folder: Path, record: PredictionRecord, summary: Summary, contract: InputContract | None) -> None:
-    """Write ``report.html`` and its ``thumbs/`` into ``folder``."""
+    """Write ``report.html`` and its ``thumbs/`` into ``folder`` (each image drawn once, however often shown)."""
     shown = sorted(summary.most_confident, key=lambda c: -summary.decided[summary.class_names[c]])[:GALLERY_CLASSES]
-    sources = {f"abstain{j}": Path(row.path) for j, row in enumerate(summary.abstained_examples)}
-    for c in shown:
-        sources |= {f"c{c}-top{j}": Path(row.path) for j, row in enumerate(summary.most_confident[c])}
-        sources |= {f"c{c}-low{j}": Path(row.path) for j, row in enumerate(summary.least_confident[c])}
-    thumbs = write_thumbnails(folder, sources, contract)
+    galleries = [summary.abstained_examples, *(rows for c in shown for rows in (summary.most_confident[c],
+                                                                                 summary.least_confident[c]))]
+    keys: dict[str, str] = {}
+    for row in (row for rows in galleries for row in rows):
+        keys.setdefault(row.path, str(len(keys)))  # a safe file name per image
+    thumbs = write_thumbnails(folder, {key: Path(path) for path, key in keys.items()}, contract)
     body = [_headline(record, summary), _links(record), "<h2>Per class</h2>", _class_table(record, summary),
-            _abstained(summary, thumbs), _unreadable(summary)]
-    body.append("<h2>Decided images by class</h2>")
+            _abstained(summary, thumbs, keys), _unreadable(summary), "<h2>Decided images by class</h2>"]
     if len(shown) < len(summary.most_confident):
         body.append(f'<p class="muted">Galleries for the {len(shown)} classes with the most decided images; the '
                     "table above counts every class.</p>")
     for c in sorted(shown):
         name = summary.class_names[c]
         body.append(f"<h3>{escape(name)}: {summary.decided[name]:,} decided</h3><p>Most confident</p>"
-                    f"{_grid(summary.most_confident[c], f'c{c}-top', thumbs)}<p>Least confident</p>"
-                    f"{_grid(summary.least_confident[c], f'c{c}-low', thumbs)}")
+                    f"{_grid(summary.most_confident[c], thumbs, keys)}<p>Least confident</p>"
+                    f"{_grid(summary.least_confident[c], thumbs, keys)}")
     if not shown:
         body.append('<p class="muted">No image was decided.</p>')
     atomic_write_text(Path(folder) / REPORT_FILE, page(f"Predictions: {record.name}", "\n".join(body)))
@@ -91,12 +91,12 @@ def _class_table(record: PredictionRecord, summary: Summary) -> str:
     return table(["class", "index", "decided", "abstained (its top-1 class)", "threshold"], rows)
 
 
-def _abstained(summary: Summary, thumbs: Thumbnails) -> str:
+def _abstained(summary: Summary, thumbs: Thumbnails, keys: dict[str, str]) -> str:
     if not summary.abstained_total:
         return "<h2>Abstained</h2><p>No image abstained.</p>"
     return (f"<h2>Abstained</h2><p>{summary.abstained_total:,} image(s) abstained: their top-1 probability was "
             "below that class's threshold. The most probable first:</p>"
-            f"{_grid(summary.abstained_examples, 'abstain', thumbs)}")
+            f"{_grid(summary.abstained_examples, thumbs, keys)}")
 
 
 def _unreadable(summary: Summary) -> str:
@@ -109,10 +109,10 @@ def _unreadable(summary: Summary) -> str:
             f"{table(['path', 'reason'], rows, name_columns=2)}{note}")
 
 
-def _grid(rows: list[Row], prefix: str, thumbs: Thumbnails) -> str:
+def _grid(rows: list[Row], thumbs: Thumbnails, keys: dict[str, str]) -> str:
     if not rows:
         return '<p class="muted">none</p>'
-    return '<div class="cases">' + "".join(_card(row, f"{prefix}{j}", thumbs) for j, row in enumerate(rows)) + "</div>"
+    return '<div class="cases">' + "".join(_card(row, keys[row.path], thumbs) for row in rows) + "</div>"
 
 
 def _card(row: Row, key: str, thumbs: Thumbnails) -> str:

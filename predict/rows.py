@@ -136,9 +136,13 @@ class RowWriter:
                                        "top": [{"class": c, "probability": float(number(p))}
                                                for c, p in zip(classes, probabilities)]}, ensure_ascii=False) + "\n"
                            for path, decision, label, classes, probabilities in records)
-        return csv_text(None, ([path, decision, "" if label is None else label,
-                                *(item for c, p in zip(classes, probabilities) for item in (c, number(p)))]
-                               for path, decision, label, classes, probabilities in records))
+        rows = []
+        for path, decision, label, classes, probabilities in records:
+            row = [path, decision, "" if label is None else label, *classes, *classes]  # 3 + 2k fields
+            row[3::2] = classes
+            row[4::2] = ["%.9g" % p for p in probabilities]  # as number() writes them, without a call per value
+            rows.append(row)
+        return csv_text(None, rows)
 
     def _append(self, text: str) -> None:
         with open(self.path, "a", encoding="utf-8", newline="") as stream:
