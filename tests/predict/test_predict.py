@@ -65,6 +65,13 @@ def test_predict_on_a_mixed_folder_matches_evaluate_bitwise_with_and_without_an_
         abstained += not decided
     assert 0 < abstained < 160 and record.summary["abstained"] == abstained
     assert f"{abstained} abstained" in out and sum(record.summary["decided"].values()) == 160 - abstained
+    # on the evaluation's own images, each class decided at its threshold reaches the target precision
+    truth = {str(mixed / line.rsplit(" ", 1)[0]): line.rsplit(" ", 1)[1]
+             for line in (mixed / "lists" / "test.txt").read_text().splitlines()}
+    for name in DIGITS:
+        decided = [row for row in read_rows(strict, "csv", 10, DIGITS) if row.decision == name]
+        if decided:
+            assert sum(truth[row.path] == name for row in decided) / len(decided) >= 0.99, name
 
 
 @pytest.mark.slow
