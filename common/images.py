@@ -138,6 +138,33 @@ def to_network_input(image: Image.Image, contract: InputContract) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
 
 
+def prepare_image(image: Image.Image, contract: InputContract, name: str = "image") -> np.ndarray:
+    """An image already in memory as the network expects it: what :func:`load_image` does after reading a file.
+
+    The EXIF orientation is applied (a no-op for an image without one, or one already
+    turned upright), then :func:`to_network_input`; so ``Image.open(path)`` given here
+    gives bitwise the pixels :func:`load_image` gives for ``path``.
+
+    Args:
+        image: A Pillow image, any mode Pillow can convert.
+        contract: The network's input contract.
+        name: What to call the image in an error.
+
+    Returns:
+        ``uint8`` array of shape ``(C, H, W)``, values 0..255.
+
+    Raises:
+        UnreadableImageError: When the image cannot be decoded or converted.
+    """
+    try:
+        if image.width * image.height > MAX_PIXELS:
+            raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels, more than the {MAX_PIXELS:,} "
+                                               "this project decodes")
+        return to_network_input(ImageOps.exif_transpose(image), contract)
+    except DECODE_ERRORS as exc:
+        raise UnreadableImageError(f"{name}: cannot use image ({exc})", reason=str(exc)) from None
+
+
 @contextmanager
 def open_image(path: Path) -> Iterator[Image.Image]:
     """Open an image file (its header: nothing is decoded yet), refusing decompression bombs.
@@ -277,9 +304,19 @@ def handle_unreadable(sample: Sample, reason: str, on_unreadable: str) -> None:
             and what to do, when ``on_unreadable`` is ``error``; otherwise the same
             text is logged as a warning.
     """
-    where = f"{sample.source}:{sample.line}: cannot decode {sample.path} ({reason})"
+    apply_unreadable_policy(f"{sample.source}:{sample.line}: cannot decode {sample.path} ({reason})", reason,
+                            on_unreadable)
+
+
+def apply_unreadable_policy(where: str, reason: str, on_unreadable: str, hint: str = SKIP_HINT) -> None:
+    """The unreadable-image policy itself, for an image named by ``where`` (a list line, a path).
+
+    Raises:
+        UnreadableImageError: ``<where>; <hint>`` when ``on_unreadable`` is ``error``;
+            otherwise ``where`` is logged as a warning.
+    """
     if on_unreadable == "error":
-        raise UnreadableImageError(f"{where}; {SKIP_HINT}", reason)
+        raise UnreadableImageError(f"{where}; {hint}", reason)
     log.warning("skipped an unreadable image: %s", where)
 
 

@@ -6,13 +6,28 @@ checked the same way wherever it is used: its sha256 against its sidecar, its ca
 card. Images are decoded by :func:`common.images.decode_samples` /
 :func:`common.images.decode_in_batches` (the very preprocessing training used) and
 fed in batches (:func:`predict_batches`).
+
+**Bitwise**: every stage opens its session here, with the same settings, and feeds it
+``uint8`` batches from the one decoder, so the same file gives bitwise the same
+probabilities in ``evaluate``, ``predict`` and :class:`predict.Classifier`. On the CPU
+provider a row's output depends only on its own image, not on the batch it travels
+in (``tests/predict/test_bitwise.py`` checks this across batch sizes, thread counts and
+neighbours); a provider or model for which that does not hold (a GPU's kernel choice
+per batch size, dynamically quantized models) is still bitwise the same across the
+three for the same batch size and order.
+
+**Execution providers** (:data:`DEFAULT_PROVIDERS`: the CPU) are passed through to
+onnxruntime. A provider this onnxruntime build does not offer is an error naming the
+ones it does, and so is a session that silently fell back to another provider (as
+onnxruntime does when, say, CUDA's libraries are missing): never a quiet CPU run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +35,16 @@ import numpy as np
 
 from common.contract import InputContract
 from common.errors import UserError
+from common.files import file_sha256
 from common.integrity import sidecar, verify_sha256
-from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, ModelCard
-from common.paths import display_path
+from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES, ModelCard, read_card_file
+from common.paths import display_path, model_dir
+from common.provenance import moment
 
 log = logging.getLogger(__name__)
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+"""The onnxruntime execution providers used unless others are asked for."""
 
 
 @dataclass
@@ -37,7 +57,9 @@ class Model:
         contract: The input contract from the card.
         class_names: Class names from the card.
         session: The onnxruntime session.
-        sha256: The model file's sha256, checked against its sidecar (None without one).
+        sha256: The model file's sha256 (its identity: evaluations and predictions record it).
+        verified: Whether the file was checked against its sidecar (False: it has none).
+        providers: The execution providers the session uses, in onnxruntime's order of preference.
     """
 
     path: Path
@@ -45,37 +67,88 @@ class Model:
     contract: InputContract
     class_names: list[str]
     session: Any
-    sha256: str | None = None
+    sha256: str = ""
+    verified: bool = False
+    providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS))
 
 
-def open_model(path: Path, threads: int = 0) -> Model:
+def open_model(path: Path, threads: int = 0, providers: Sequence[str] = DEFAULT_PROVIDERS) -> Model:
     """Load a model with onnxruntime and check its card against its graph.
 
     Args:
         path: The ``.onnx`` file.
         threads: onnxruntime intra-op threads (0: onnxruntime's default, one per core).
+        providers: onnxruntime execution providers, most preferred first (e.g.
+            ``("CUDAExecutionProvider", "CPUExecutionProvider")``).
 
     Raises:
         UserError: When the file is missing or unloadable, has no usable card, or its
-            graph's input does not fit the card's contract.
+            graph's input does not fit the card's contract; when a provider is not
+            offered by this onnxruntime build, or the session did not take it.
     """
     import onnxruntime
 
     shown = display_path(path)
     if not Path(path).is_file():
         raise UserError(f"{shown}: model not found (export one with `pipenv run export`)")
+    check_providers(providers)
     digest = verify_sha256(Path(path))  # before onnxruntime reads a damaged or altered file
     if digest is None:
         log.warning("%s: no %s beside it, so its integrity is not checked", shown, sidecar(Path(path)).name)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
     except Exception as exc:  # onnxruntime's own exception types
         raise UserError(f"{shown}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+    used = list(session.get_providers())
+    missing = [name for name in providers if name not in used]
+    if missing:
+        raise UserError(f"{shown}: onnxruntime did not take the execution provider(s) {missing} (the session uses "
+                        f"{used}); their libraries or device are missing here (onnxruntime's log above says why). "
+                        "Nothing falls back silently: fix the set-up or ask for other --providers")
     card = ModelCard.from_metadata(dict(session.get_modelmeta().custom_metadata_map), shown)
     _check_graph(session, card.contract, len(card.class_names), shown)
-    return Model(Path(path), card, card.contract, list(card.class_names), session, digest)
+    return Model(Path(path), card, card.contract, list(card.class_names), session,
+                 digest or file_sha256(Path(path)), digest is not None, used)
+
+
+def check_providers(providers: Sequence[str]) -> None:
+    """Refuse an empty, repeated or unavailable list of onnxruntime execution providers.
+
+    Raises:
+        UserError: Naming the providers this onnxruntime build offers.
+    """
+    import onnxruntime
+
+    available = list(onnxruntime.get_available_providers())
+    unknown = [name for name in providers if name not in available]
+    if not providers or unknown or len(set(providers)) != len(providers):
+        what = f"{unknown} not available" if unknown else "an empty or repeated list"
+        raise UserError(f"--providers: {what}; this onnxruntime ({onnxruntime.__version__}) offers {available} "
+                        "(CUDA and TensorRT need the onnxruntime-gpu package and a GPU)")
+
+
+def newest_model() -> Path:
+    """The most recently exported model in the model folder (fp32 before int8 of the same export).
+
+    Raises:
+        UserError: When the model folder holds no model.
+    """
+    folder = model_dir()
+    models = [p for p in folder.glob("*.onnx") if not p.name.startswith(".")] if folder.is_dir() else []
+    if not models:
+        raise UserError(f"no model in {display_path(folder)}; export one with `pipenv run export`, or pass --model")
+
+    def key(path: Path) -> tuple[datetime, bool]:
+        modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        try:
+            card = read_card_file(path.with_suffix(".json"))
+        except UserError:
+            return modified, not path.stem.endswith("-int8")
+        return (moment(card.created) if card.created else modified), not card.quantized
+
+    return max(models, key=key)
 
 
 def predict_batches(model: Model, batches: Iterable[np.ndarray]) -> np.ndarray:

@@ -7,9 +7,9 @@ Columns: ``path`` (image path relative to the data set folder, as in the list fi
 column per class in class-index order, holding that class's probability (float32,
 written with 9 significant digits, which round-trips exactly).
 
-``evaluation.json`` records what was evaluated (:class:`EvaluationRecord`): the model,
-the list, the data set folder (for thumbnails), skipped images and the model card's
-training figures. Both are written and read only here. They cross stage boundaries:
+``evaluation.json`` records what was evaluated (:class:`EvaluationRecord`): the model
+(and its sha256), the list, the data set folder (for thumbnails), skipped images and
+the model card's training figures. Both are written and read only here. They cross stage boundaries:
 evaluation writes them, ``evaluate score``/``compare`` read them, the data tools read
 out-of-sample probabilities from them, cross-validation writes the same
 ``predictions.csv`` format, and prediction takes its operating points from an
@@ -21,12 +21,18 @@ data set folder and appear once; labels are class indices in ASCII digits; score
 are probabilities in [0, 1] summing to 1 within :data:`SUM_TOLERANCE`; the score
 columns are distinct and, when ``evaluation.json`` lies beside the file, name its
 classes in its order.
+
+Prediction takes its operating points from an evaluation through
+:func:`read_operating_points`: the per-class thresholds ``metrics.json`` holds for a
+target precision or recall, checked against ``evaluation.json`` (the classes, and the
+sha256 of the model that was evaluated).
 """
 
 from __future__ import annotations
 
 import builtins
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,12 @@ unless ``evaluation.json`` records more for a quantized model (:func:`sum_tolera
 
 EVALUATION_RECORD = "evaluation.json"
 """The file name of an evaluation's :class:`EvaluationRecord`."""
+
+METRICS = "metrics.json"
+"""The file name of an evaluation's metrics (written by ``evaluate``; its operating points are read here)."""
+
+OPERATING_KINDS = ("precision", "recall")
+"""The kinds of target an evaluation computes per-class thresholds for."""
 
 
 class ResultFileError(FileProblems):
@@ -279,6 +291,8 @@ class EvaluationRecord:
         rescored_from: The predictions file this was re-scored from, if it was.
         sum_tolerance: How far a row's scores may sum from 1, when a quantized
             model's own outputs need more than :data:`SUM_TOLERANCE` (None: that).
+        model_sha256: The sha256 of the model file evaluated (None in evaluations
+            written before it was recorded, and in re-scored files without a record).
     """
 
     name: str
@@ -295,6 +309,7 @@ class EvaluationRecord:
     skipped: list[str] = field(default_factory=builtins.list)
     rescored_from: str | None = None
     sum_tolerance: float | None = None
+    model_sha256: str | None = None
 
 
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {
@@ -336,6 +351,9 @@ def read_evaluation_record(folder: Path) -> EvaluationRecord | None:
     for key in ("class_names", "skipped"):
         if isinstance(data.get(key), builtins.list) and not all(isinstance(v, str) for v in data[key]):
             problems.append(f"{shown}: {key}: expected a list of strings")
+    digest = data.get("model_sha256")
+    if isinstance(digest, str) and not re.fullmatch(r"[0-9a-f]{64}", digest):
+        problems.append(f"{shown}: model_sha256 {digest[:80]!r} is not a sha256 (64 hex digits)")
     root = data.get("dataset_root")
     if isinstance(root, str) and not Path(root).is_absolute():
         problems.append(f"{shown}: dataset_root {root!r} is not an absolute path")
@@ -385,3 +403,110 @@ def read_results(predictions_csv: Path) -> tuple[Predictions, EvaluationRecord |
     """
     record = read_evaluation_record(Path(predictions_csv).parent)
     return read_predictions(predictions_csv, record), record
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    """Per-class thresholds an evaluation computed for one target precision or recall.
+
+    Attributes:
+        evaluation: The evaluation folder, as shown to the user.
+        kind: ``precision`` or ``recall``.
+        target: The target, e.g. 0.99.
+        class_names: The evaluated model's classes.
+        thresholds: Per class, the threshold reaching the target on the evaluation's
+            data; None where it was unreachable or the class had no samples there.
+        model_sha256: The sha256 of the model that was evaluated.
+    """
+
+    evaluation: str
+    kind: str
+    target: float
+    class_names: list[str]
+    thresholds: list[float | None]
+    model_sha256: str
+
+
+def read_operating_points(folder: Path, kind: str, target: float) -> OperatingPoints:
+    """The per-class thresholds of an evaluation for a target ``kind`` (precision or recall).
+
+    Reads ``metrics.json`` (``per_class[i].operating_points[kind]["<target>"].threshold``)
+    and checks it against ``evaluation.json``: the per-class rows must name its classes
+    in its order, and the record must hold the evaluated model's sha256.
+
+    Args:
+        folder: The evaluation folder.
+        kind: ``precision`` or ``recall``.
+        target: The target the evaluation was asked for (``--precision-targets`` /
+            ``--recall-targets``).
+
+    Raises:
+        UserError: For a folder that is not an evaluation, an evaluation written
+            before models were identified (re-evaluate), a target it did not compute
+            (with the ``evaluate score`` line that adds it), or a damaged ``metrics.json``
+            (every problem named).
+    """
+    folder = Path(folder)
+    shown = display_path(folder)
+    if kind not in OPERATING_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {OPERATING_KINDS}")
+    record = read_evaluation_record(folder)
+    if record is None or not (folder / METRICS).is_file():
+        raise UserError(f"{shown}: not an evaluation folder (it has no {EVALUATION_RECORD} and {METRICS}); name one "
+                        "under output/eval/ written by `pipenv run evaluate`")
+    if not record.model_sha256:
+        raise UserError(f"{display_path(folder / EVALUATION_RECORD)}: no model_sha256: this evaluation was written "
+                        "before evaluations recorded which model they measured, so its thresholds cannot be tied to "
+                        f"a model. Evaluate the model again: pipenv run evaluate --model <model> --list {record.list}")
+    rows = _per_class_rows(folder / METRICS, record.class_names)
+    key = f"{target:g}"
+    thresholds, problems, computed = [], [], set()
+    for index, row in enumerate(rows):
+        points = row.get("operating_points")
+        targets = points.get(kind) if isinstance(points, dict) else None
+        computed |= set(targets) if isinstance(targets, dict) else set()
+        point = targets.get(key) if isinstance(targets, dict) else None
+        threshold = point.get("threshold") if isinstance(point, dict) else None
+        if point is not None and not _is_probability(threshold):
+            problems.append(f"{display_path(folder / METRICS)}: per_class[{index}].operating_points.{kind}.{key}: "
+                            f"threshold {threshold!r} is not a number in [0, 1]")
+        thresholds.append(float(threshold) if point is not None and _is_probability(threshold) else None)
+    if key not in computed:
+        _refuse_target(folder, kind, key, sorted(computed, key=float))
+    if problems:
+        raise ResultFileError(problems)
+    return OperatingPoints(shown, kind, float(target), list(record.class_names), thresholds, record.model_sha256)
+
+
+def _per_class_rows(path: Path, class_names: list[str]) -> list[dict[str, Any]]:
+    """``metrics.json``'s ``per_class`` rows, checked to name ``class_names`` in order.
+
+    Raises:
+        ResultFileError: When the file is not metrics of this project or its rows name other classes.
+    """
+    shown = display_path(path)
+    try:
+        data = read_json(path, "not JSON")
+    except UserError as exc:
+        raise ResultFileError([str(exc)]) from None
+    rows = data.get("per_class") if isinstance(data, dict) else None
+    if not isinstance(rows, builtins.list) or not all(isinstance(row, dict) for row in rows):
+        raise ResultFileError([f"{shown}: not the metrics of an evaluation (no per_class rows)"])
+    named = [row.get("class") for row in rows]
+    if named != class_names:
+        raise ResultFileError([f"{shown}: per_class names the classes {named}, but {EVALUATION_RECORD} beside it "
+                               f"names {class_names}"])
+    return rows
+
+
+def _refuse_target(folder: Path, kind: str, key: str, computed: list[str]) -> None:
+    """Raise the error for a target the evaluation did not compute, with the command that adds it."""
+    option = f"--{kind}-targets"
+    keep = " ".join([*computed, key])
+    raise UserError(f"{display_path(folder)}: the evaluation computed {kind} operating points for "
+                    f"{computed or 'no target'}, not {key}. Add it (scoring again, no inference): pipenv run "
+                    f"evaluate score {display_path(folder / 'predictions.csv')} {option} {keep}")
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1

@@ -35,40 +35,55 @@ class Thumbnails:
 
 
 def write_thumbnails(folder: Path, sources: Mapping[Hashable, Path], contract: InputContract | None = None,
-                     subfolder: str = "thumbs") -> Thumbnails:
+                     subfolder: str = "thumbs", workers: int = 4) -> Thumbnails:
     """``<subfolder>/<key>.png`` (the file, scaled) and ``<subfolder>/<key>-input.png`` (the network input).
 
-    A file that is missing or unreadable gets no thumbnail.
+    A file that is missing or unreadable gets no thumbnail. Files are drawn in
+    ``workers`` threads (Pillow decodes and encodes without the GIL).
 
     Args:
         folder: The report folder.
         sources: Key (a row number, a name) -> the image file to draw; keys must be safe file names.
         contract: The model's input contract (None: no network-input images).
         subfolder: The folder, inside ``folder``, the images go to.
+        workers: Drawing threads.
     """
-    from PIL import Image
-
-    from common.images import load_image, load_thumbnail
+    from concurrent.futures import ThreadPoolExecutor
 
     thumbs = Thumbnails(input_size=f"{contract.width}\u00d7{contract.height}" if contract else "")
     if not sources:
         return thumbs
     (folder / subfolder).mkdir(parents=True, exist_ok=True)
-    for key, source in sources.items():
-        try:
-            image = load_thumbnail(source, THUMB_SIZE)
-            pixels = load_image(source, contract) if contract is not None else None
-        except UserError:
-            continue
-        if max(image.size) < THUMB_SIZE:  # small images are enlarged, pixels kept sharp
-            scale = THUMB_SIZE / max(image.size)
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                 Image.Resampling.NEAREST)
-        image.save(folder / subfolder / f"{key}.png")
-        thumbs.original[key] = f"{subfolder}/{key}.png"
-        if pixels is not None:
-            # (C, H, W) -> (H, W) for one channel, (H, W, C) for three
-            array = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-            Image.fromarray(array).save(folder / subfolder / f"{key}-input.png")
-            thumbs.network_input[key] = f"{subfolder}/{key}-input.png"
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        drawn = list(pool.map(lambda item: _draw(folder, subfolder, *item, contract), sources.items()))
+    for key, (original, network_input) in zip(sources, drawn):
+        if original:
+            thumbs.original[key] = original
+        if network_input:
+            thumbs.network_input[key] = network_input
     return thumbs
+
+
+def _draw(folder: Path, subfolder: str, key: Hashable, source: Path, contract: InputContract | None
+          ) -> tuple[str | None, str | None]:
+    """Draw one file's thumbnail (and network input); their paths relative to ``folder``, None where not drawn."""
+    from PIL import Image
+
+    from common.images import load_image, load_thumbnail
+
+    try:
+        image = load_thumbnail(source, THUMB_SIZE)
+        pixels = load_image(source, contract) if contract is not None else None
+    except UserError:
+        return None, None
+    if max(image.size) < THUMB_SIZE:  # small images are enlarged, pixels kept sharp
+        scale = THUMB_SIZE / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.NEAREST)
+    image.save(folder / subfolder / f"{key}.png")
+    if pixels is None:
+        return f"{subfolder}/{key}.png", None
+    # (C, H, W) -> (H, W) for one channel, (H, W, C) for three
+    array = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+    Image.fromarray(array).save(folder / subfolder / f"{key}-input.png")
+    return f"{subfolder}/{key}.png", f"{subfolder}/{key}-input.png"

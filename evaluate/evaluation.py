@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +18,10 @@ from common.errors import UserError
 from common.files import write_json
 from common.images import check_on_unreadable
 from common.lists import dataset_for_list, read_list
-from common.model_card import ModelCard, read_card_file
-from common.paths import data_dir, display_path, model_dir, output_dir
-from common.provenance import moment, now
+from common.model_card import ModelCard
+from common.onnx_model import newest_model
+from common.paths import data_dir, display_path, output_dir
+from common.provenance import now
 from common.results import (
     EVALUATION_RECORD,
     EvaluationRecord,
@@ -132,6 +132,7 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
                                   probabilities, model.class_names)
         record = _record(name, model_path, model.card, list_path, dataset.root,
                          sorted({s.path for s in samples} - {s.path for s in kept}))
+        record.model_sha256 = model.sha256
         record.sum_tolerance = sum_tolerance_for(probabilities, model.card.quantized, display_path(model_path))
         write_predictions(stage.path / "predictions.csv", predictions)
         scores, metrics, files = write_derived(stage.path, predictions, record, options)
@@ -200,24 +201,6 @@ def check_same_classes(classes: list[str], reference: list[str], source: str, re
 def evaluations_root() -> Path:
     """``<output>/eval``: where evaluations live."""
     return output_dir() / "eval"
-
-
-def newest_model() -> Path:
-    """The most recently exported model in the model folder (fp32 before int8 of the same export)."""
-    folder = model_dir()
-    models = [p for p in folder.glob("*.onnx") if not p.name.startswith(".")] if folder.is_dir() else []
-    if not models:
-        raise UserError(f"no model in {display_path(folder)}; export one with `pipenv run export`, or pass --model")
-
-    def key(path: Path) -> tuple[datetime, bool]:
-        modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-        try:
-            card = read_card_file(path.with_suffix(".json"))
-        except UserError:
-            return modified, not path.stem.endswith("-int8")
-        return (moment(card.created) if card.created else modified), not card.quantized
-
-    return max(models, key=key)
 
 
 def write_derived(folder: Path, predictions: Predictions, record: EvaluationRecord, options: EvaluateOptions

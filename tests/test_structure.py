@@ -6,7 +6,7 @@ import ast
 
 from common.paths import PROJECT_ROOT
 
-PACKAGES = ("common", "datatools", "train", "deploy", "evaluate", "networks", "pipeline", "bench", "tools")
+PACKAGES = ("common", "datatools", "train", "deploy", "evaluate", "predict", "networks", "pipeline", "bench", "tools")
 """The project's own packages."""
 
 

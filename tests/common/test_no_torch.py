@@ -19,7 +19,7 @@ import pytest
 from common.paths import PROJECT_ROOT
 
 FORBIDDEN_IN_COMMON = ("torch", "torchvision", "timm", "omegaconf", "optuna", "tensorboard", "onnx", "wandb",
-                       "mlflow", "train", "deploy", "evaluate", "networks", "datatools", "pipeline", "bench")
+                       "mlflow", "train", "deploy", "evaluate", "networks", "datatools", "pipeline", "bench", "predict")
 """Top-level packages no module of ``common`` may import (``onnxruntime`` is allowed: the evaluation box has it)."""
 
 TORCH_FREE = ("torch", "torchvision", "timm", "omegaconf", "train", "deploy", "networks")
@@ -34,11 +34,16 @@ def common_modules() -> list[str]:
     return sorted(f"common.{path.stem}" for path in (PROJECT_ROOT / "common").glob("*.py") if path.stem != "__init__")
 
 
+FORBIDDEN_IN_PREDICT = ("torch", "torchvision", "timm", "omegaconf", "onnx", "train", "deploy", "evaluate", "networks",
+                        "datatools", "pipeline", "bench")
+"""Top-level packages no module of ``predict`` may import: it uses ``common`` only (and runs on the evaluation box)."""
+
+
 def evaluation_side() -> list[str]:
-    """Every module the evaluation machine runs: common, evaluate, the data tools (not the network writer), the
-    pipeline's entry."""
+    """Every module the evaluation machine runs: common, evaluate, predict, the data tools (not the network writer),
+    the pipeline's entry."""
     modules = common_modules() + ["pipeline"]
-    for package in ("evaluate", "datatools"):
+    for package in ("evaluate", "predict", "datatools"):
         for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
             parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
             modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
@@ -70,6 +75,12 @@ def imported_after(modules: list[str], watched: tuple[str, ...]) -> list[str]:
 def test_no_module_of_common_imports_torch_omegaconf_a_stage_or_networks_anywhere():
     offending = [f"common/{path.name}:{line}: {package}" for path in sorted((PROJECT_ROOT / "common").glob("*.py"))
                  for line, package in imports_of(path) if package in FORBIDDEN_IN_COMMON]
+    assert offending == []
+
+
+def test_predict_imports_common_only_anywhere():
+    offending = [f"predict/{path.name}:{line}: {package}" for path in sorted((PROJECT_ROOT / "predict").glob("*.py"))
+                 for line, package in imports_of(path) if package in FORBIDDEN_IN_PREDICT]
     assert offending == []
 
 

@@ -151,6 +151,7 @@ def test_score_columns_must_name_the_recorded_classes(tmp_path, classes, expecte
     ('{"name": "e", "class_names": "ab"}', ["class_names: str is not of the recorded type"]),
     ('{"name": "e", "class_names": ["a", 2]}', ["class_names: expected a list of strings"]),
     ('{"name": "e", "dataset_root": "data/ds"}', ["dataset_root 'data/ds' is not an absolute path"]),
+    ('{"name": "e", "model_sha256": "xyz"}', ["model_sha256 'xyz' is not a sha256 (64 hex digits)"]),
     ('{"name": "e", "dataset_root": 7, "skipped": [1]}',
      ["dataset_root: int is not of the recorded type", "skipped: expected a list of strings"]),
 ])

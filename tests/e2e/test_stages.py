@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from common.lists import load_dataset, read_split
 from common.paths import PROJECT_ROOT
 from networks import build_network
 from networks.checkpoint import checkpoint_network_config, read_checkpoint
+from tests.predict.runs import evaluation_probabilities, probabilities_by_path
 
 
 def stage(*args: str, env: dict[str, str]) -> str:
@@ -60,6 +63,21 @@ def test_train_export_evaluate(tmp_path, digits_root):
 
     stage("evaluate", "--model", str(tmp_path / "model" / f"{run_dir.name}-int8.onnx"), "--name", "int8",
           "--no-progress", env=env)
+    _predict_matches_evaluate(alone, folder, digits_root, env, "fp32")
+    _predict_matches_evaluate(tmp_path / "model" / f"{run_dir.name}-int8.onnx", tmp_path / "output" / "eval" / "int8",
+                              digits_root, env, "int8")
     compared = stage("evaluate", "compare", str(folder), "int8", env=env)
     assert "fixed" in compared and (tmp_path / "output" / "eval" / "compare-model-test-vs-int8" / "compare.html").is_file()
     assert np.isfinite(metrics["macro"]["ap"])
+
+
+def _predict_matches_evaluate(model, evaluation, digits_root, env: dict[str, str], name: str) -> None:
+    """``predict`` on the whole raw folder, at the evaluation's operating point: evaluate's probabilities, bitwise."""
+    out = stage("predict", str(digits_root / "raw"), "--model", str(model), "--top-k", "10", "--name", name,
+                "--operating-point", str(evaluation), "--recall", "0.95", "--batch-size", "100", "--no-progress",
+                env=env)
+    assert "1,797 image(s) predicted" in out
+    folder = Path(env["IMAGEPIPE_OUTPUT"]) / "predict" / name
+    got = probabilities_by_path(folder, [str(d) for d in range(10)])
+    expected = evaluation_probabilities(evaluation, digits_root)
+    assert len(expected) == 360 and all(np.array_equal(got[path], values) for path, values in expected.items())
