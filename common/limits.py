@@ -11,7 +11,8 @@ bounds", lists where):
   (the confusion matrices and their figures hold K x K cells).
 - :data:`MAX_BOOTSTRAP`: bootstrap resamples (:data:`BOOTSTRAP_MEMORY` bounds the
   memory one batch of resamples needs).
-- Threads: at most the cores this process may run on (:func:`thread_count`).
+- Threads: at most the cores this process may run on, four per core for image decoding
+  (:func:`thread_count`).
 - :data:`MAX_JSON_DEPTH`, :data:`MAX_YAML_DEPTH`, :data:`MAX_YAML_NODES`: nesting and
   alias expansion of every JSON and YAML text read (:mod:`common.files`).
 - :data:`MAX_NAME_BYTES`: a name given for an output file or folder (``--name``).
@@ -54,6 +55,9 @@ MAX_NAME_BYTES = 120
 """Longest name (UTF-8 bytes) for an output file or folder: staging folders and temporary files add up to
 about 120 bytes to it, and file systems allow 255."""
 
+DECODE_THREADS_PER_CORE = 4
+"""Image-decoding threads allowed per core: decoding waits for files as much as it computes."""
+
 WALK_SECONDS = 600.0
 """How long a folder import may walk its source before it stops and says so."""
 
@@ -66,20 +70,23 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def thread_count(requested: int, option: str) -> int:
-    """Threads to use for ``requested`` (0: one per core), at most :func:`cores`, saying so when capped.
+def thread_count(requested: int, option: str, per_core: int = 1) -> int:
+    """Threads to use for ``requested`` (0: one per core), capped at ``per_core`` per core, saying so when capped.
 
     Args:
         requested: What the option asked for (at least 0).
         option: The option, named in the log line (``--threads``).
+        per_core: Threads allowed per core: 1 for computing threads (onnxruntime), more for
+            threads that mostly wait for files (:data:`DECODE_THREADS_PER_CORE`).
 
     Returns:
-        ``requested`` (or the core count for 0), capped at the core count.
+        ``requested`` (or the core count for 0), capped at ``per_core`` times the core count.
     """
     available = cores()
     if requested == 0:
         return available
-    if requested > available:
-        log.warning("%s %d: using %d, the CPU cores this process may run on", option, requested, available)
-        return available
+    if requested > per_core * available:
+        log.warning("%s %d: using %d, %sthe CPU cores this process may run on", option, requested,
+                    per_core * available, f"{per_core} per core of " if per_core > 1 else "")
+        return per_core * available
     return requested

@@ -18,7 +18,7 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.files import write_json
 from common.images import check_on_unreadable
-from common.limits import BOOTSTRAP_MEMORY, MAX_BOOTSTRAP, thread_count
+from common.limits import BOOTSTRAP_MEMORY, DECODE_THREADS_PER_CORE, MAX_BOOTSTRAP, thread_count
 from common.lists import dataset_for_list, linked_source, read_list
 from common.model_card import ModelCard, read_card_file
 from common.paths import data_dir, display_path, model_dir, output_dir
@@ -131,8 +131,8 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     with staged(evaluations_root() / name, exists="replace" if options.overwrite else "refuse",
                 hint=OVERWRITE_HINT) as stage:
         kept: list = []
-        batches = decode_samples(dataset, samples, model.contract, options.batch_size,
-                                 thread_count(options.workers, "--workers"), options.on_unreadable)
+        workers = thread_count(options.workers, "--workers", DECODE_THREADS_PER_CORE)
+        batches = decode_samples(dataset, samples, model.contract, options.batch_size, workers, options.on_unreadable)
         probabilities = predict_batches(model, with_progress(kept_images(batches, kept), len(samples),
                                                              options.progress))
         if not kept:
@@ -356,8 +356,8 @@ def check_resampling(bootstrap: int, seed: int) -> None:
             resamples, or a seed of 2^32 or more.
     """
     if bootstrap < 0 or not 0 <= seed < 2**32:
-        raise UserError(f"--bootstrap must be at least 0 (0: no intervals) and --seed within 0..{2**32 - 1}, got "
-                        f"--bootstrap {bootstrap}, --seed {seed}")
+        raise UserError(f"--bootstrap and --seed must be at least 0 (--bootstrap 0: no intervals; --seed below 2^32), "
+                        f"got --bootstrap {bootstrap}, --seed {seed}")
     if bootstrap > MAX_BOOTSTRAP:
         raise UserError(f"--bootstrap {bootstrap}: at most {MAX_BOOTSTRAP} resamples (common.limits.MAX_BOOTSTRAP; "
                         "95% percentile intervals settle within a few thousand)")

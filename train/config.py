@@ -401,8 +401,8 @@ def validate(config: TrainConfig) -> list[str]:
     if not 0 <= config.schedule.min_lr_ratio <= 1:
         problems.append(f"schedule.min_lr_ratio: must be in [0, 1], got {config.schedule.min_lr_ratio}")
     at_least("schedule.step_epochs", config.schedule.step_epochs, 1)
-    if not 0 < config.schedule.gamma <= 1:
-        problems.append(f"schedule.gamma: the step schedule's factor must be in (0, 1], got {config.schedule.gamma}")
+    if not (math.isfinite(config.schedule.gamma) and config.schedule.gamma > 0):
+        problems.append(f"schedule.gamma: the step schedule's factor must be positive, got {config.schedule.gamma}")
     choice("checkpoint.monitor", config.checkpoint.monitor, METRICS)
     choice("checkpoint.mode", config.checkpoint.mode, ("max", "min"))
     at_least("checkpoint.top_k", config.checkpoint.top_k, 0)

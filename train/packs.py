@@ -49,7 +49,7 @@ from common.digits import open_dataset_or_digits
 from common.errors import UserError
 from common.files import file_sha256, read_json, write_json
 from common.images import DECODER_VERSION, check_on_unreadable, decode_samples
-from common.limits import thread_count
+from common.limits import DECODE_THREADS_PER_CORE, thread_count
 from common.lists import Dataset, Sample, read_split
 from common.paths import display_path
 from common.provenance import now
@@ -374,5 +374,5 @@ def pack_dataset(dataset: str, network: str, splits: Sequence[str] = (), on_unre
         raise UserError(f"--splits: no list file for {missing} in {display_path(data.root / 'lists')}; "
                         f"available: {available}")
     with tqdm(unit="img", desc="pack", disable=None if progress else True) as bar:
-        return write_pack(data, contract, chosen, on_unreadable, thread_count(workers, "--workers"),
-                          progress=bar.update)
+        return write_pack(data, contract, chosen, on_unreadable,
+                          thread_count(workers, "--workers", DECODE_THREADS_PER_CORE), progress=bar.update)

@@ -528,7 +528,7 @@ CASES: dict[str, Case] = {
     "inspect: --size 20000": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--size", "20000"],
                                   ("argument --size", "400,000,000 pixels")),
     "train: a negative step factor": Case("train", lambda ws: ["--print-config", "schedule.gamma=-0.5"],
-                                          ("schedule.gamma", "must be in (0, 1], got -0.5")),
+                                          ("schedule.gamma", "must be positive, got -0.5")),
     "train: Adam betas outside [0, 1)": Case("train", lambda ws: ["--print-config", "optim.betas=[0.9,1.5]"],
                                              ("optim.betas", "each in [0, 1), got [0.9, 1.5]")),
     "train: a negative momentum": Case("train", lambda ws: ["--print-config", "optim.momentum=-0.1"],
@@ -805,7 +805,7 @@ def test_threads_and_workers_are_capped_at_the_cores_with_a_note(ws, capsys, cap
                                                            "--name", "capped"), capsys)
     assert status == 0 and "Traceback" not in err, err
     assert f"--threads 100000: using {cores()}, the CPU cores" in caplog.text
-    assert f"--workers 100000: using {cores()}, the CPU cores" in caplog.text
+    assert f"--workers 100000: using {4 * cores()}, 4 per core of the CPU cores" in caplog.text
 
 
 def test_a_bootstrap_too_large_for_memory_is_refused_with_an_estimate():
