@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -102,20 +103,26 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
 def csv_text(header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> str:
     """Rows (after an optional header) as CSV text in the project's dialect, cells neutralised.
 
-    Fields are quoted where needed; when any text holds a carriage return (which
-    Python's writer would leave unquoted with ``\\n`` line ends, splitting the row for
-    every reader), every field is quoted.
+    Fields are quoted where needed. Python's writer leaves a carriage return unquoted
+    when lines end with ``\\n``, which would split the row for every reader, so a row
+    holding one has all its fields quoted.
     """
-    table = ([] if header is None else [[neutral_cell(cell) for cell in header]])
-    table += [[neutral_cell(cell) for cell in row] for row in rows]
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(table)
-    text = buffer.getvalue()
-    if "\r" in text:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerows(table)
-        text = buffer.getvalue()
-    return text
+    plain = csv.writer(buffer, lineterminator="\n")
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def plain_rows() -> Iterator[list[Any]]:
+        # Rows are written in order: plain.writerows writes each row yielded here before asking for the next,
+        # and a row with a carriage return is written (quoted) here, between the two.
+        for row in itertools.chain([] if header is None else [header], rows):
+            cells = [neutral_cell(cell) for cell in row]
+            if any(cell.__class__ is str and "\r" in cell for cell in cells):
+                quoted.writerow(cells)
+            else:
+                yield cells
+
+    plain.writerows(plain_rows())
+    return buffer.getvalue()
 
 
 def neutral_cell(value: Any) -> Any:
