@@ -20,12 +20,14 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from common.errors import UserError
+from common.limits import MAX_NAME_BYTES
 
 T = TypeVar("T")
 
-DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,
+                         errno.ENAMETOOLONG})
 """``OSError`` numbers that are the user's to fix (a full disk or quota, a file size limit, no permission, a
-read-only file system): reported as ``error: <path>: <reason>``, not as a crash."""
+read-only file system, a file name too long): reported as ``error: <path>: <reason>``, not as a crash."""
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.\[\]-]*=")
 """A ``key=value`` config override: a dotted key (letters, digits, ``_``, ``.``, ``-``, ``[]``), then ``=``."""
@@ -151,9 +153,10 @@ def parse_key_values(items: Sequence[str], option: str) -> dict[str, Any]:
         option: The option they came from, named in errors.
 
     Raises:
-        UserError: For an item without ``=``, an empty or repeated key, or a value that is not YAML.
+        UserError: For an item without ``=``, an empty or repeated key, or a value that is not YAML
+            (or too large once its aliases are expanded: :func:`common.files.parse_yaml`).
     """
-    import yaml
+    from common.files import parse_yaml
 
     parsed: dict[str, Any] = {}
     for item in items:
@@ -163,10 +166,8 @@ def parse_key_values(items: Sequence[str], option: str) -> dict[str, Any]:
             raise UserError(f"{option}: {item!r} is not key=value (e.g. dropout=0.2)")
         if key in parsed:
             raise UserError(f"{option}: {key!r} is given twice")
-        try:
-            parsed[key] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise UserError(f"{option}: {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+        shown = item if len(item) <= 80 else f"{item[:77]}..."
+        parsed[key] = parse_yaml(text, f"{option}: {shown!r}", "the value is not valid YAML") if text.strip() else None
     return parsed
 
 
@@ -250,7 +251,29 @@ def check_plain_name(name: str | None, option: str = "--name") -> None:
     """Refuse a name for an output file or folder that is not a plain name (None: the default name).
 
     Raises:
-        UserError: For an empty name, or one with a ``/`` or ``\\`` or starting with ``.``.
+        UserError: For an empty name, one with a ``/`` or ``\\`` or starting with ``.``, a control
+            character, or longer than :data:`common.limits.MAX_NAME_BYTES` bytes (UTF-8).
     """
-    if name is not None and (not name or "/" in name or "\\" in name or name.startswith(".")):
-        raise UserError(f"{option} {name!r}: a plain name, without '/', '\\' or a leading '.'")
+    if name is None:
+        return
+    if not name or "/" in name or "\\" in name or name.startswith(".") or not name.isprintable():
+        shown = name if len(name) <= 80 else f"{name[:77]}..."
+        raise UserError(f"{option} {shown!r}: a plain name, without '/', '\\', a leading '.' or control characters")
+    check_name_length(name, option)
+
+
+def check_name_length(name: str, option: str, added: int = 0) -> None:
+    """Refuse a file or folder name longer than :data:`common.limits.MAX_NAME_BYTES` bytes (UTF-8).
+
+    Args:
+        name: The name as given.
+        option: The option that gave it, for the message.
+        added: Bytes the command adds to the name (a run folder's ``-<date>-<time>``).
+
+    Raises:
+        UserError: Naming the option, the length and the limit.
+    """
+    size, limit = len(name.encode("utf-8")), MAX_NAME_BYTES - added
+    if size > limit:
+        raise UserError(f"{option} {name[:40]!r}...: {size} bytes long; at most {limit} here (staging folders and "
+                        "temporary files add to a name, and file systems allow 255)")

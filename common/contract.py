@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from common.errors import UserError
+from common.limits import MAX_PIXELS
 
 COLOR_MODES: dict[str, int] = {"L": 1, "RGB": 3}
 """Supported colour modes (Pillow's names) and their number of channels."""
@@ -72,10 +73,16 @@ class InputContract:
             out.append(f"color_mode: {self.color_mode!r} is not one of {sorted(COLOR_MODES)}")
         if self.interpolation not in INTERPOLATIONS:
             out.append(f"interpolation: {self.interpolation!r} is not one of {list(INTERPOLATIONS)}")
+        sizes = []
         for key in ("height", "width"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 out.append(f"{key}: must be a positive integer, got {value!r}")
+            else:
+                sizes.append(value)
+        if len(sizes) == 2 and sizes[0] * sizes[1] > MAX_PIXELS:
+            out.append(f"height x width: {sizes[0]} x {sizes[1]} = {sizes[0] * sizes[1]:,} pixels, more than the "
+                       f"{MAX_PIXELS:,} the decoder reads in one image (common.limits.MAX_PIXELS)")
         channels = COLOR_MODES.get(self.color_mode)
         for key in ("mean", "std"):
             values = getattr(self, key)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
+import re
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from common.errors import UserError
+from common.limits import MAX_JSON_DEPTH, MAX_YAML_DEPTH, MAX_YAML_NODES
 from common.paths import display_path
 
 TEMP_SUFFIX = ".tmp"
@@ -80,23 +83,70 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+FORMULA_START = frozenset("=+-@\t\r")
+"""First characters that make a spreadsheet evaluate a cell (OWASP's list for CSV injection)."""
+
+_QUOTED_OR_FORMULA = FORMULA_START | {"'"}
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Write a CSV file atomically (``\\n`` line ends, the header first).
 
     The one CSV dialect of the project: every CSV it writes goes through this function
-    or :func:`append_csv`, and is read back by :func:`read_csv`.
+    or :func:`append_csv`, and is read back by :func:`read_csv`. Text cells a
+    spreadsheet would evaluate are neutralised (:func:`neutral_cell`).
     """
     atomic_write_text(path, csv_text(header, rows))
 
 
 def csv_text(header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> str:
-    """Rows (after an optional header) as CSV text in the project's dialect."""
+    """Rows (after an optional header) as CSV text in the project's dialect, cells neutralised.
+
+    Fields are quoted where needed. Python's writer leaves a carriage return unquoted
+    when lines end with ``\\n``, which would split the row for every reader, so a row
+    holding one has all its fields quoted.
+    """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header is not None:
-        writer.writerow(header)
-    writer.writerows(rows)
+    plain = csv.writer(buffer, lineterminator="\n")
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def plain_rows() -> Iterator[list[Any]]:
+        # Rows are written in order: plain.writerows writes each row yielded here before asking for the next,
+        # and a row with a carriage return is written (quoted) here, between the two.
+        for row in itertools.chain([] if header is None else [header], rows):
+            cells = [neutral_cell(cell) for cell in row]
+            if any(cell.__class__ is str and "\r" in cell for cell in cells):
+                quoted.writerow(cells)
+            else:
+                yield cells
+
+    plain.writerows(plain_rows())
     return buffer.getvalue()
+
+
+def neutral_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text, never evaluates (OWASP's rule against CSV injection).
+
+    A text cell (a ``str``) that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return gets a leading ``'``, unless it is a plain decimal number
+    (``-0.5``, ``+1e-05``: a spreadsheet reads those as numbers, and so do our
+    readers). A text cell that starts with ``'`` followed (after more ``'``) by
+    one of those characters gets one more ``'``, so :func:`read_csv` gives every
+    cell back exactly. Numbers written as numbers (``int``, ``float``) are never changed.
+    """
+    if value.__class__ is not str or value[:1] not in _QUOTED_OR_FORMULA:
+        return value
+    if value.lstrip("'")[:1] in FORMULA_START and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def restored_cell(cell: str) -> str:
+    """The text :func:`neutral_cell` was given: one leading ``'`` removed where it added one."""
+    if cell[:1] == "'" and cell.lstrip("'")[:1] in FORMULA_START:
+        return cell[1:]
+    return cell
 
 
 def append_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -115,17 +165,30 @@ def append_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]])
 def read_csv(path: Path, delimiter: str = ",") -> list[list[str]]:
     """The rows of a CSV file (the header first), as :func:`read_text` reads text (a BOM stripped).
 
+    Cells neutralised by :func:`neutral_cell` are given back as they were written
+    (:func:`restored_cell`).
+
     Args:
         path: The file.
         delimiter: The field separator (a tab for TSV files).
 
     Raises:
-        UserError: Naming the file, when it cannot be read, is not UTF-8 or is not CSV.
+        UserError: Naming the file (and line), when it cannot be read, is not UTF-8, is
+            not CSV, or holds a field longer than ``csv.field_size_limit()`` characters.
     """
+    text = read_text(path, newline="")  # a carriage return inside a quoted field is kept as it is
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        return list(csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+        rows = list(reader)
     except csv.Error as exc:
-        raise UserError(f"{display_path(path)}: not a CSV file ({exc})") from None
+        where = f"{display_path(path)}:{reader.line_num}"
+        if "field limit" in str(exc):
+            raise UserError(f"{where}: a field longer than {csv.field_size_limit():,} characters; not a file this "
+                            "project reads") from None
+        raise UserError(f"{where}: not a CSV file ({exc})") from None
+    if "'" in text:
+        rows = [[restored_cell(cell) for cell in row] for row in rows]
+    return rows
 
 
 def parse_json(text: str, source: str, problem: str = "not valid JSON") -> Any:
@@ -137,14 +200,31 @@ def parse_json(text: str, source: str, problem: str = "not valid JSON") -> Any:
         problem: What the owner of the file calls a text that cannot be parsed.
 
     Raises:
-        UserError: ``<source>: <problem> (<why>)``, when the text is not JSON or is nested too deeply to read.
+        UserError: ``<source>: <problem> (<why>)``, when the text is not JSON or is nested more than
+            :data:`common.limits.MAX_JSON_DEPTH` deep.
     """
+    too_deep = f"{source}: {problem} (nested more than {MAX_JSON_DEPTH} deep; this project's files are not)"
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except ValueError as exc:
         raise UserError(f"{source}: {problem} ({exc})") from None
     except RecursionError:
-        raise UserError(f"{source}: {problem} (nested too deeply to read)") from None
+        raise UserError(too_deep) from None
+    if nesting_exceeds(data, MAX_JSON_DEPTH):
+        raise UserError(too_deep)
+    return data
+
+
+def nesting_exceeds(data: Any, limit: int) -> bool:
+    """Whether lists and dicts in ``data`` nest more than ``limit`` deep (checked without recursion)."""
+    stack = [(data, 1)] if isinstance(data, (dict, list)) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(child, depth + 1) for child in children if isinstance(child, (dict, list))]
+    return False
 
 
 def read_json(path: Path, problem: str = "not valid JSON") -> Any:
@@ -160,25 +240,76 @@ def read_json(path: Path, problem: str = "not valid JSON") -> Any:
 
 
 def read_yaml(path: Path, what: str) -> dict[str, Any]:
-    """A YAML file that holds a mapping, parsed safely (no tags build objects), a BOM stripped.
+    """A YAML file that holds a mapping, parsed safely (:func:`parse_yaml`), a BOM stripped.
 
     Args:
         path: The file.
         what: What the mapping holds, for the error message.
 
     Raises:
-        UserError: When the file is missing or unreadable, not valid YAML, or not a mapping.
+        UserError: When the file is missing or unreadable, not valid YAML (or too large once its
+            aliases are expanded), or not a mapping.
     """
-    import yaml
-
     shown = display_path(path)
-    try:
-        data = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as exc:
-        raise UserError(f"{shown}: not a valid YAML mapping ({str(exc).splitlines()[0]})") from None
+    data = parse_yaml(read_text(path), shown, "not a valid YAML mapping")
     if not isinstance(data, dict):
         raise UserError(f"{shown}: expected a mapping of {what}")
     return data
+
+
+def parse_yaml(text: str, source: str, problem: str = "not valid YAML") -> Any:
+    """Parse YAML text safely: no tag builds an object, and the size is bounded before anything is built.
+
+    The one YAML parser of ``common`` (OmegaConf, which the typed configs use, has its
+    own alias limit). The document is composed first; it is refused when it holds more
+    than :data:`common.limits.MAX_YAML_NODES` nodes with its aliases expanded (an alias
+    bomb) or nests more than :data:`common.limits.MAX_YAML_DEPTH` deep.
+
+    Args:
+        text: The YAML text.
+        source: Where it came from, the start of an error message.
+        problem: What the caller calls a text that cannot be parsed.
+
+    Raises:
+        UserError: ``<source>: <problem> (<why>)``.
+    """
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        too_large = _yaml_size_problem(node) if node is not None else None
+        if too_large:
+            raise UserError(f"{source}: {problem} ({too_large})")
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source}: {problem} ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise UserError(f"{source}: {problem} (nested more than {MAX_YAML_DEPTH} deep)") from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_size_problem(root: Any) -> str | None:
+    """What makes a composed YAML document too large to build, or None (aliases counted as often as used)."""
+    import yaml
+
+    stack, count = [(root, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            return f"more than {MAX_YAML_NODES:,} values once its aliases are expanded"
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            continue
+        if depth > MAX_YAML_DEPTH:
+            return f"nested more than {MAX_YAML_DEPTH} deep"
+        stack += [(child, depth + 1) for child in children]
+    return None
 
 
 def yaml_text(data: dict[str, Any]) -> str:
@@ -188,17 +319,23 @@ def yaml_text(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, newline: str | None = None) -> str:
     """A UTF-8 text file's content; a leading byte-order mark (BOM) is stripped.
 
     The one way text files written by people (list files, ``classes.txt``, result
     files opened in a spreadsheet) are read, so a BOM means the same in every stage.
 
+    Args:
+        path: The file.
+        newline: As :func:`open` takes it: None turns ``\\r\\n`` and ``\\r`` into ``\\n``;
+            ``""`` keeps every line end as written (what the CSV reader needs).
+
     Raises:
         UserError: Naming the file, when it cannot be read or is not UTF-8.
     """
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline=newline) as stream:
+            return stream.read()
     except UnicodeDecodeError as exc:
         raise UserError(f"{display_path(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:

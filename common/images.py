@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -30,13 +31,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from common.contract import InputContract
 from common.errors import UserError
+from common.limits import MAX_PIXELS
 from common.lists import Dataset, Sample
 
 log = logging.getLogger(__name__)
@@ -58,9 +60,6 @@ DECODER_VERSION = 2
 
 2: high-bit-depth images scaled to 8 bits instead of clipped; decompression bombs refused."""
 
-MAX_PIXELS = 89_478_485
-"""Images with more pixels are refused as decompression bombs: Pillow's ``MAX_IMAGE_PIXELS``
-default (about 9459 x 9459), where it starts warning."""
 
 HIGH_BIT_DEPTH = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
 """Pillow modes scaled to 8 bits by :func:`to_8bit`, and the largest value each may hold."""
@@ -167,27 +166,62 @@ def prepare_image(image: Image.Image, contract: InputContract, name: str = "imag
 
 @contextmanager
 def open_image(path: Path) -> Iterator[Image.Image]:
-    """Open an image file (its header: nothing is decoded yet), refusing decompression bombs.
+    """Open an image file (its header: nothing is decoded yet), refusing decompression bombs and
+    anything that is not a regular file.
+
+    The file is opened without blocking and checked to be a regular file before Pillow
+    reads a byte, so a FIFO, a device or a folder named ``x.png`` is refused at once
+    (a FIFO would block the read for ever), whatever it was when it was listed.
 
     Yields:
         The opened Pillow image; it is closed on leaving the block.
 
     Raises:
         PIL.Image.DecompressionBombError: For more than :data:`MAX_PIXELS` pixels.
-        OSError: When Pillow cannot identify or open the file.
+        OSError: When the file is not a regular file, or Pillow cannot identify or open it.
     """
-    with warnings.catch_warnings():
-        # We refuse above MAX_PIXELS ourselves, so Pillow's warning would only be noise. catch_warnings
-        # is not thread-safe: at worst, racing threads leave this one "ignore" filter installed.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        opened = Image.open(path)
-    with opened:
-        pixels = opened.width * opened.height
-        if pixels > MAX_PIXELS:
-            raise Image.DecompressionBombError(
-                f"decompression bomb: {opened.width}x{opened.height} = {pixels:,} pixels, more than the "
-                f"{MAX_PIXELS:,} this project decodes")
-        yield opened
+    with open_regular_file(path) as stream:
+        with warnings.catch_warnings():
+            # We refuse above MAX_PIXELS ourselves, so Pillow's warning would only be noise. catch_warnings
+            # is not thread-safe: at worst, racing threads leave this one "ignore" filter installed.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(stream)
+        with opened:
+            yield _refuse_bomb(opened)
+
+
+def open_regular_file(path: Path) -> BinaryIO:
+    """Open a file for reading, without blocking, only when it is a regular file.
+
+    Raises:
+        OSError: When it cannot be opened, or is a FIFO, a device, a socket or a folder.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)  # no effect on regular files
+    descriptor = os.open(path, flags)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise OSError(f"not a regular file but {kind}")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _refuse_bomb(opened: Image.Image) -> Image.Image:
+    """``opened``, when it has at most :data:`MAX_PIXELS` pixels.
+
+    Raises:
+        PIL.Image.DecompressionBombError: Otherwise.
+    """
+    pixels = opened.width * opened.height
+    if pixels > MAX_PIXELS:
+        raise Image.DecompressionBombError(
+            f"decompression bomb: {opened.width}x{opened.height} = {pixels:,} pixels, more than the "
+            f"{MAX_PIXELS:,} this project decodes")
+    return opened
 
 
 def decode_image(path: Path, mode: str | None = None, fit: tuple[int, int] | None = None) -> Image.Image:

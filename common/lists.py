@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import posixpath
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from common.errors import FileProblems, UserError
 from common.files import read_json, read_text, write_json
+from common.limits import MAX_CLASSES
 from common.paths import data_dir, display_path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "dev")
@@ -116,21 +118,27 @@ def load_dataset(root: Path) -> Dataset:
             "(the line number, from 0, is the label)"
         )
     shown = display_path(classes_file)
-    lines = read_text(classes_file).splitlines()
+    lines = text_lines(read_text(classes_file))
     while lines and not lines[-1].strip():
         lines.pop()
     problems = []
     first_seen: dict[str, int] = {}
     for number, raw in enumerate(lines, start=1):
         name = raw.strip()
+        problem = (line_break_in(raw) or name_problem(name)) if name else None
         if not name:
             problems.append(f"{shown}:{number}: blank class name (every line up to the last is a class)")
+        elif problem:
+            problems.append(f"{shown}:{number}: class name {name!r} holds {problem}; rename the class")
         elif name in first_seen:
             problems.append(f"{shown}:{number}: class {name!r} repeats line {first_seen[name]}")
         else:
             first_seen[name] = number
     if not lines:
         problems.append(f"{shown}: no class names; write one per line")
+    if len(lines) > MAX_CLASSES:
+        problems.append(f"{shown}: {len(lines)} classes; this project handles at most {MAX_CLASSES} "
+                        "(common.limits.MAX_CLASSES: its confusion matrices hold classes x classes counts)")
     if problems:
         raise ListFileError(problems)
     return Dataset(root=root, class_names=tuple(line.strip() for line in lines))
@@ -210,8 +218,12 @@ def read_list(dataset: Dataset, path: Path) -> list[Sample]:
     samples: list[Sample] = []
     problems: list[str] = []
     first_line: dict[str, int] = {}
-    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+    for number, raw in enumerate(text_lines(read_text(path)), start=1):
         text = raw.strip()
+        if line_break_in(raw):
+            problems.append(f"{shown}:{number}: the line holds {line_break_in(raw)}; one sample per line, "
+                            "'<image path> <label>'")
+            continue
         if not text or text.startswith("#"):
             continue
         parsed = _parse_line(dataset, text, shown, number, first_line)
@@ -248,15 +260,39 @@ def _parse_line(dataset: Dataset, text: str, shown: str, number: int,
                 f"(classes.txt has {dataset.num_classes} classes)")
     if "\\" in image:
         return f"{where}: path {image!r} uses '\\'; separate folders with '/'"
+    if name_problem(image):
+        return f"{where}: path {image!r} holds {name_problem(image)}; rename the file"
     relative = normalise_path(image)
     if relative is None:
         return f"{where}: path {image!r} leaves the data set folder; use a path relative to it"
     if relative in first_line:
         return f"{where}: {relative!r} is listed twice (first on line {first_line[relative]})"
     first_line[relative] = number
-    if not (dataset.root / relative).is_file():
-        return f"{where}: image not found: {display_path(dataset.root / relative)}"
+    image_file = dataset.root / relative
+    if not image_file.is_file():
+        if image_file.exists():
+            return f"{where}: {display_path(image_file)} is not a regular file (a FIFO, a device or a folder)"
+        return f"{where}: image not found: {display_path(image_file)}"
     return relative, label
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of a list file or ``classes.txt``: split at ``\\n`` only (a ``\\r`` before it dropped).
+
+    Not ``str.splitlines``, which also splits at U+2028, U+0085, ``\\x1c`` and the other
+    characters of :data:`LINE_BREAKS`: such a character inside a line is reported by
+    :func:`line_break_in`, never silently taken for the end of a line.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def line_break_in(line: str) -> str | None:
+    """``a line break (U+2028)``, naming the first character of :data:`LINE_BREAKS` in ``line``, or None."""
+    found = next((c for c in line if c in LINE_BREAKS), None)
+    return None if found is None else f"a line break (U+{ord(found):04X})"
 
 
 def name_problem(name: str) -> str | None:
@@ -304,25 +340,25 @@ def normalise_path(image: str) -> str | None:
     return relative
 
 
-def resolve_image(root: Path, image: str) -> Path | None:
+def resolve_image(root: Path, image: str, homes: Sequence[Path] = ()) -> Path | None:
     """The file an image path names inside a data set folder, symbolic links followed; None when it is outside.
 
     For code that reads a data set's files from a path it did not validate as a list
     file (a result file's rows): besides :func:`normalise_path`'s check on the text,
-    the resolved file must lie inside the resolved data set folder, or inside the
-    folder a ``prepare-data --from-folder --link symlink`` import linked to (its
-    ``prepare.json`` names it), so a symbolic link cannot lead elsewhere.
+    the resolved file must lie inside the resolved data set folder, or inside one of
+    ``homes`` (the source folder of a ``--link symlink`` import, when trusted: see
+    :func:`common.trust.image_homes`), so a symbolic link cannot lead elsewhere.
 
     Args:
         root: The data set folder.
         image: The path, relative to ``root``, ``/``-separated.
+        homes: Other folders (resolved) the file may lie in.
     """
     relative = normalise_path(image) if "\\" not in image else None
     if relative is None:
         return None
     resolved = (Path(root) / relative).resolve()
-    homes = [Path(root).resolve(), *filter(None, [linked_source(Path(root))])]
-    return resolved if any(resolved.is_relative_to(home) for home in homes) else None
+    return resolved if any(resolved.is_relative_to(home) for home in [Path(root).resolve(), *homes]) else None
 
 
 @dataclass(frozen=True)
@@ -401,10 +437,11 @@ def read_prepare_record(root: Path) -> PrepareRecord | None:
 
 
 def linked_source(root: Path) -> Path | None:
-    """The folder a ``--link symlink`` import's images link to (from its ``prepare.json``), else None.
+    """The folder a ``--link symlink`` import's images link to, as its ``prepare.json`` says, else None.
 
+    Text read from a file: :func:`common.trust.image_homes` decides whether to follow it.
     A missing or damaged record, or one that names no folder (or the whole file
-    system), gives None: thumbnails are then drawn only from inside the data set.
+    system), gives None.
     """
     try:
         record = read_prepare_record(root)

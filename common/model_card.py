@@ -22,6 +22,7 @@ from typing import Any
 from common.contract import InputContract
 from common.errors import UserError
 from common.files import atomic_write_text, canonical_hash, parse_json, read_text
+from common.limits import MAX_CLASSES
 from common.paths import display_path
 
 CARD_KEY = "imagepipe.model_card"
@@ -192,6 +193,7 @@ class ModelCard:
         contract = InputContract.from_dict(data["input"]["contract"], source=f"{source}: input.contract")
         network = CardNetwork(**{f.name: data["network"][f.name] for f in fields(CardNetwork)})
         _check_network(network, contract, source)
+        _check_classes(data["class_names"], network, source)
         return cls(
             name=data["name"], created=str(data.get("created") or ""), class_names=tuple(data["class_names"]),
             contract=contract, network=network,
@@ -284,6 +286,23 @@ def _check_network(network: CardNetwork, contract: InputContract, source: str) -
     if stated != contract.to_dict():
         raise UserError(f"{source}: input.contract {contract.to_dict()} differs from the card's network config "
                         f"input {stated}; the card was altered or damaged, so the preprocessing is unknown")
+
+
+def _check_classes(names: list[str], network: CardNetwork, source: str) -> None:
+    """Refuse class names that disagree with the card's network config (its ``num_classes``), repeat, or
+    outnumber :data:`common.limits.MAX_CLASSES`."""
+    stated = network.config.get("num_classes")
+    if stated != len(names):
+        raise UserError(f"{source}: class_names names {len(names)} classes but the card's network config has "
+                        f"num_classes {stated!r}; the card was altered or damaged, so its outputs cannot be named")
+    if len(names) > MAX_CLASSES:
+        raise UserError(f"{source}: {len(names)} classes; this project handles at most {MAX_CLASSES} "
+                        "(common.limits.MAX_CLASSES)")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise UserError(f"{source}: class_names names {name!r} twice; every output column needs its own class")
+        seen.add(name)
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

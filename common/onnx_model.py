@@ -152,11 +152,38 @@ def newest_model() -> Path:
 
 
 def predict_batches(model: Model, batches: Iterable[np.ndarray]) -> np.ndarray:
-    """Class probabilities for batches of ``uint8`` images ``(B, C, H, W)``; ``(N, K)`` float32."""
-    outputs = [model.session.run([OUTPUT_PROBABILITIES], {INPUT_NAME: batch})[0] for batch in batches]
+    """Class probabilities for batches of ``uint8`` images ``(B, C, H, W)``; ``(N, K)`` float32.
+
+    Raises:
+        UserError: When onnxruntime fails to run the graph, or the graph returns anything but
+            float32 ``(B, K)`` for a batch of B images (what its card promises).
+    """
+    outputs = [run_batch(model, batch) for batch in batches]
     if not outputs:
         return np.empty((0, len(model.class_names)), dtype=np.float32)
     return np.concatenate(outputs)
+
+
+def run_batch(model: Model, batch: np.ndarray) -> np.ndarray:
+    """The probabilities of one batch ``(B, C, H, W)``, checked against the card: float32 ``(B, K)``.
+
+    Raises:
+        UserError: Naming the model, when onnxruntime fails or the output disagrees with the card.
+    """
+    shown = display_path(model.path)
+    try:
+        probabilities = model.session.run([OUTPUT_PROBABILITIES], {INPUT_NAME: batch})[0]
+    except Exception as exc:  # onnxruntime's own exception types
+        raise UserError(f"{shown}: onnxruntime failed running the model on a batch of {len(batch)} images "
+                        f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); the "
+                        "graph does not do what its card promises. Re-export it with `pipenv run export`.") from None
+    expected = (len(batch), len(model.class_names))
+    shape = getattr(probabilities, "shape", None)
+    if shape != expected or getattr(probabilities, "dtype", None) != np.float32:
+        raise UserError(f"{shown}: the graph returned {getattr(probabilities, 'dtype', type(probabilities).__name__)} "
+                        f"{shape} for a batch of {len(batch)} images, but its card promises float32 {expected} "
+                        f"({len(model.class_names)} classes). Re-export it with `pipenv run export`.")
+    return probabilities
 
 
 def _check_graph(session: Any, contract: InputContract, classes: int, shown: str) -> None:

@@ -41,6 +41,7 @@ import numpy as np
 
 from common.errors import FileProblems, UserError
 from common.files import read_csv, read_json, write_csv, write_json
+from common.limits import MAX_CLASSES
 from common.lists import normalise_path, parse_label
 from common.paths import display_path
 
@@ -174,6 +175,9 @@ def _check_header(header: list[str], shown: str, record: EvaluationRecord | None
     if fatal:
         raise ResultFileError(fatal)
     names = [column[len(SCORE_PREFIX):] for column in header[3:]]
+    if len(names) > MAX_CLASSES:
+        raise ResultFileError([f"{shown}:1: {len(names)} score columns; this project handles at most {MAX_CLASSES} "
+                               "classes (common.limits.MAX_CLASSES)"])
     problems, first = [], {}
     for index, name in enumerate(names, start=4):
         if not name.strip():

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ContextManager
 
+from common.cli import check_name_length
 from common.errors import UserError
 from common.files import append_csv, atomic_write_text, read_csv, read_json, read_yaml, write_csv, write_json, yaml_text
 from common.locks import exclusive, holder
@@ -225,6 +226,7 @@ class RunFolder:
         """
         if not _NAME.match(name):
             raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+        check_name_length(name, "--name", added=len(f"-{stamp()}-999"))
         root = root or runs_root()
         root.mkdir(parents=True, exist_ok=True)
         when = stamp()

@@ -194,6 +194,11 @@ def parse_size(text: str) -> tuple[int, int]:
         height = width = 0
     if height < 1 or width < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: use H or HxW, e.g. 64 or 96x128")
+    from common.limits import MAX_PIXELS
+
+    if height * width > MAX_PIXELS:
+        raise argparse.ArgumentTypeError(f"{text!r}: {height * width:,} pixels, more than the {MAX_PIXELS:,} the "
+                                         "decoder reads in one image")
     return height, width
 
 

@@ -48,6 +48,12 @@ REPORT = "report.json"
 GRID_THUMBNAIL = 96
 """Largest side, in pixels, of an image in the sample grids (decoded at reduced scale)."""
 
+GRID_CLASSES = 60
+"""Classes (rows) drawn in a sample grid at most: the first ones; figures have a size limit."""
+
+LABELLED_CLASSES = 100
+"""Classes whose names label the class-count plot at most (more would overlap)."""
+
 
 @dataclass(frozen=True)
 class StatsSettings:
@@ -272,10 +278,10 @@ def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str
     from common.plotting import pyplot
 
     plt = pyplot()
-    classes = dataset.class_names
+    classes = dataset.class_names[:GRID_CLASSES]
     by_class: dict[int, list[Sample]] = {}
     for sample in samples:
-        if len(by_class.setdefault(sample.label, [])) < per_class:
+        if sample.label < len(classes) and len(by_class.setdefault(sample.label, [])) < per_class:
             by_class[sample.label].append(sample)
     figure, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2), dpi=90,
                                 squeeze=False)
@@ -295,7 +301,9 @@ def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str
                     axis.text(0.5, 0.5, "unreadable", ha="center", va="center", fontsize=6)
             else:
                 axis.axis("off")
-    figure.suptitle(f"{split}: up to {per_class} images per class (rows = classes)", fontsize=10)
+    shown = "" if len(classes) == len(dataset.class_names) else f", the first {len(classes)} of " \
+        f"{len(dataset.class_names)} classes"
+    figure.suptitle(f"{split}: up to {per_class} images per class (rows = classes{shown})", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -307,13 +315,15 @@ def _count_plot(path: Path, counts: dict[str, dict[str, int]], class_names: Sequ
     from common.plotting import pyplot
 
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(max(6, 0.5 * len(class_names) * max(1, len(counts)) / 2), 4), dpi=100)
+    width_inches = min(60.0, max(6.0, 0.5 * len(class_names) * max(1, len(counts)) / 2))  # figures have a size limit
+    figure, axes = plt.subplots(figsize=(width_inches, 4), dpi=100)
     width = 0.8 / max(1, len(counts))
     positions = np.arange(len(class_names))
     for index, (split, per_class) in enumerate(counts.items()):
         axes.bar(positions + index * width, [per_class[n] for n in class_names], width, label=split)
-    axes.set_xticks(positions + width * (len(counts) - 1) / 2, class_names,
-                    rotation=90 if len(class_names) > 12 else 0)
+    if len(class_names) <= LABELLED_CLASSES:
+        axes.set_xticks(positions + width * (len(counts) - 1) / 2, class_names,
+                        rotation=90 if len(class_names) > 12 else 0)
     axes.set(ylabel="images", title="Images per class and split")
     axes.legend()
     figure.tight_layout()

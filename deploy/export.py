@@ -31,7 +31,7 @@ from common.provenance import package_versions
 from common.run_folder import RunConfig, RunFolder, find_run
 from common.staging import staged
 from deploy.card import EXPORT_PACKAGES, build_card, write_card
-from deploy.graph import DEFAULT_OPSET, ExportedClassifier, check_onnx, to_onnx
+from deploy.graph import DEFAULT_OPSET, ExportedClassifier, check_onnx, graph_opset, supported_opsets, to_onnx
 from deploy.parity import ParityReport, measure_parity, onnx_predictor
 from deploy.quantize import MODES, quantize_int8
 from networks import build_network, load_network_config
@@ -136,8 +136,8 @@ def export(options: ExportOptions = ExportOptions()) -> ExportResult:
         validation = _validation_images(config, network_config, options.parity_samples)
         onnx_path = stage.path / f"{name}.onnx"
         parity = _export_fp32(module, onnx_path, options, validation)
-        card = build_card(name, network_config, checkpoint, checkpoint_path, run, _export_settings(options),
-                          parity.to_dict())
+        card = build_card(name, network_config, checkpoint, checkpoint_path, run,
+                          _export_settings(options, graph_opset(onnx_path)), parity.to_dict())
         write_card(onnx_path, card, onnx_path.with_suffix(".json"))
         record_sha256(onnx_path, replacing=model_dir() / onnx_path.name)
         int8_parity = None
@@ -170,6 +170,10 @@ def _validation_images(config: RunConfig, network_config: NetworkConfig, count: 
 def _export_fp32(module: ExportedClassifier, onnx_path: Path, options: ExportOptions, validation: _Images
                  ) -> ParityReport:
     to_onnx(module, onnx_path, options.opset)
+    written = graph_opset(onnx_path)
+    if written != options.opset:
+        raise UserError(f"--opset {options.opset}: the exporter wrote a graph of opset {written}; nothing was written to "
+                        f"{display_path(model_dir())}. Export at opset {written}, or another one it writes as asked.")
     check_onnx(onnx_path)
     parity = measure_parity(_torch_predictor(module), onnx_predictor(onnx_path), validation.images,
                             validation.labels, validation.samples, ("pytorch", "onnxruntime fp32"),
@@ -179,8 +183,9 @@ def _export_fp32(module: ExportedClassifier, onnx_path: Path, options: ExportOpt
     return parity
 
 
-def _export_settings(options: ExportOptions) -> dict[str, Any]:
-    return {"opset": options.opset, "exporter": "torch.onnx.export(dynamo=True)", "dynamic_axes": ["batch"],
+def _export_settings(options: ExportOptions, opset: int) -> dict[str, Any]:
+    """The card's ``export`` section; ``opset`` is the one the written graph declares."""
+    return {"opset": opset, "exporter": "torch.onnx.export(dynamo=True)", "dynamic_axes": ["batch"],
             "parity_tolerance": options.tolerance, "packages": package_versions(EXPORT_PACKAGES),
             "quantization": None}
 
@@ -221,7 +226,7 @@ def _export_int8(options: ExportOptions, int8_path: Path, fp32_path: Path, card:
         raise ParityError(_parity_message(parity, "the int8 model"))
     int8_card = card.with_changes(
         name=int8_path.stem, source=replace(card.source, fp32_model=fp32_path.name),
-        export={**card.export, "quantization": settings}, parity=parity.to_dict())
+        export={**card.export, "opset": graph_opset(int8_path), "quantization": settings}, parity=parity.to_dict())
     write_card(int8_path, int8_card, int8_path.with_suffix(".json"))
     record_sha256(int8_path, replacing=model_dir() / int8_path.name)
     return parity
@@ -243,6 +248,10 @@ def _parity_message(report: ParityReport, what: str) -> str:
 
 
 def _check_options(options: ExportOptions) -> None:
+    opsets = supported_opsets()
+    if options.opset not in opsets:
+        raise UserError(f"--opset {options.opset}: torch's exporter writes opsets {opsets.start}..{opsets.stop - 1} "
+                        f"(the newest the installed onnx knows); the default is {DEFAULT_OPSET}")
     if options.quantize not in (None, "int8"):
         raise UserError(f"--quantize {options.quantize!r}: the only choice is int8")
     if options.quantize_mode not in MODES:

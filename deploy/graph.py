@@ -16,6 +16,21 @@ from networks import ImageClassifier
 DEFAULT_OPSET = 18
 """The ONNX opset exported by default (supported by onnxruntime 1.14 and later)."""
 
+MIN_OPSET = 18
+"""The oldest opset torch's exporter writes itself; below it, the graph would go through a version converter
+that fails on common operators and then keeps opset 18 (the card would record an opset the graph does not have)."""
+
+
+def supported_opsets() -> range:
+    """The opsets ``--opset`` accepts: :data:`MIN_OPSET` to the newest the installed ``onnx`` knows."""
+    return range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1)
+
+
+def graph_opset(path: Path) -> int:
+    """The default-domain (``ai.onnx``) opset an ONNX file's graph declares."""
+    model = onnx.load(str(path), load_external_data=False)
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0)
+
 
 class ExportedClassifier(nn.Module):
     """The network as deployed: adds a softmax, nothing is removed.

@@ -31,6 +31,14 @@ def add_resampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
 
 
+def add_image_root_option(parser: argparse.ArgumentParser) -> None:
+    """``--image-root`` (``score`` and ``compare``): folders a received evaluation may draw thumbnails from."""
+    parser.add_argument("--image-root", type=Path, action="append", default=[], metavar="FOLDER",
+                        help="a folder thumbnails may be read from although only the evaluation's files name it: its "
+                        "data set folder (evaluation.json's dataset_root) or the source of a --link symlink "
+                        "import; repeatable (default: only folders below the data folder)")
+
+
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """Options that shape metrics and reports (shared by evaluation and ``score``)."""
     parser.add_argument("--bad-cases", type=int, default=24, help="cases per bad-case list (default 24)")
@@ -71,6 +79,7 @@ def build_score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output folder (default: the CSV's folder; only derived files "
                                                  "are replaced there)")
     add_scoring_options(parser)
+    add_image_root_option(parser)
     return parser
 
 
@@ -85,6 +94,7 @@ def build_compare_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="output folder name (default: compare-<A>-vs-<B>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_resampling_options(parser)
+    add_image_root_option(parser)
     return parser
 
 
@@ -94,7 +104,8 @@ def compare_command(argv: Sequence[str]) -> int:
     from common.paths import display_path
     from evaluate.compare import compare_evaluations
 
-    result = compare_evaluations(args.a, args.b, args.name, args.overwrite, args.bootstrap, args.seed)
+    result = compare_evaluations(args.a, args.b, args.name, args.overwrite, args.bootstrap, args.seed,
+                                 tuple(args.image_root))
     deltas = result.summary["deltas"]
     print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
           f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
@@ -114,7 +125,8 @@ def evaluate_command(argv: Sequence[str], score: bool = False) -> int:
     from evaluate.figures.calibration import CalibrationFigure
     from evaluate.figures.classification import F1
 
-    options = options_from(EvaluateOptions, args, **({} if score else {"progress": not args.no_progress}))
+    options = options_from(EvaluateOptions, args, image_roots=tuple(args.image_root) if score else (),
+                           **({} if score else {"progress": not args.no_progress}))
     result = rescore(args.predictions, args.out, options) if score else evaluate(options)
     scores = result.scores
     accuracy, f1, ap = scores.get(Accuracy), scores.get(F1), scores.get(AveragePrecision)

@@ -14,6 +14,7 @@ confident mistakes) and ``bad_cases.csv``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -123,21 +124,23 @@ def select_cases(predictions: Predictions, count: int = 24, per_pair: int = 3, m
 
 
 def write_thumbnails(folder: Path, cases: list[Case], image_root: Path | None,
-                     contract: InputContract | None = None) -> Thumbnails:
+                     contract: InputContract | None = None, homes: Sequence[Path] = ()) -> Thumbnails:
     """Thumbnails of the cases' images (see :func:`common.thumbnails.write_thumbnails`), keyed by row.
 
-    Only files inside the data set folder are drawn (:func:`common.lists.resolve_image`:
-    symbolic links are followed before the check); a case whose image is outside gets none.
+    Only files inside the data set folder (or ``homes``) are drawn
+    (:func:`common.lists.resolve_image`: symbolic links are followed before the check);
+    a case whose image is outside gets none.
 
     Args:
         folder: The report folder.
         cases: The cases to draw.
-        image_root: The data set folder the case paths are relative to (None: no thumbnails).
+        image_root: The data set folder the case paths are relative to, trusted (None: no thumbnails).
         contract: The model's input contract (None: no network-input images).
+        homes: Other folders the images may lie in (a trusted ``--link symlink`` source).
     """
     sources: dict[int, Path] = {}
     for case in cases if image_root is not None else []:
-        source = resolve_image(image_root, case.path)
+        source = resolve_image(image_root, case.path, homes)
         if source is None:
             log.warning("no thumbnail for %s: it is not inside the data set folder %s", case.path, image_root)
         else:
@@ -165,21 +168,23 @@ def case_html(case: Case, class_names: list[str], thumbs: Thumbnails, extra: str
 
 
 def write_bad_cases(folder: Path, predictions: Predictions, selection: Selection, image_root: Path | None,
-                    contract: InputContract | None = None) -> tuple[list[str], Thumbnails]:
+                    contract: InputContract | None = None, homes: Sequence[Path] = ()
+                    ) -> tuple[list[str], Thumbnails]:
     """Write ``bad_cases.html``, ``bad_cases.png``, ``bad_cases.csv`` and ``thumbs/``.
 
     Args:
         folder: The report folder.
         predictions: The predictions the cases come from.
         selection: The cases.
-        image_root: The data set folder (None: no thumbnails).
+        image_root: The data set folder, trusted (None: no thumbnails).
         contract: The model's input contract (None: no network-input images).
+        homes: Other folders the images may lie in (see :func:`write_thumbnails`).
 
     Returns:
         The files written, and the thumbnails of the cases that have them.
     """
     names = predictions.class_names
-    thumbs = write_thumbnails(folder, selection.all_cases(), image_root, contract)
+    thumbs = write_thumbnails(folder, selection.all_cases(), image_root, contract, homes)
 
     def grid(cases: list[Case]) -> str:
         if not cases:

@@ -28,7 +28,14 @@ from common.results import Predictions, read_results
 from common.staging import refuse_foreign_target, staged
 from common.thumbnails import Thumbnails
 from evaluate.badcases import Case, build_cases, case_html, write_thumbnails
-from evaluate.evaluation import OVERWRITE_HINT, check_same_classes, evaluations_root, image_source
+from evaluate.evaluation import (
+    OVERWRITE_HINT,
+    check_bootstrap,
+    check_resampling,
+    check_same_classes,
+    evaluations_root,
+    image_source,
+)
 
 SUMMARY = "compare.json"
 """The file every comparison folder holds; an existing folder without it is never replaced."""
@@ -53,7 +60,7 @@ class CompareResult:
 
 
 def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bool = False, bootstrap: int = 1000,
-                        seed: int = 0) -> CompareResult:
+                        seed: int = 0, image_roots: tuple[Path, ...] = ()) -> CompareResult:
     """Compare two evaluation folders (or names under ``output/eval/``) of the same list.
 
     Args:
@@ -63,6 +70,7 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
         overwrite: Replace an existing output folder.
         bootstrap: Paired-bootstrap resamples for the verdicts of the bootstrapped figures (0: none).
         seed: Seed of the resampling.
+        image_roots: Folders the user named (``--image-root``) that thumbnails may be read from.
 
     Raises:
         UserError: When either has no usable predictions.csv (every problem of a
@@ -70,14 +78,15 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
             classes, ``bootstrap`` or ``seed`` is negative, ``name`` is not a plain
             folder name, or the output folder exists and is not a comparison.
     """
-    if bootstrap < 0 or seed < 0:
-        raise UserError(f"--bootstrap and --seed must be at least 0, got --bootstrap {bootstrap}, --seed {seed}")
+    check_resampling(bootstrap, seed)
     check_plain_name(name)
     folder_a, folder_b = _folder(a), _folder(b)
     pred_a, record_a = read_results(folder_a / "predictions.csv")
     pred_b, record_b = read_results(folder_b / "predictions.csv")
     pred_b = _aligned(pred_a, pred_b, folder_a, folder_b)
+    check_bootstrap(bootstrap, len(pred_a.paths), len(pred_a.class_names), models=2)
     target = evaluations_root() / (name or f"compare-{folder_a.name}-vs-{folder_b.name}")
+    check_plain_name(target.name, "--name (default compare-<A>-vs-<B>)")
     refuse_foreign_target(target, SUMMARY, "--name")
     scores_a = score(pred_a.labels, pred_a.probabilities, pred_a.class_names)
     scores_b = score(pred_b.labels, pred_b.probabilities, pred_b.class_names)
@@ -98,10 +107,10 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
         _overlay(stage.path, scores_a, scores_b, folder_a.name, folder_b.name)
         cases = {"fixed": build_cases(pred_b, fixed), "broken": build_cases(pred_b, broken)}
         _flips_csv(stage.path, pred_a, pred_b, cases)
-        root, contract = image_source(record_a)
+        root, contract, homes = image_source(record_a, image_roots)
         if root is None:
-            root, contract = image_source(record_b)
-        thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root, contract)
+            root, contract, homes = image_source(record_b, image_roots)
+        thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root, contract, homes)
         _html(stage.path, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
     return CompareResult(target, summary)
 

@@ -17,7 +17,8 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.files import write_json
 from common.images import check_on_unreadable
-from common.lists import dataset_for_list, read_list
+from common.limits import BOOTSTRAP_MEMORY, DECODE_THREADS_PER_CORE, MAX_BOOTSTRAP, thread_count
+from common.lists import dataset_for_list, linked_source, read_list
 from common.model_card import ModelCard
 from common.onnx_model import newest_model
 from common.paths import data_dir, display_path, output_dir
@@ -32,6 +33,7 @@ from common.results import (
     write_predictions,
 )
 from common.staging import refuse_foreign_target, staged
+from common.trust import image_homes, recorded_data_set
 
 if TYPE_CHECKING:
     from evaluate.scoring import Scores
@@ -59,6 +61,8 @@ class EvaluateOptions:
         seed: Seed of the bootstrap resampling.
         overwrite: Replace an existing output folder of the same name.
         progress: Show a progress bar.
+        image_roots: Folders the user named (``--image-root``) that thumbnails may be read
+            from although a result file, not the command line, names them (see :mod:`common.trust`).
     """
 
     model: Path | None = None
@@ -76,6 +80,7 @@ class EvaluateOptions:
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
+    image_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,19 +116,25 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
 
     _check_options(options)
     model_path = options.model or newest_model()
-    model = open_model(model_path, options.threads)
+    model = open_model(model_path, thread_count(options.threads, "--threads"))
     list_path = options.list or _default_list()
     dataset = dataset_for_list(list_path)
     samples = read_list(dataset, list_path)
     check_same_classes(list(dataset.class_names), model.class_names, display_path(dataset.root / "classes.txt"),
                        f"the model {display_path(model_path)}")
+    check_bootstrap(options.bootstrap, len(samples), len(model.class_names))
     name = options.name or f"{model_path.stem}-{list_path.stem}"
+    check_plain_name(name, "--name (default <model>-<list>)")
     refuse_foreign_target(evaluations_root() / name, EVALUATION_RECORD, "--name")
+    # The list's data set is named on the command line, and inference reads every listed image through its
+    # links: its images (and its linked source) may be drawn as thumbnails.
+    named = (*options.image_roots, dataset.root, *filter(None, [linked_source(dataset.root)]))
+    options = replace(options, image_roots=named)
     with staged(evaluations_root() / name, exists="replace" if options.overwrite else "refuse",
                 hint=OVERWRITE_HINT) as stage:
         kept: list = []
-        batches = decode_samples(dataset, samples, model.contract, options.batch_size, options.workers,
-                                 options.on_unreadable)
+        workers = thread_count(options.workers, "--workers", DECODE_THREADS_PER_CORE)
+        batches = decode_samples(dataset, samples, model.contract, options.batch_size, workers, options.on_unreadable)
         probabilities = predict_batches(model, with_progress(kept_images(batches, kept), len(samples),
                                                              options.progress))
         if not kept:
@@ -157,6 +168,7 @@ def rescore(predictions_csv: Path, out: Path | None = None, options: EvaluateOpt
     _check_options(options)
     predictions_csv = Path(predictions_csv)
     predictions, previous = read_results(predictions_csv)
+    check_bootstrap(options.bootstrap, len(predictions.paths), len(predictions.class_names))
     folder = Path(out) if out else predictions_csv.parent
     previous = previous or EvaluationRecord(name="", created="", class_names=list(predictions.class_names))
     record = replace(previous, name=folder.name, created=now(), rescored_from=display_path(predictions_csv))
@@ -225,20 +237,32 @@ def write_derived(folder: Path, predictions: Predictions, record: EvaluationReco
     for figure, value in scores.items():
         files += figure.write_files(folder, value)
     selection = select_cases(predictions, options.bad_cases, options.per_pair)
-    written, thumbs = write_bad_cases(folder, predictions, selection, *image_source(record))
+    written, thumbs = write_bad_cases(folder, predictions, selection, *image_source(record, options.image_roots))
     files += [*written, "result.txt", "report.html"]
     write_report(folder, scores, record, selection, thumbs, files)
     return scores, metrics, files
 
 
-def image_source(record: EvaluationRecord | None) -> tuple[Path | None, InputContract | None]:
-    """Where an evaluation's images are (the data set folder, when it still exists) and
-    the input contract that decodes them as the network saw them (None when not recorded)."""
-    if record is None or not record.dataset_root or not Path(record.dataset_root).is_dir():
-        return None, None
+def image_source(record: EvaluationRecord | None, named: tuple[Path, ...] = ()
+                 ) -> tuple[Path | None, InputContract | None, tuple[Path, ...]]:
+    """Where an evaluation's images may be read from, and how the network saw them.
+
+    Args:
+        record: The evaluation's record.
+        named: Folders the user named on the command line (see :mod:`common.trust`).
+
+    Returns:
+        The data set folder (None when not recorded, gone, or not trusted: a folder a
+        file names is used only below the data folder or a folder in ``named``), the
+        input contract that decodes the images as the network saw them (None when not
+        recorded), and the folders the images may resolve into (:func:`common.trust.image_homes`).
+    """
+    root = recorded_data_set(record.dataset_root if record else None, EVALUATION_RECORD, named)
+    if record is None or root is None:
+        return None, None, ()
     contract = (InputContract.from_dict(record.input_contract, f"{EVALUATION_RECORD}: input_contract")
                 if record.input_contract else None)
-    return Path(record.dataset_root), contract
+    return root, contract, image_homes(root, named)
 
 
 def full_scores(predictions: Predictions, options: EvaluateOptions) -> Scores:
@@ -290,11 +314,50 @@ def _check_options(options: EvaluateOptions) -> None:
     if options.batch_size < 1 or options.workers < 1 or options.threads < 0:
         raise UserError("--batch-size and --workers must be at least 1, --threads at least 0")
     targets = [*options.precision_targets, *options.recall_targets]
-    if options.bootstrap < 0 or options.seed < 0:
-        raise UserError(f"--bootstrap and --seed must be at least 0 (--bootstrap 0: no intervals), got "
-                        f"--bootstrap {options.bootstrap}, --seed {options.seed}")
+    check_resampling(options.bootstrap, options.seed)
     if options.bad_cases < 0 or options.per_pair < 0:
         raise UserError("--bad-cases and --per-pair must be at least 0")
     if any(not 0 < t <= 1 for t in targets):
         raise UserError(f"precision and recall targets must be in (0, 1], got {targets}")
     check_plain_name(options.name)
+
+
+def check_resampling(bootstrap: int, seed: int) -> None:
+    """Refuse a bootstrap count or seed out of range (``evaluate``, ``score`` and ``compare``).
+
+    Raises:
+        UserError: For a negative value, more than :data:`common.limits.MAX_BOOTSTRAP`
+            resamples, or a seed of 2^32 or more.
+    """
+    if bootstrap < 0 or not 0 <= seed < 2**32:
+        raise UserError(f"--bootstrap and --seed must be at least 0 (--bootstrap 0: no intervals; --seed below 2^32), "
+                        f"got --bootstrap {bootstrap}, --seed {seed}")
+    if bootstrap > MAX_BOOTSTRAP:
+        raise UserError(f"--bootstrap {bootstrap}: at most {MAX_BOOTSTRAP} resamples (common.limits.MAX_BOOTSTRAP; "
+                        "95% percentile intervals settle within a few thousand)")
+
+
+def check_bootstrap(resamples: int, samples: int, classes: int, models: int = 1) -> None:
+    """Refuse a bootstrap whose batch of resamples would need more than :data:`common.limits.BOOTSTRAP_MEMORY`.
+
+    The bootstrap (:mod:`evaluate.uncertainty`) draws its resamples in batches of up to
+    ``CHUNK_CELLS / samples``; each holds, per model, one row per confusion cell
+    (``classes**2``) and up to two per sample, about 12 bytes per row and resample.
+
+    Raises:
+        UserError: With the estimate and the largest ``--bootstrap`` that fits (or 0).
+    """
+    from evaluate.uncertainty import CHUNK_CELLS
+
+    if not resamples:
+        return
+    rows = models * (classes * classes + 2 * samples)
+    batch = max(1, min(resamples, CHUNK_CELLS // max(1, samples)))
+    need = 12 * rows * batch
+    if need <= BOOTSTRAP_MEMORY:
+        return
+    fits = BOOTSTRAP_MEMORY // (12 * rows)
+    advice = f"--bootstrap {fits} or fewer" if fits >= 1 else "--bootstrap 0 (no intervals)"
+    raise UserError(f"--bootstrap {resamples}: with {classes} classes and {samples} samples a batch of resamples "
+                    f"would hold about {need / 2**30:.1f} GB (at most {BOOTSTRAP_MEMORY / 2**30:.0f} GB, "
+                    f"common.limits.BOOTSTRAP_MEMORY); use {advice}")

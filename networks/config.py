@@ -36,6 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 from common.contract import ContractError, InputContract
 from common.errors import UserError
 from common.files import canonical_hash
+from common.limits import MAX_CLASSES
 from common.paths import display_path, shared_configs_dir
 from networks.config_files import describe_config_error, load_yaml_mapping
 
@@ -124,8 +125,9 @@ class NetworkConfig:
             raise UserError(f"{source}: {describe_config_error(exc)}") from None
         except ContractError as exc:
             raise UserError(f"{source}: " + "; ".join(f"input.{p}" for p in exc.problems)) from None
-        if config.num_classes < 1:
-            raise UserError(f"{source}: num_classes: must be at least 1, got {config.num_classes}")
+        if not 1 <= config.num_classes <= MAX_CLASSES:
+            raise UserError(f"{source}: num_classes: must be at least 1 and at most {MAX_CLASSES} "
+                            f"(common.limits.MAX_CLASSES), got {config.num_classes}")
         return config
 
 

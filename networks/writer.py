@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from common.cli import check_plain_name
 from common.contract import InputContract
 from common.errors import UserError
 from common.paths import display_path
@@ -55,12 +56,26 @@ def check_network_request(request: NetworkRequest) -> None:
         UserError: When the config exists (without ``overwrite``), or the architecture is
             unknown or does not take the parameters.
     """
-    path = network_config_path(request.name)
+    path = request_target(request.name)
     if path.exists() and not request.overwrite:
         raise UserError(f"{display_path(path)} already exists; {EXISTS_HINT}")
     placeholder = InputContract("L", 1, 1, "bilinear", (0.5,), (0.5,))  # the real one is measured later
     check_network(NetworkConfig(name=path.stem, arch=ArchConfig(request.arch, dict(request.params)), num_classes=2,
                                 input=placeholder))
+
+
+def request_target(name: str) -> Path:
+    """The file ``--write-network NAME`` writes: ``shared_configs/networks/<NAME>.yaml`` for a name, or the
+    ``.yaml`` path given.
+
+    Raises:
+        UserError: For a name (not a ``.yaml`` path) that is not a plain file name: ``../../x`` would
+            write outside ``shared_configs/networks/``.
+    """
+    if Path(name).suffix in (".yaml", ".yml"):
+        return network_config_path(name)
+    check_plain_name(name, "--write-network")
+    return network_config_path(name)
 
 
 def write_requested_network(request: NetworkRequest, measured: InputContract, num_classes: int, measured_on: str,
@@ -82,7 +97,7 @@ def write_requested_network(request: NetworkRequest, measured: InputContract, nu
         UserError: When the config exists (without ``overwrite``), or the architecture or
             its parameters are refused.
     """
-    path = network_config_path(request.name)
+    path = request_target(request.name)
     suggest = getattr(registered(request.arch), "suggested_contract", None)
     contract, source = measured, measured_on
     if suggest is not None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from common.paths import PROJECT_ROOT
 from tests.commands import command_line

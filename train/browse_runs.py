@@ -15,7 +15,6 @@ run whose manifest still says ``running`` is reported ``crashed`` when its proce
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from common.dicts import differences
 from common.errors import UserError
 from common.model_card import read_card_file
 from common.paths import display_path, model_dir
-from common.run_folder import RunFolder, RunManifest, find_run, list_runs, runs_root
+from common.run_folder import RunFolder, RunManifest, list_runs, runs_root
 
 KEY_HYPERPARAMETERS = ("epochs", "batch_size", "optim.name", "optim.lr", "optim.weight_decay", "schedule.name")
 

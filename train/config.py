@@ -366,6 +366,8 @@ def validate(config: TrainConfig) -> list[str]:
 
     at_least("epochs", config.epochs, 1)
     at_least("batch_size", config.batch_size, 1)
+    if not 0 <= config.seed < 2**32:
+        problems.append(f"seed: must be within 0..{2**32 - 1} (what numpy and torch take), got {config.seed}")
     choice("data.on_unreadable", config.data.on_unreadable, ON_UNREADABLE)
     at_least("data.num_workers", config.data.num_workers, 0)
     choice("data.pack", config.data.pack, PACK_CHOICES)
@@ -384,6 +386,11 @@ def validate(config: TrainConfig) -> list[str]:
     if not (math.isfinite(config.optim.lr) and config.optim.lr > 0):
         problems.append(f"optim.lr: must be positive, got {config.optim.lr}")
     at_least("optim.weight_decay", config.optim.weight_decay, 0)
+    if not 0 <= config.optim.momentum < 1:
+        problems.append(f"optim.momentum: must be in [0, 1), got {config.optim.momentum}")
+    betas = list(config.optim.betas)
+    if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+        problems.append(f"optim.betas: two values, each in [0, 1), got {betas}")
     at_least("optim.grad_clip_norm", config.optim.grad_clip_norm, 0)
     if not 0 <= config.optim.label_smoothing < 1:
         problems.append(f"optim.label_smoothing: must be in [0, 1), got {config.optim.label_smoothing}")
@@ -394,6 +401,8 @@ def validate(config: TrainConfig) -> list[str]:
     if not 0 <= config.schedule.min_lr_ratio <= 1:
         problems.append(f"schedule.min_lr_ratio: must be in [0, 1], got {config.schedule.min_lr_ratio}")
     at_least("schedule.step_epochs", config.schedule.step_epochs, 1)
+    if not (math.isfinite(config.schedule.gamma) and config.schedule.gamma > 0):
+        problems.append(f"schedule.gamma: the step schedule's factor must be positive, got {config.schedule.gamma}")
     choice("checkpoint.monitor", config.checkpoint.monitor, METRICS)
     choice("checkpoint.mode", config.checkpoint.mode, ("max", "min"))
     at_least("checkpoint.top_k", config.checkpoint.top_k, 0)

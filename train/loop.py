@@ -10,6 +10,7 @@ resumed run ends with the same weights, bit for bit, as an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -285,6 +286,12 @@ class TrainingRun:
                 self.log.error("%s", message)
                 return "diverged", message
             row = {"epoch": trainer.epoch, "step": trainer.step, **row, **trainer.validate()}
+            if not math.isfinite(row["val/loss"]):
+                message = (f"training diverged: the validation loss is {row['val/loss']} after epoch {trainer.epoch}; "
+                           f"stopped without saving this epoch. The last good checkpoint is {self._last_good()}. "
+                           "Lower optim.lr or set optim.grad_clip_norm.")
+                self.log.error("%s", message)
+                return "diverged", message
             stop = self._end_epoch(row)
             if trainer.epoch == first_epoch:
                 self._log_time_estimate(time.perf_counter() - started)

@@ -19,11 +19,14 @@ values as command-line overrides; its value is the best of the metric over its
 epochs. Poor trials are pruned from their intermediate validation metric. The
 study lives in an SQLite file under ``output/sweeps/`` unless ``--storage`` names any
 database URL Optuna accepts: several machines running the same command with the
-same ``--storage`` and ``--study`` work on one study together.
+same ``--storage`` and ``--study`` work on one study together (:mod:`train.study`:
+each process seeds its sampler differently, no parameters are trained twice, and a
+trial interrupted by a signal or lost with its process is marked ``FAIL``).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import warnings
@@ -32,12 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.cli import check_plain_name
 from common.errors import UserError
 from common.files import write_csv, write_json
 from common.paths import display_path, output_dir
 from common.staging import staged
 from networks.config_files import load_yaml_mapping
 from train.config import DEFAULT_CONFIG, METRICS, load_train_config
+from train.study import failing_on_interrupt, open_storage, repeated_trial, sampler_seed
+
+log = logging.getLogger("train.sweep")
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "none")
@@ -147,7 +154,26 @@ def load_space(path: Path) -> Space:
                             float(step) if step is not None else None, tuple(spec.get("choices") or ())))
     space = Space(tuple(params), metric, direction)
     load_train_config(None, [f"{p.key}={_example(p)}" for p in params])  # every key must exist in the config
+    _check_values(space, shown)
     return space
+
+
+def _check_values(space: Space, shown: str) -> None:
+    """Every value a trial may take must pass the training config's checks: each end of a range, each choice.
+
+    Raises:
+        UserError: Naming the space file, the key and the value, with the config's objection.
+    """
+    for p in space.params:
+        ends = list(p.choices) if p.type == "categorical" else [p.low, p.high]
+        for value in ends:
+            value = int(value) if p.type == "int" else value
+            try:
+                load_train_config(None, [f"{p.key}={value}"])
+            except UserError as exc:
+                why = str(exc).split(": ", 1)[-1]
+                raise UserError(f"{shown}: params.{p.key}: a trial could take {value!r}, which the training config "
+                                f"refuses ({why})") from None
 
 
 def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str = "tpe", pruner: Any = "median",
@@ -176,30 +202,48 @@ def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str =
     metric = space.metric or base.checkpoint.monitor
     direction = space.direction or ("maximize" if base.checkpoint.mode == "max" else "minimize")
     study_name = study or f"{Path(config).stem}-sweep"
+    check_plain_name(study_name, "--study")
     folder = output_dir() / "sweeps" / study_name
-    if storage is None:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{(output_dir() / 'sweeps' / f'{study_name}.db').resolve()}"
+    storage_object, shown = open_storage(storage, output_dir() / "sweeps" / f"{study_name}.db")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study_object = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
-                                       direction=direction, sampler=_sampler(sampler, space, seed),
-                                       pruner=_pruner(pruner))
-    objective = _objective(config, space, metric, direction, study_name, dev, device, overrides)
-    study_object.optimize(objective, n_trials=trials, catch=())
-    return _summarise(study_object, folder, storage, metric, direction)
+    try:
+        study_object = optuna.create_study(study_name=study_name, storage=storage_object, load_if_exists=True,
+                                           direction=direction, pruner=_pruner(pruner))
+    except ValueError as exc:  # e.g. an existing study of the other direction
+        raise UserError(f"--study {study_name} in {shown}: {exc}") from None
+    seed_used = sampler_seed(seed, len(study_object.get_trials(deepcopy=False)))
+    study_object.sampler = _sampler(sampler, space, seed_used)
+    log.info("study %s: sampler %s seeded %d (from --seed %d)", study_name, sampler, seed_used, seed)
+    mine: list[int] = []
+    objective = _objective(config, space, metric, direction, study_name, dev, device, overrides, (seed_used, mine))
+    with failing_on_interrupt(study_object, mine):
+        study_object.optimize(objective, n_trials=trials, catch=())
+    return _summarise(study_object, folder, shown, metric, direction)
 
 
 def _objective(config: Path, space: Space, metric: str, direction: str, study_name: str, dev: bool, device: str,
-               overrides: Sequence[str]) -> Any:
-    """The Optuna objective: one training run per trial, reporting ``metric`` every epoch for pruning."""
+               overrides: Sequence[str], process: tuple[int, list[int]]) -> Any:
+    """The Optuna objective: one training run per trial, reporting ``metric`` every epoch for pruning.
+
+    ``process`` is this process's sampler seed (recorded on each trial) and the list of
+    the trials it started (for :func:`train.study.failing_on_interrupt`).
+    """
     import optuna
 
     from train.loop import RunOptions, train
 
-    log = logging.getLogger("train.sweep")
+    seed_used, mine = process
 
     def objective(trial: optuna.Trial) -> float:
+        mine.append(trial.number)
+        trial.set_user_attr("sampler_seed", seed_used)
         values = {p.key: _suggest(trial, p) for p in space.params}
+        repeated = repeated_trial(trial)
+        if repeated is not None:
+            trial.set_user_attr("repeats_trial", repeated)
+            log.info("trial %d: the parameters of trial %d again %s; pruned, not trained twice", trial.number,
+                     repeated, values)
+            raise optuna.TrialPruned(f"repeats trial {repeated}")
         loaded = load_train_config(config, [*overrides, *(f"{k}={v}" for k, v in values.items())])
         history: list[float] = []
 
@@ -236,14 +280,20 @@ def _summarise(study: Any, folder: Path, storage: str, metric: str, direction: s
         best = {"number": trial.number, "value": trial.value, "params": trial.params,
                 "run_dir": trial.user_attrs.get("run_dir")}
     keys = sorted({k for t in trials for k in t.params})
-    with staged(folder, exists="replace") as stage:  # the summary of the whole study so far, rewritten each time
-        write_csv(stage.path / "trials.csv", ["number", "state", "value", *keys, "run_dir"],
-                  ([t.number, t.state.name, t.value, *(t.params.get(k) for k in keys), t.user_attrs.get("run_dir", "")]
-                   for t in trials))
-        plots = _plots(study, stage.path, len(completed))
-        write_json(stage.path / "summary.json", {"study": study.study_name, "storage": storage, "metric": metric,
-                                                 "direction": direction, "counts": counts, "best": best,
-                                                 "plots": plots})
+    for attempt in range(3):  # several processes sharing a study may publish their summaries at the same moment
+        try:
+            with staged(folder, exists="replace") as stage:  # the summary of the whole study so far, rewritten
+                write_csv(stage.path / "trials.csv", ["number", "state", "value", *keys, "run_dir", "sampler_seed"],
+                          ([t.number, t.state.name, t.value, *(t.params.get(k) for k in keys),
+                            t.user_attrs.get("run_dir", ""), t.user_attrs.get("sampler_seed", "")] for t in trials))
+                plots = _plots(study, stage.path, len(completed))
+                write_json(stage.path / "summary.json", {"study": study.study_name, "storage": storage,
+                                                         "metric": metric, "direction": direction, "counts": counts,
+                                                         "best": best, "plots": plots})
+            break
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT) or attempt == 2:
+                raise
     return SweepResult(study.study_name, storage, folder, best, counts)
 
 

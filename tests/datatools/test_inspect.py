@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import shutil
 
+import pytest
 from PIL import Image
 
 from common.lists import load_dataset, read_split

@@ -17,8 +17,8 @@ import torch
 from common.cli import run_main
 from common.errors import UserError
 from common.files import file_sha256
-from common.integrity import verify_sha256
 from common.images import load_samples
+from common.integrity import verify_sha256
 from common.lists import load_dataset, read_split
 from common.model_card import CARD_KEY, ModelCard, read_model_card
 from common.paths import PROJECT_ROOT

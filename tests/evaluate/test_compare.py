@@ -21,7 +21,7 @@ def test_compare_two_models_on_the_same_list(make_model, digits_root):
     test_list = digits_root / "lists" / "test.txt"
     a = evaluate(EvaluateOptions(model=make_model("few", train_images=60), list=test_list, progress=False)).folder
     b = evaluate(EvaluateOptions(model=make_model("all"), list=test_list, progress=False)).folder
-    result = compare_evaluations(a, b)
+    result = compare_evaluations(a, b, image_roots=(digits_root,))  # the evaluations' data set, named: thumbnails
     assert result.folder.name == "compare-few-test-vs-all-test"
     assert {"compare.json", "compare.txt", "compare.html", "pr_overlay.png", "pr_overlay.csv", "flips.csv"} <= {
         p.name for p in result.folder.iterdir()}

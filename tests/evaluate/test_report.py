@@ -80,7 +80,7 @@ def test_bad_cases_name_the_runner_up_and_show_the_network_input(make_model, dig
     record["input_contract"] = contract.to_dict()
     (folder / "evaluation.json").write_text(json.dumps(record))
     shutil.rmtree(folder / "thumbs")
-    rescore(folder / "predictions.csv")
+    rescore(folder / "predictions.csv", options=EvaluateOptions(image_roots=(digits_root,)))  # trusted: thumbnails
     predictions = read_predictions(folder / "predictions.csv")
     row_of = {path: row for row, path in enumerate(predictions.paths)}
     cases = list(csv.DictReader((folder / "bad_cases.csv").open()))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import UserError
-from networks.config import NetworkConfig, load_network_config
 from common.paths import shared_configs_dir
+from networks.config import NetworkConfig, load_network_config
 
 SHARED = sorted(p.stem for p in (shared_configs_dir() / "networks").glob("*.yaml"))
 

@@ -28,12 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
 from common.cli import run_main
+from common.errors import UserError
+from common.files import canonical_hash, read_csv
+from common.images import UnreadableImageError, decode_image
+from common.limits import cores
+from common.model_card import CARD_KEY
 from common.paths import PROJECT_ROOT
-from evaluate.evaluation import EvaluateOptions, evaluate
+from evaluate.evaluation import EvaluateOptions, check_bootstrap, evaluate
 from tests.commands import command_line, command_main
 from tests.evaluate.conftest import centroid_model
 from tests.image_files import write_blank_png
@@ -279,6 +285,67 @@ def shorter_twin(rows: list[list[str]]) -> None:
     del rows[-1]
 
 
+def many_classes(rows: list[list[str]]) -> None:
+    rows[0] += [f"score:extra{k}" for k in range(20_000 - 10)]  # 20,000 classes: a K x K matrix of 3.2 GB
+
+
+def long_field(rows: list[list[str]]) -> None:
+    rows[1][0] = "raw/" + "x" * 200_000 + ".png"
+
+
+def deeply_nested(path: Path) -> None:
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+
+def altered_model(ws: Workspace, card_change: Callable[[dict], None] | None = None,
+                  graph_change: Callable[[onnx.GraphProto], None] | None = None) -> Path:
+    """A copy of the corpus model (without its sidecar) whose card or graph was changed."""
+    model = onnx.load(str(ws.corpus.model))
+    entry = next(e for e in model.metadata_props if e.key == CARD_KEY)
+    card = json.loads(entry.value)
+    if card_change:
+        card_change(card)
+    entry.value = json.dumps(card)
+    if graph_change:
+        graph_change(model.graph)
+    path = ws.tmp / "altered.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def evaluate_altered(ws: Workspace) -> list[str]:
+    """``evaluate`` of the model :func:`altered_model` wrote, on the tiny list."""
+    return ws.evaluate_tiny("--model", str(ws.tmp / "altered.onnx"))
+
+
+def nine_class_names(card: dict) -> None:
+    card["class_names"] = card["class_names"][:9]
+
+
+def huge_input(card: dict) -> None:
+    for contract in (card["input"]["contract"], card["network"]["config"]["input"]):
+        contract.update(height=20_000, width=20_000)
+    card["network"]["hash"] = canonical_hash(card["network"]["config"])  # consistent, as a forger would make it
+
+
+def one_row_for_any_batch(graph: onnx.GraphProto) -> None:
+    """The probabilities averaged over the batch: (1, K) whatever B is (the declared shape says (batch, K))."""
+    softmax = next(node for node in graph.node if node.op_type == "Softmax")
+    softmax.output[0] = "every_row"
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "batch_axis"))
+    graph.node.append(onnx.helper.make_node("ReduceMean", ["every_row", "batch_axis"], ["probabilities"], keepdims=1))
+
+
+def reshape_that_fails(graph: onnx.GraphProto) -> None:
+    shape = next(tensor for tensor in graph.initializer if tensor.name == "flat_shape")
+    shape.CopyFrom(onnx.numpy_helper.from_array(np.array([7, -1], dtype=np.int64), "flat_shape"))
+
+
+ALIAS_BOMB = "x=[" + ", ".join(f"&{a} [" + ",".join([f"*{b}"] * 9 if b else ["1"] * 9) + "]" for a, b in
+                               zip("abcdefg", [None, *"abcdef"])) + "]"
+"""A YAML value of 9^7 (4.8 million) elements once its aliases are expanded, a few hundred characters long."""
+
+
 CASES: dict[str, Case] = {
     # evaluate: options, models, list files and images
     "evaluate: model missing": Case("evaluate", lambda ws: ws.evaluate_tiny("--model", str(ws.tmp / "nope.onnx")),
@@ -410,6 +477,64 @@ CASES: dict[str, Case] = {
                                                  ("--val: only with a source to import: --from-csv or --from-folder",)),
     "prepare: --name with a slash": Case("prepare-data", lambda ws: ["--from-folder", str(ws.tiny / "raw"), "--name",
                                                                      "../x"], ("--name '../x'",)),
+    # hostile inputs, third round: names, bounds, received files that claim too much
+    "evaluate: a class name with U+2028": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("classes.txt:3:", "'two\\u2028lines'", "a line break (U+2028)"),
+        lambda ws: ws.tiny.joinpath("classes.txt").write_text(
+            "".join(f"{d}\n" if d != 2 else "two\u2028lines\n" for d in range(10)), encoding="utf-8")),
+    "evaluate: a list line with \\x1c": Case("evaluate", lambda ws: ws.evaluate_tiny(),
+                                              ("test.txt:21:", "a line break (U+001C)"),
+                                              lambda ws: add_list_line(ws, "raw/0/a\x1cb.png 0\n")),
+    "evaluate: a list path with a control character": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("test.txt:21:", "holds a control character"),
+        lambda ws: add_list_line(ws, "raw/0/a\x07b.png 0\n")),
+    "evaluate: a FIFO listed as an image": Case(
+        "evaluate", lambda ws: ws.evaluate_tiny(), ("test.txt:21:", "raw/x.png", "not a regular file"),
+        lambda ws: (os.mkfifo(ws.tiny / "raw" / "x.png"), add_list_line(ws, "raw/x.png 0\n"))),
+    "evaluate: --bootstrap 1000000000": Case("evaluate", lambda ws: ws.evaluate_tiny("--bootstrap", "1000000000"),
+                                             ("--bootstrap 1000000000", "at most 10000")),
+    "evaluate: --name of 300 characters": Case("evaluate", lambda ws: ws.evaluate_tiny("--name", "n" * 300),
+                                               ("--name 'nnnn", "300 bytes long")),
+    "evaluate: a card naming 9 classes for 10 outputs": Case(
+        "evaluate", evaluate_altered, ("altered.onnx", "class_names names 9 classes", "num_classes 10"),
+        lambda ws: altered_model(ws, nine_class_names)),
+    "evaluate: a card with a 20000 x 20000 input": Case(
+        "evaluate", evaluate_altered, ("altered.onnx: input.contract", "400,000,000 pixels"),
+        lambda ws: altered_model(ws, huge_input)),
+    "evaluate: a graph that returns one row for a batch": Case(
+        "evaluate", evaluate_altered,
+        ("altered.onnx", "returned float32 (1, 10) for a batch of 20 images", "promises float32 (20, 10)"),
+        lambda ws: altered_model(ws, graph_change=one_row_for_any_batch)),
+    "evaluate: a graph that fails at run time": Case(
+        "evaluate", evaluate_altered, ("altered.onnx", "onnxruntime failed running the model on a batch of 20 images"),
+        lambda ws: altered_model(ws, graph_change=reshape_that_fails)),
+    "score: 20,000 classes": Case("evaluate", score, ("predictions.csv:1:", "20000 score columns", "at most 1000"),
+                                  damage(many_classes)),
+    "score: a field of 200,000 characters": Case("evaluate", score, ("predictions.csv:2:", "longer than 131,072"),
+                                                 damage(long_field)),
+    "score: evaluation.json nested 100,000 deep": Case(
+        "evaluate", score, ("good/evaluation.json", "nested more than 64 deep"),
+        lambda ws: deeply_nested(ws.good / "evaluation.json")),
+    "score: --bootstrap 1000000000": Case("evaluate", lambda ws: score(ws, "good", "--bootstrap", "1000000000"),
+                                          ("--bootstrap 1000000000", "at most 10000")),
+    "compare: --bootstrap 1000000000": Case("evaluate", lambda ws: ["compare", "good", "twin", "--bootstrap",
+                                                                    "1000000000"], ("--bootstrap 1000000000",)),
+    "inspect: --params YAML alias bomb": Case(
+        "inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--write-network", "x", "--arch", "small_cnn",
+                                    "--params", ALIAS_BOMB], ("--params", "more than 10,000 values")),
+    "inspect: --write-network ../../x": Case(
+        "inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--write-network", "../../x", "--arch", "small_cnn"],
+        ("--write-network '../../x'", "a plain name")),
+    "inspect: --size 20000": Case("inspect-data", lambda ws: ["--dataset", str(ws.tiny), "--size", "20000"],
+                                  ("argument --size", "400,000,000 pixels")),
+    "train: a negative step factor": Case("train", lambda ws: ["--print-config", "schedule.gamma=-0.5"],
+                                          ("schedule.gamma", "must be positive, got -0.5")),
+    "train: Adam betas outside [0, 1)": Case("train", lambda ws: ["--print-config", "optim.betas=[0.9,1.5]"],
+                                             ("optim.betas", "each in [0, 1), got [0.9, 1.5]")),
+    "train: a negative momentum": Case("train", lambda ws: ["--print-config", "optim.momentum=-0.1"],
+                                       ("optim.momentum", "must be in [0, 1), got -0.1")),
+    "train: a seed beyond 2^32": Case("train", lambda ws: ["--print-config", f"seed={2**32}"],
+                                      ("seed: must be within 0..4294967295", "got 4294967296")),
     # train: YAML tags and broken YAML in command-line overrides
     "train: python object tag": Case("train", lambda ws: ["--print-config", "optim.lr=!!python/object:os.system x"],
                                      ("command line: optim.lr", "'!!python/object:os.system'")),
@@ -512,29 +637,183 @@ def test_small_files_of_huge_images_never_make_evaluate_use_gigabytes(ws):
     assert len(list((folder / "thumbs").glob("*.png"))) == 2 * 20  # the 20 real images, file and network input
 
 
-@pytest.mark.parametrize("linked_import", [False, True])
-def test_thumbnails_never_read_a_file_outside_the_data_set(ws, capsys, caplog, linked_import):
+def hand_made_evaluation(ws: Workspace, root: Path, paths: list[str]) -> Path:
+    """An evaluation folder as someone might send it: rows naming ``paths``, ``dataset_root`` naming ``root``."""
+    folder = ws.output / "eval" / "hand-made"
+    folder.mkdir()
+    header = ["path", "true_label", "predicted_label", *(f"score:{d}" for d in range(10))]
+    with (folder / "predictions.csv").open("w", newline="") as stream:
+        csv.writer(stream, lineterminator="\n").writerows([header, *([path, "0", "1", "0", "1"] + ["0"] * 8
+                                                                     for path in paths)])
+    (folder / "evaluation.json").write_text(json.dumps({"name": "hand-made", "class_names": [str(d) for d in range(10)],
+                                                        "dataset_root": str(root)}))
+    return folder
+
+
+def secret_outside(ws: Workspace) -> Path:
+    """A folder outside the data set holding an image ``secret.png``, linked from the data set as ``raw/link.png``."""
     outside = ws.tmp / "outside"
     outside.mkdir()
     Image.fromarray(np.full((8, 8), 123, dtype=np.uint8)).save(outside / "secret.png")
     (ws.tiny / "raw" / "link.png").symlink_to(outside / "secret.png")
-    if linked_import:  # a prepare-data --link symlink import: its source folder is part of the data set
-        (ws.tiny / "prepare.json").write_text(json.dumps({"link": "symlink", "source": str(outside)}))
-    folder = ws.output / "eval" / "hand-made"
-    folder.mkdir()
-    header = ["path", "true_label", "predicted_label", *(f"score:{d}" for d in range(10))]
-    rows = [[path, "0", "1", "0", "1"] + ["0"] * 8 for path in ("raw/link.png", "raw/0/" + sorted(
-        (ws.tiny / "raw" / "0").iterdir())[0].name)]
-    with (folder / "predictions.csv").open("w", newline="") as stream:
-        csv.writer(stream, lineterminator="\n").writerows([header, *rows])
-    (folder / "evaluation.json").write_text(json.dumps({"name": "hand-made", "class_names": [str(d) for d in range(10)],
-                                                        "dataset_root": str(ws.tiny)}))
+    return outside
+
+
+TRUST_CASES = {
+    # name: (prepare.json's source, --image-root folders, forged dataset_root, thumbnails drawn, the warning)
+    "named data set, link out of it": (None, ["tiny"], None, ["1.png"], "not inside the data set folder"),
+    "forged prepare.json": ("outside", ["tiny"], None, ["1.png"], "prepare.json names"),
+    "prepare.json's source named too": ("outside", ["tiny", "outside"], None, ["0.png", "1.png"], None),
+    "forged dataset_root /": (None, [], "/", [], "names the data set folder /,"),
+    "dataset_root not named": (None, [], "tiny", [], "which is not below the data folder"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", TRUST_CASES)
+def test_thumbnails_are_read_only_from_trusted_folders(ws, capsys, caplog, case):
+    """Trust roots: a folder a received file names (evaluation.json's dataset_root, prepare.json's link source) is
+    followed only when the user named it (--image-root) or it lies below the data folder."""
+    source, named, forged_root, drawn, warning = TRUST_CASES[case]
+    outside = secret_outside(ws)
+    folders = {"tiny": ws.tiny, "outside": outside, "/": Path("/"), None: ws.tiny}
+    if source:
+        (ws.tiny / "prepare.json").write_text(json.dumps({"link": "symlink", "source": str(folders[source])}))
+    first = "raw/0/" + sorted((ws.tiny / "raw" / "0").iterdir())[0].name
+    paths = ["raw/link.png", first] if forged_root != "/" else [str(outside / "secret.png")[1:], "etc/hostname"]
+    folder = hand_made_evaluation(ws, folders[forged_root], paths)
+    options = [option for name in named for option in ("--image-root", str(folders[name]))]
+    status, err = run_command("evaluate", ["score", str(folder / "predictions.csv"), "--bootstrap", "0", *options],
+                              capsys)
+    assert status == 0 and "Traceback" not in err
+    thumbs = folder / "thumbs"
+    originals = sorted(p.name for p in thumbs.iterdir() if not p.name.endswith("-input.png")) if thumbs.is_dir() else []
+    assert originals == drawn
+    assert warning is None or warning in caplog.text, caplog.text
+
+
+@pytest.mark.slow
+def test_a_data_set_below_the_data_folder_is_trusted_without_naming_it(ws, capsys):
+    moved = ws.data / "tiny"
+    shutil.copytree(ws.tiny, moved)
+    first = "raw/0/" + sorted((moved / "raw" / "0").iterdir())[0].name
+    folder = hand_made_evaluation(ws, moved, [first])
     status, err = run_command("evaluate", ["score", str(folder / "predictions.csv"), "--bootstrap", "0"], capsys)
     assert status == 0 and "Traceback" not in err
-    drawn = sorted(p.name for p in (folder / "thumbs").iterdir() if not p.name.endswith("-input.png"))
-    assert drawn == (["0.png", "1.png"] if linked_import else ["1.png"])
-    if not linked_import:
-        assert "no thumbnail for raw/link.png: it is not inside the data set folder" in caplog.text
+    assert (folder / "thumbs" / "0.png").is_file()
+
+
+# -- names that spreadsheets and matplotlib would evaluate ---------------------------------------------------------
+
+HOSTILE_CLASSES = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "$x^{$", "'=quoted", "-0.5", "$a_$",
+                   "a$b$c$$", "plain"]
+"""Class names a spreadsheet would run as formulas, matplotlib would read as (broken) mathtext, or both."""
+
+
+def hostile_names(card: dict) -> None:
+    card["class_names"] = HOSTILE_CLASSES
+
+
+@pytest.mark.slow
+def test_formula_and_mathtext_names_are_drawn_and_written_as_text(ws, capsys):
+    """Names starting with = + - @ are neutralised in every CSV (a leading '), read back exactly;
+    names with $ are drawn literally (no mathtext), by evaluate, score, compare and inspect-data."""
+    ws.tiny.joinpath("classes.txt").write_text("".join(f"{name}\n" for name in HOSTILE_CLASSES), encoding="utf-8")
+    altered_model(ws, hostile_names)
+    for name in ("a", "b"):
+        status, err = run_command("evaluate", evaluate_altered(ws) + ["--name", name], capsys)
+        assert status == 0 and "Traceback" not in err, err
+    status, err = run_command("evaluate", ["compare", "a", "b", "--bootstrap", "0"], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    status, err = run_command("inspect-data", ["--dataset", str(ws.tiny)], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    written = [*ws.output.glob("eval/a/*.csv"), *ws.output.glob("eval/compare-*/*.csv"),
+               *ws.output.glob("inspect/tiny/*.csv")]
+    assert len(written) >= 8
+    for path in written:
+        for row in csv.reader(path.open(newline="", encoding="utf-8")):
+            for cell in row:
+                assert not cell[:1] in ("=", "+", "-", "@", "\t") or re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?", cell), \
+                    f"{path.name}: {cell!r}"
+    cases = read_csv(ws.output / "eval" / "a" / "bad_cases.csv")
+    assert {row[3] for row in cases[1:]} <= set(HOSTILE_CLASSES) and "'=quoted" in (
+        ws.output / "eval" / "a" / "confusion_counts_rows-true_cols-predicted.csv").read_text(encoding="utf-8").replace(
+        "''=quoted", "'=quoted")
+    assert read_csv(ws.output / "eval" / "a" / "predictions.csv")[0][3:] == [f"score:{n}" for n in HOSTILE_CLASSES]
+    status, err = run_command("evaluate", score(ws, "a"), capsys)
+    assert status == 0 and "Traceback" not in err, err
+
+
+# -- folder imports: links followed once, non-files skipped, a bounded walk ------------------------------------------
+
+def photo_classes(ws: Workspace) -> Path:
+    """``<tmp>/photos/<class>/``: two classes of four digits each."""
+    photos = ws.tmp / "photos"
+    for digit in (0, 1):
+        (photos / f"class{digit}").mkdir(parents=True)
+        for image in sorted((ws.corpus.digits / "raw" / str(digit)).iterdir())[:4]:
+            shutil.copy(image, photos / f"class{digit}" / image.name)
+    return photos
+
+
+def test_a_folder_import_follows_no_link_twice_and_opens_no_fifo(ws, capsys):
+    photos = photo_classes(ws)
+    nested = photos / "class0" / "nested"
+    nested.mkdir()
+    (nested / "up").symlink_to("..")  # two loops in one folder: the old walk grew exponentially
+    (nested / "top").symlink_to("../..")
+    (photos / "class0" / "other").symlink_to(photos / "class1")  # the other class's images, labelled class0
+    (photos / "class1" / "again.png").symlink_to(next((photos / "class1").iterdir()))
+    os.mkfifo(photos / "class1" / "x.png")  # opening it would block the import for ever
+    started = time.monotonic()
+    status, err = run_command("prepare-data", ["--from-folder", str(photos), "--name", "walked", "--val", "0.25",
+                                               "--test", "0.25"], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    assert time.monotonic() - started < 60
+    root = ws.data / "walked"
+    listed = [line.split()[0] for split in ("train", "val", "test") for line in
+              (root / "lists" / f"{split}.txt").read_text().splitlines() if not line.startswith("#")]
+    assert sorted(listed) == sorted(f"raw/class{d}/{p.name}" for d in (0, 1)
+                                    for p in sorted((ws.corpus.digits / "raw" / str(d)).iterdir())[:4])
+    reasons = {entry["path"]: entry["reason"] for entry in json.loads((root / "prepare.json").read_text())["left_out"]}
+    assert reasons["class1/x.png"] == "not a regular file (a FIFO)"
+    assert "the same file as one already taken" in reasons["class1/again.png"]
+    assert all("already walked" in reasons[path] for path in ("class0/other", "class0/nested/up"))
+
+
+def test_a_folder_walk_is_bounded_in_time(ws):
+    from datatools.readers.folder import walk_class_folders
+
+    photos = photo_classes(ws)
+    with pytest.raises(UserError, match=r"photos: stopped after 0 s of walking the folders \(0 files so far\)"):
+        walk_class_folders(photos, ["class0", "class1"], seconds=0)
+
+
+def test_a_fifo_named_as_an_image_is_refused_at_once(ws):
+    os.mkfifo(ws.tmp / "x.png")
+    started = time.monotonic()
+    with pytest.raises(UnreadableImageError, match=r"x\.png: cannot decode image \(not a regular file but a FIFO\)"):
+        decode_image(ws.tmp / "x.png")
+    assert time.monotonic() - started < 5
+
+
+# -- bounds on what an option may ask for -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_threads_and_workers_are_capped_at_the_cores_with_a_note(ws, capsys, caplog):
+    status, err = run_command("evaluate", ws.evaluate_tiny("--threads", "100000", "--workers", "100000",
+                                                           "--name", "capped"), capsys)
+    assert status == 0 and "Traceback" not in err, err
+    assert f"--threads 100000: using {cores()}, the CPU cores" in caplog.text
+    assert f"--workers 100000: using {4 * cores()}, 4 per core of the CPU cores" in caplog.text
+
+
+def test_a_bootstrap_too_large_for_memory_is_refused_with_an_estimate():
+    with pytest.raises(UserError, match=r"--bootstrap 1000: with 1000 classes and 5000 samples a batch of resamples "
+                                        r"would hold about 11\.3 GB .* use --bootstrap 177 or fewer"):
+        check_bootstrap(1000, 5000, 1000)
+    check_bootstrap(1000, 5000, 100)  # 100 classes: about 0.2 GB, fine
+    check_bootstrap(0, 10**6, 1000)  # no bootstrap, nothing to hold
 
 
 # -- disk faults: a full disk, no permission, a read-only file system, a file size limit ----------------------------

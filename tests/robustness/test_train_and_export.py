@@ -7,7 +7,9 @@ point does) against a copy of a trained run; the SIGKILL cases run real processe
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import random
 import re
@@ -92,6 +94,38 @@ def locked_resume(w) -> list[str]:
     return ["--resume", str(w["run"]), "--device", "cpu"]
 
 
+def deep_manifest(w) -> list[str]:
+    (w["run"] / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    return ["show", str(w["run"])]
+
+
+def space_file(w, text: str = "params:\n  optim.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n") -> str:
+    return str(write(w["tmp"] / "space.yaml", text))
+
+
+def sweep_args(w, *extra: str) -> list[str]:
+    return ["--space", space_file(w), "--trials", "1", "--study", "s", *extra]
+
+
+def replaced_after_packing(w) -> list[str]:
+    """A private copy of the digits, packed for the tiny network; then one image replaced by another of the same
+    size with its modification time restored (cp, then touch -r): size and mtime are what the pack recorded."""
+    from common.lists import load_dataset, read_split
+    from networks import load_network_config
+    from train.packs import write_pack
+
+    copy = w["tmp"] / "digits"
+    shutil.copytree(w["digits"], copy)
+    dataset = load_dataset(copy)
+    write_pack(dataset, load_network_config(w["network"]).input, ["dev"])
+    image, other = (dataset.image_path(sample) for sample in read_split(dataset, "dev")[:2])
+    kept = image.stat()
+    with open(image, "r+b") as stream:
+        stream.write(other.read_bytes()[:kept.st_size].ljust(kept.st_size, b"\0"))
+    os.utime(image, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    return train_args(w, f"data.dataset={copy}", "data.pack=require")
+
+
 Case = tuple[str, str, Callable[[dict], list[str]], str]
 CASES: list[Case] = [
     # train: config and command line
@@ -141,6 +175,11 @@ CASES: list[Case] = [
     ("train-pack-required", "train", lambda w: train_args(w, "data.pack=require"), r"data\.pack=require: no pack in"),
     ("train-find-lr-range", "train", lambda w: train_args(w, "--find-lr", "--lr-min", "1", "--lr-max", "0.1"),
      r"--lr-min/--lr-max/--lr-steps: need 0 < lr_min < lr_max"),
+    ("train-name-300-characters", "train", lambda w: train_args(w, "--name", "n" * 300),
+     r"--name 'n+'\.\.\.: 300 bytes long; at most \d+ here"),
+    ("train-pack-replaced-image", "train", replaced_after_packing,
+     r"data\.pack=require: .*raw/\d/\d+\.png changed since it was packed \(its size, modification or change time, "
+     r"or inode\)"),
     # resume
     ("resume-missing-run", "train", lambda w: ["--resume", "no-such-run"], r"no-such-run: not a run folder"),
     ("resume-damaged-last", "train",
@@ -178,8 +217,26 @@ CASES: list[Case] = [
      r"config\.yaml: not a valid YAML mapping"),
     ("export-broken-manifest", "export", lambda w: (write(w["run"] / "manifest.json", "[]"), export_args(w))[1],
      r"manifest\.json: expected a JSON object"),
+    ("export-opset-1", "export", lambda w: export_args(w, "--opset", "1"),
+     r"--opset 1: torch's exporter writes opsets 18\.\.\d+"),
+    ("export-opset-999", "export", lambda w: export_args(w, "--opset", "999"),
+     r"--opset 999: torch's exporter writes opsets 18\.\.\d+"),
+    # sweep: storage, study name and search space, refused before any trial
+    ("sweep-study-escapes", "sweep", lambda w: sweep_args(w, "--study", "../.."),
+     r"--study '\.\./\.\.': a plain name"),
+    ("sweep-storage-not-a-url", "sweep", lambda w: sweep_args(w, "--storage", "not-a-url"),
+     r"--storage not-a-url: cannot open the study's database"),
+    ("sweep-storage-driver-missing", "sweep", lambda w: sweep_args(w, "--storage", "mysql://me:secret@db/sweeps"),
+     r"--storage mysql://me:\*\*\*@db/sweeps: the database driver is not installed"),
+    ("sweep-space-later-value", "sweep",
+     lambda w: ["--space", space_file(w, "params:\n  optim.momentum: {type: float, low: 0.5, high: 1.5}\n"),
+                "--study", "s"],
+     r"space\.yaml: params\.optim\.momentum: a trial could take 1\.5, which the training config refuses "
+     r"\(optim\.momentum: must be in \[0, 1\)"),
     # runs and pack
     ("runs-show-missing", "runs", lambda w: ["show", "no-such-run"], r"no-such-run: not a run folder"),
+    ("runs-show-deep-manifest", "runs", deep_manifest,
+     r"manifest\.json: unreadable run manifest \(nested more than 64 deep"),
     ("pack-network-missing", "pack", lambda w: ["--dataset", str(w["digits"]), "--network", "nope"],
      r"nope\.yaml: network config not found"),
     ("pack-split-missing", "pack", lambda w: ["--dataset", str(w["digits"]), "--network", str(w["network"]),
@@ -213,6 +270,57 @@ def test_a_bad_input_is_one_clear_error_and_changes_nothing(world, capsys, case,
     new_runs = {p.name for p in (world["output"] / "train").iterdir()} - runs_before
     assert new_runs <= {"other-20990101-000000"} or all(
         "failed" in (world["output"] / "train" / n / "manifest.json").read_text() for n in new_runs)
+
+
+@pytest.mark.slow
+def test_a_nan_validation_loss_ends_the_run_as_diverged(world, capsys, monkeypatch):
+    """A validation loss that is NaN every epoch (the training loss finite) used to end as finished, exit 0."""
+    from train.trainer import Trainer
+
+    validate = Trainer.validate
+    monkeypatch.setattr(Trainer, "validate", lambda self: {**validate(self), "val/loss": float("nan")})
+    code = run_main(command("train"), train_args(world, "epochs=3", "--name", "nan"))
+    err = capsys.readouterr().err
+    (run,) = (world["output"] / "train").glob("nan-*")
+    assert code == 1 and "Traceback" not in err
+    assert "training diverged: the validation loss is nan after epoch 1" in (run / "log.txt").read_text()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "diverged"
+    assert not (run / "checkpoints" / "best.pt").exists()
+
+
+def tiny_pack_args(w) -> list[str]:
+    copy = w["tmp"] / "digits"
+    shutil.copytree(w["digits"], copy)
+    return ["--dataset", str(copy), "--network", str(w["network"]), "--splits", "dev", "--no-progress"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_packing_is_one_line_and_leaves_no_staging_folder(world, capsys, monkeypatch):
+    argv = tiny_pack_args(world)
+
+    def full(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    code = run_main(command("pack"), argv)
+    err = capsys.readouterr().err
+    packs = world["tmp"] / "digits" / "packs"
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: {packs / 'L-8x8-bilinear'}/dev.images.npy: No space left on device"), err
+    assert not packs.exists() or not list(packs.iterdir())  # no pack, no staging folder
+
+
+@pytest.mark.slow
+def test_a_disk_without_room_for_the_pack_is_refused_before_decoding(world, capsys, monkeypatch):
+    argv = tiny_pack_args(world)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    code = run_main(command("pack"), argv)
+    err = capsys.readouterr().err
+    packs = world["tmp"] / "digits" / "packs"
+    assert code == 2 and "Traceback" not in err
+    assert err == (f"error: {packs / 'L-8x8-bilinear'}: the pack needs about 0.0 MB but the disk has 0.0 MB free; "
+                   "free some space or pack fewer splits (--splits)\n"), err
+    assert not packs.exists() or not list(packs.iterdir())
 
 
 def test_runs_lists_every_readable_run_and_marks_the_broken_one(world, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -11,6 +12,7 @@ import pytest
 
 from common.contract import InputContract
 from common.errors import UserError
+from common.files import file_sha256
 from common.images import load_samples
 from common.lists import load_dataset, read_split
 from train.packs import PackSplit, open_pack_split, pack_folder, write_pack
@@ -79,6 +81,23 @@ def damage(folder, how):
         index = json.loads((folder / "index.json").read_text())
         del index["splits"]["val"]["files"]
         (folder / "index.json").write_text(json.dumps(index))
+    elif how == "replaced":  # cp of another image of the same size, then touch -r: size and mtime as packed
+        paths = json.loads((folder / "index.json").read_text())["splits"]["val"]["paths"]
+        image, other = (folder.parent.parent / paths[7], folder.parent.parent / paths[8])
+        kept = image.stat()
+        with open(image, "r+b") as stream:
+            stream.write(other.read_bytes()[:kept.st_size].ljust(kept.st_size, b"\0"))
+        os.utime(image, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+        assert (image.stat().st_size, image.stat().st_mtime_ns) == (kept.st_size, kept.st_mtime_ns)
+    elif how == "labels":  # labels changed with the index's record of them: consistent, but not the list's
+        index = json.loads((folder / "index.json").read_text())
+        labels = np.load(folder / "val.labels.npy")
+        labels[3] = (labels[3] + 1) % 10
+        np.save(folder / "val.labels.npy", labels)
+        entry = index["splits"]["val"]
+        entry["bytes"]["val.labels.npy"] = (folder / "val.labels.npy").stat().st_size
+        entry["sha256"]["val.labels.npy"] = file_sha256(folder / "val.labels.npy")
+        (folder / "index.json").write_text(json.dumps(index))
 
 
 @pytest.mark.parametrize(("how", "reason"), [
@@ -87,8 +106,11 @@ def damage(folder, how):
     ("flipped", r"val\.images\.npy does not match its recorded sha256 \(damaged\)"),
     ("decoder", r"made for .*'pillow': '1\.0'.* but decoding now is"),
     ("index", r"index\.json is unreadable"),
-    ("image", r"raw/\d/\d+\.png changed since it was packed \(size or modification time\)"),
+    ("image", r"raw/\d/\d+\.png changed since it was packed \(its size, modification or change time, or inode\)"),
     ("field", r"index\.json: damaged \(a field of split 'val' is missing or malformed\)"),
+    ("replaced", r"raw/\d/\d+\.png changed since it was packed \(its size, modification or change time, or inode\)"),
+    ("labels", r"val\.labels\.npy disagrees with the list file: raw/\d/\d+\.png has label \d in the pack but \d in "
+               r".*lists/val\.txt"),
 ])
 def test_a_stale_or_damaged_pack_is_never_used_and_says_why(digits, how, reason):
     folder = write_pack(digits, CONTRACT, ["val"])
