@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from common.cli import command_parser, run_main
 
-BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "bench.export", "evaluate": "bench.evaluate"}
+BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "bench.export", "evaluate": "bench.evaluate",
+              "checkpoint": "bench.checkpoint"}
 """Benchmark name -> module with ``main(rounds: int) -> int``."""
 
 
