@@ -309,7 +309,7 @@ class TrainingRun:
 
     def _epochs(self) -> tuple[str, str]:
         trainer, config = self.trainer, self.trainer.config
-        first_epoch = trainer.epoch + 1
+        first_epoch = trainer.epoch + (1 if trainer.position is None else 2)  # a whole epoch, for the estimate
         while trainer.epoch < config.epochs:
             started = time.perf_counter()
             try:
