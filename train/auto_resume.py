@@ -18,7 +18,6 @@ Under torchrun, rank 0 decides and every process follows.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -35,8 +34,6 @@ from train.loop import RunOptions, RunResult, check_changes, pinned_network_conf
 ENDED = ("finished", "stopped_early", "pruned", "diverged")
 """Statuses of a run that ended by design: ``--auto-resume`` never trains it again."""
 
-log = logging.getLogger("train.auto_resume")
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -46,7 +43,7 @@ class Decision:
         action: ``new``, ``resume`` or ``ended``.
         run: The run folder's path, for ``resume`` and ``ended``.
         status: The run's status.
-        note: Why, for the log.
+        note: Why, for the console.
     """
 
     action: str
@@ -85,7 +82,7 @@ def auto_resume(loaded: LoadedConfig, options: RunOptions, allow_change: Sequenc
         if error:
             raise UserError(error)
         if decision.note and processes.is_main:
-            log.info("auto-resume: %s", decision.note)
+            print(f"auto-resume: {decision.note}", flush=True)  # before the run's own log exists
         options = replace(options, auto_resume=True)
         if decision.action == "new":
             return train(loaded, options)

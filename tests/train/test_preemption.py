@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import random
 import re
@@ -200,7 +199,7 @@ def test_signals_during_the_checkpoint_write_change_nothing_in_it(tiny_network, 
 
 @pytest.mark.slow
 def test_auto_resume_continues_a_crashed_run_and_leaves_a_finished_one(tiny_network, digits_root, tmp_path,
-                                                                        monkeypatch, capsys, caplog):
+                                                                        monkeypatch, capsys):
     args = [f"network={tiny_network}", f"data.dataset={digits_root}", "epochs=2", "batch_size=32",
             "data.train_split=dev", "data.val_split=dev"]
     command = [*args, "--name", "nightly", "--auto-resume", "--device", "cpu", "--no-progress"]
@@ -215,8 +214,8 @@ def test_auto_resume_continues_a_crashed_run_and_leaves_a_finished_one(tiny_netw
     assert runs == [crashed.run_dir]
     manifest = json.loads(crashed.run_dir.joinpath("manifest.json").read_text())
     assert manifest["status"] == "finished" and [r["epoch"] for r in manifest["resumed"]] == [1]
-    caplog.set_level(logging.INFO, logger="train.auto_resume")
+    capsys.readouterr()
     assert run_main(train_main, command) == 0  # finished: nothing to train
-    assert "already ended (finished); nothing to train" in caplog.text
+    assert "auto-resume: " in (out := capsys.readouterr().out) and "already ended (finished); nothing to train" in out
     assert list((Path(os.environ["IMAGEPIPE_OUTPUT"]) / "train").iterdir()) == [crashed.run_dir]
     assert_same_run(crashed.run_dir, straight_run(args, tmp_path / "straight", monkeypatch))
