@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from common.cli import command_parser, run_main
 
 BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "bench.export", "evaluate": "bench.evaluate",
-              "predict": "bench.predict", "freshness": "bench.freshness"}
+              "predict": "bench.predict", "freshness": "bench.freshness", "checkpoint": "bench.checkpoint"}
 """Benchmark name -> module with ``main(rounds: int) -> int``."""
 
 

@@ -54,7 +54,8 @@ class RunManifest:
     Attributes:
         run: The run's folder name.
         status: ``running``, ``finished``, ``stopped_early``, ``diverged``, ``pruned``,
-            ``failed``, ``interrupted`` or ``crashed``.
+            ``failed``, ``interrupted`` (SIGINT), ``preempted`` (another signal of
+            ``checkpoint.signals``) or ``crashed``.
         started: Start time (ISO 8601).
         ended: End time, or None while running.
         command: The command line.
@@ -68,7 +69,9 @@ class RunManifest:
         git: ``{"commit", "dirty", "diff"}``.
         packages: Package versions.
         init: How the initial weights were loaded (file, sha256, load report), or None.
-        result: ``{"epochs_completed", "best", "last", "error"}`` once it ended.
+        result: ``{"epochs_completed", "best", "last", "error"}`` once it ended; after a
+            signal also ``signal`` and ``position`` (``epoch`` completed, ``step_in_epoch``,
+            ``steps_per_epoch``).
         resumed: One entry per resume.
         format_version: :data:`MANIFEST_VERSION`.
     """

@@ -21,8 +21,12 @@ from common.integrity import verify_sha256
 from common.paths import display_path
 from networks.config import NetworkConfig
 
-CHECKPOINT_FORMAT = 1
-"""Version of the checkpoint layout written by the training stage."""
+CHECKPOINT_FORMAT = 2
+"""Version of the checkpoint layout written by the training stage (2 added ``position``: where inside an
+epoch a ``last.pt`` was written, or None at an epoch's end)."""
+
+READABLE_FORMATS = (1, 2)
+"""Versions :func:`read_checkpoint` accepts; a version 1 checkpoint was written at the end of an epoch."""
 
 REQUIRED_KEYS = ("format_version", "network_config", "network_hash", "class_names", "model")
 """Keys every training checkpoint holds (resume needs more; see train.checkpoints)."""
@@ -51,10 +55,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             f"{shown}: not a checkpoint written by this project's training stage "
             f"(expected keys {list(REQUIRED_KEYS)}, found {have})"
         )
-    if data["format_version"] != CHECKPOINT_FORMAT:
+    if data["format_version"] not in READABLE_FORMATS:
         raise UserError(
-            f"{shown}: checkpoint format {data['format_version']!r}; this code reads format {CHECKPOINT_FORMAT}"
+            f"{shown}: checkpoint format {data['format_version']!r}; this code reads formats {list(READABLE_FORMATS)}"
         )
+    data.setdefault("position", None)  # format 1: always the end of an epoch
     return data
 
 

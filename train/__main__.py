@@ -24,6 +24,7 @@ examples:
   pipenv run train --config train/configs/digits_resnet.yaml optim.lr=3e-4 epochs=50 --name bigger-lr
   pipenv run train --print-config optim.name=sgd     show the resolved config and exit
   pipenv run train --resume last                     continue the newest run after a crash
+  pipenv run train --name flowers --auto-resume      start the run "flowers", or continue it (requeued jobs)
   pipenv run train --find-lr                         learning-rate finder: plot and suggestion, no run
   pipenv run train --resume output/train/<run> epochs=60 --allow-change epochs
   pipenv run torchrun --nproc_per_node=2 -m train    DistributedDataParallel on 2 processes
@@ -41,8 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--dev", action="store_true", help="train and validate on the dev split (quick check)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run: its folder, its name, or 'last'")
+    parser.add_argument("--auto-resume", action="store_true",
+                        help="with --name: continue the newest unfinished run of that name (same config), start one "
+                        "when there is none; a run that ended is not trained again (docs/clusters.md)")
     parser.add_argument("--allow-change", nargs="+", default=[], metavar="KEY",
-                        help="with --resume: config keys the overrides may change (e.g. epochs)")
+                        help="with --resume or --auto-resume: config keys that may differ from the run's (e.g. epochs)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     parser.add_argument("--find-lr", action="store_true",
@@ -60,8 +64,11 @@ def train_command(argv: Sequence[str]) -> int:
     from train.config import DEFAULT_CONFIG, config_to_yaml, load_train_config
     from train.loop import RunOptions, resume, train
 
-    if args.allow_change and not args.resume:
-        raise_usage("--allow-change only applies with --resume")
+    if args.allow_change and not (args.resume or args.auto_resume):
+        raise_usage("--allow-change only applies with --resume or --auto-resume")
+    if args.auto_resume and (args.resume or args.find_lr or args.print_config):
+        raise_usage("--auto-resume starts or continues the run --name names; it does not combine with --resume, "
+                    "--find-lr or --print-config")
     options = options_from(RunOptions, args, progress=not args.no_progress)
     if args.resume:
         if args.find_lr:
@@ -80,8 +87,13 @@ def train_command(argv: Sequence[str]) -> int:
 
             print(describe(find_lr(loaded, options, args.lr_min, args.lr_max, args.lr_steps)))
             return 0
-        result = train(loaded, options)
-    return 1 if result.status == "diverged" else 0
+        if args.auto_resume:
+            from train.auto_resume import auto_resume
+
+            result = auto_resume(loaded, options, args.allow_change)
+        else:
+            result = train(loaded, options)
+    return result.exit_status
 
 
 def raise_usage(message: str) -> None:

@@ -10,11 +10,14 @@ Reads the run folders through :class:`common.run_folder.RunFolder` and the cards
 ``model/`` through :func:`common.model_card.read_card_file`, so it needs no torch. A
 run whose manifest still says ``running`` is reported ``crashed`` when its process
 (recorded with its host) is gone; a run whose files cannot be read is listed as
-``unreadable``, with the reason, and the others are listed as usual.
+``unreadable``, with the reason, and the others are listed as usual. A run that a
+signal or a crash stopped before its end is listed with the command that continues it.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,24 @@ from common.paths import display_path, model_dir
 from common.run_folder import RunFolder, RunManifest, list_runs, runs_root
 
 KEY_HYPERPARAMETERS = ("epochs", "batch_size", "optim.name", "optim.lr", "optim.weight_decay", "schedule.name")
+
+RESUMABLE = ("interrupted", "preempted", "crashed", "failed")
+"""Statuses of a run that stopped before its end; with a ``last.pt`` it continues from there."""
+
+
+def resume_command(run_dir: Path, world_size: int = 1) -> str:
+    """The command that continues a run from its ``last.pt`` (under torchrun: with as many processes as before)."""
+    shown = shlex.quote(display_path(run_dir))
+    if world_size > 1:
+        return f"pipenv run torchrun <as before: {world_size} processes> -m train --resume {shown}"
+    return f"pipenv run train --resume {shown}"
+
+
+def continue_command(record: RunRecord) -> str | None:
+    """The command that continues a run that stopped before its end and has a ``last.pt``, else None."""
+    if record.status not in RESUMABLE or not (record.folder.checkpoints_dir / "last.pt").is_file():
+        return None
+    return resume_command(record.folder.path, record.manifest.world_size if record.manifest else 1)
 
 
 @dataclass
@@ -118,6 +139,8 @@ def format_table(records: list[RunRecord]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths))]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
     lines += [f"unreadable: {record.name}: {record.problem}" for record in records if record.problem]
+    lines += [f"continue {record.name} ({record.status}): {command}" for record in records
+              if (command := continue_command(record))]
     return "\n".join(lines)
 
 
@@ -132,7 +155,15 @@ def format_show(record: RunRecord) -> str:
              f"git: {manifest.git.get('commit')} dirty={manifest.git.get('dirty')}",
              f"network: {manifest.network.get('name')} hash {manifest.network.get('hash')}",
              f"data: {manifest.data.get('dataset')}",
-             f"models exported from it: {', '.join(record.models) or 'none'}", "", "config:"]
+             f"models exported from it: {', '.join(record.models) or 'none'}"]
+    stopped = (manifest.result or {}).get("position")
+    if stopped:
+        lines.append(f"stopped by {manifest.result.get('signal')} in epoch {stopped['epoch'] + 1} at step "
+                     f"{stopped['step_in_epoch']} of {stopped['steps_per_epoch']}")
+    command = continue_command(record)
+    if command:
+        lines.append(f"continue: {command}")
+    lines += ["", "config:"]
     config = {k: v for k, v in record.config.items() if k != "network_hash"}
     lines += ["  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()]
     lines += ["", "metrics:"]

@@ -36,6 +36,13 @@ METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 PACK_CHOICES = ("auto", "require", "off")
 """Values of ``data.pack``."""
 
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP")
+"""Signals ``checkpoint.signals`` may name (SIGKILL and SIGSTOP cannot be caught)."""
+
+UNCOMPUTED_KEYS = ("checkpoint.every_minutes", "checkpoint.every_steps", "checkpoint.signals")
+"""Keys that change when and why checkpoints are written, never what a run computes: a resume may change them
+without ``--allow-change``."""
+
 
 
 @dataclass(frozen=True)
@@ -150,18 +157,28 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """Which checkpoints to keep.
+    """Which checkpoints to keep, and when ``last.pt`` is written inside an epoch.
 
     Attributes:
         monitor: Metric that decides ``best.pt`` and the top-k (one of ``METRICS``).
         mode: ``max`` or ``min``: whether a larger monitored value is better.
         top_k: How many best epochs to keep as ``epoch=NNNN-<metric>=<value>.pt``
             besides ``best.pt`` and ``last.pt``; 0 keeps none.
+        every_minutes: Also write ``last.pt`` inside an epoch once this many minutes
+            passed since the last write (a recovery checkpoint: a kill loses at most
+            this much training); 0 turns it off.
+        every_steps: Also write ``last.pt`` every this many optimiser steps; 0 turns it off.
+        signals: Signals that stop training after the current optimiser step with a
+            checkpoint (``SIGINT``: status ``interrupted``, exit 130; the others:
+            ``preempted``, exit 128 + the signal's number); empty: signals act as usual.
     """
 
     monitor: str = "val/accuracy"
     mode: str = "max"
     top_k: int = 3
+    every_minutes: float = 10.0
+    every_steps: int = 0
+    signals: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGUSR1")
 
 
 @dataclass(frozen=True)
@@ -262,6 +279,7 @@ class TrainConfig:
         """Plain values, as written to ``config.yaml`` and checkpoints."""
         out = asdict(self)
         out["optim"]["betas"] = list(self.optim.betas)
+        out["checkpoint"]["signals"] = list(self.checkpoint.signals)
         return out
 
     def for_dev(self) -> TrainConfig:
@@ -406,6 +424,12 @@ def validate(config: TrainConfig) -> list[str]:
     choice("checkpoint.monitor", config.checkpoint.monitor, METRICS)
     choice("checkpoint.mode", config.checkpoint.mode, ("max", "min"))
     at_least("checkpoint.top_k", config.checkpoint.top_k, 0)
+    at_least("checkpoint.every_minutes", config.checkpoint.every_minutes, 0)
+    at_least("checkpoint.every_steps", config.checkpoint.every_steps, 0)
+    signals = list(config.checkpoint.signals)
+    unknown = [name for name in signals if name not in STOP_SIGNALS]
+    if unknown or len(set(signals)) != len(signals):
+        problems.append(f"checkpoint.signals: {signals}: each of {list(STOP_SIGNALS)} at most once")
     at_least("early_stopping.patience", config.early_stopping.patience, 0)
     at_least("early_stopping.min_delta", config.early_stopping.min_delta, 0)
     choice("init.mode", config.init.mode, ("strict", "partial", "pretrained"))

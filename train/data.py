@@ -8,6 +8,9 @@ applied later, to training batches only.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +34,12 @@ from train.packs import PackSplit, open_pack_split
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 """``(images uint8 (B, C, H, W), labels int64 (B,))``."""
+
+JOIN_TIMEOUT = 60.0
+"""Seconds :func:`prefetched` waits for its thread to finish the item in hand when the consumer stops."""
+
+WORKER_EXIT_GRACE = 10.0
+"""Seconds a decoding worker keeps serving after a SIGTERM (the training process may still need a batch)."""
 
 
 @dataclass
@@ -179,7 +188,7 @@ def epoch_order(size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, 
 
 
 def iterate_batches(data: SplitData, order: torch.Tensor, batch_size: int, num_workers: int,
-                    drop_singleton: bool, pin: bool = False) -> Iterator[Batch]:
+                    drop_singleton: bool, pin: bool = False, start: int = 0) -> Iterator[Batch]:
     """Yield ``(images uint8 (B, C, H, W), labels int64 (B,))`` in ``order``.
 
     In-memory splits are indexed where they live (the CPU or the GPU); a pack read
@@ -194,6 +203,7 @@ def iterate_batches(data: SplitData, order: torch.Tensor, batch_size: int, num_w
         num_workers: Decoding processes when the split is decoded per batch.
         drop_singleton: Drop a last batch of one sample (batch norm cannot train on it).
         pin: Put CPU batches in page-locked memory (for asynchronous copies to a GPU).
+        start: Skip the first ``start`` batches (a run resumed inside an epoch).
 
     Raises:
         UnreadableImageError: For an unreadable image under the ``error`` policy, or a
@@ -202,6 +212,7 @@ def iterate_batches(data: SplitData, order: torch.Tensor, batch_size: int, num_w
     chunks = list(torch.split(order, batch_size))
     if drop_singleton and chunks and len(chunks[-1]) == 1 and len(chunks) > 1:
         chunks.pop()
+    chunks = chunks[start:]
     if data.images is not None:
         on_device = [c.to(data.images.device) for c in chunks]
         batches: Iterator[Batch] = ((data.images.index_select(0, c), data.labels.index_select(0, c))
@@ -221,7 +232,7 @@ def _decoded(data: SplitData, chunks: list[torch.Tensor], num_workers: int) -> I
     if data.loader is None:  # made once: its worker processes last for the whole run
         data.loader = torch.utils.data.DataLoader(
             _StreamedImages(data), batch_sampler=_Batches(), num_workers=num_workers, collate_fn=_collate,
-            persistent_workers=num_workers > 0,
+            persistent_workers=num_workers > 0, worker_init_fn=_leave_signals_to_training,
             generator=torch.Generator().manual_seed(0),  # its own: drawing from the global one would shift dropout
         )
     data.loader.batch_sampler.chunks = [c.tolist() for c in chunks]
@@ -240,7 +251,9 @@ def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """The items of an iterator, produced ``depth`` ahead in a background thread.
 
     Reading the next batch (file reads release the GIL) overlaps with computing on
-    the current one. An exception in the thread is raised here.
+    the current one. An exception in the thread is raised here. When the consumer
+    stops early, the thread finishes the item in hand and ends before this returns, so
+    nothing it reads from (a DataLoader's worker processes) outlives the consumer.
     """
     queue: Queue = Queue(maxsize=depth)
     stop = threading.Event()
@@ -277,6 +290,7 @@ def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
             yield item
     finally:
         stop.set()  # the thread ends at its next hand-over (no thread is left waiting on a full queue)
+        thread.join(timeout=JOIN_TIMEOUT)  # and lets go of what it reads from (a DataLoader's workers)
 
 
 def steps_per_epoch(size: int, batch_size: int, world_size: int) -> int:
@@ -284,6 +298,27 @@ def steps_per_epoch(size: int, batch_size: int, world_size: int) -> int:
     per_rank = -(-size // world_size)
     steps, last = divmod(per_rank, batch_size)
     return steps + (1 if last > 1 or (last == 1 and steps == 0) else 0)
+
+
+def _leave_signals_to_training(worker_id: int) -> None:
+    """In a decoding worker: leave the signals that stop training to the training process.
+
+    Ctrl-C reaches the whole process group and a scheduler may signal every process of
+    a job; a worker killed by it could fail the batch the training process still needs
+    before it stops. So SIGINT, SIGUSR1, SIGUSR2 and SIGHUP are ignored, and SIGTERM
+    ends the worker only :data:`WORKER_EXIT_GRACE` seconds later (it is also how
+    ``multiprocessing`` stops a worker that was not shut down). A worker whose training
+    process is gone ends on its own (the DataLoader's watchdog).
+    """
+    for name in ("SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_soon)
+
+
+def _exit_soon(signum: int, frame: Any) -> None:
+    timer = threading.Timer(WORKER_EXIT_GRACE, os._exit, (128 + signum,))
+    timer.daemon = True
+    timer.start()
 
 
 class _Batches:
@@ -328,6 +363,17 @@ def _collate(items: list[tuple[int, np.ndarray | None, str]]) -> tuple[torch.Ten
 def epoch_seed(seed: int, epoch: int) -> int:
     """A seed for everything random in one epoch, derived from the run seed and the epoch."""
     return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
+
+
+def batch_seed(seed: int, epoch: int, index: int, rank: int = 0) -> int:
+    """The seed of one training batch's augmentation: a pure function of the run seed, the epoch
+    (0-based), the batch's index in the epoch and the process's rank.
+
+    Because nothing else feeds it, a batch is augmented the same whether it is prepared
+    ahead in a thread or not, and whether the run was resumed before it or not.
+    """
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{index}/{rank}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def check_classes(dataset: Dataset, num_classes: int, network_name: str) -> None:

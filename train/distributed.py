@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.constants import default_pg_timeout
 
 from common.errors import UserError
 
@@ -73,8 +74,26 @@ def start_processes(device_option: str) -> tuple[Processes, torch.device]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        _join_group("nccl" if device.type == "cuda" else "gloo", processes)
     return processes, device
+
+
+def _join_group(backend: str, processes: Processes) -> None:
+    """``init_process_group`` from torchrun's environment.
+
+    torchrun's agent keeps one store for all the attempts of a job; a worker group it
+    starts again (``--max-restarts``) would read the addresses the dead workers left
+    there and fail or wait to connect to them. So under the agent's store each attempt
+    uses keys of its own (``imagepipe/attempt-<TORCHELASTIC_RESTART_COUNT>/``).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        dist.init_process_group(backend=backend)
+        return
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), processes.world_size,
+                          is_master=False, timeout=default_pg_timeout)
+    attempt = os.environ["TORCHELASTIC_RESTART_COUNT"]
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"imagepipe/attempt-{attempt}/", store),
+                            rank=processes.rank, world_size=processes.world_size)
 
 
 def stop_processes() -> None:
@@ -88,6 +107,15 @@ def all_reduce_sum(tensor: torch.Tensor, processes: Processes) -> torch.Tensor:
     if processes.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def all_gather(tensor: torch.Tensor, processes: Processes) -> list[torch.Tensor]:
+    """Every process's ``tensor`` (same shape everywhere), in rank order; ``[tensor]`` in a single process."""
+    if not processes.distributed:
+        return [tensor]
+    gathered = [torch.empty_like(tensor) for _ in range(processes.world_size)]
+    dist.all_gather(gathered, tensor)
+    return gathered
 
 
 def average_buffers(network: torch.nn.Module, processes: Processes) -> None:
@@ -128,6 +156,47 @@ def broadcast(value: Any, processes: Processes) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+class StepAgreement:
+    """Combines small integer flags of every process (their maximum) once per optimiser step, so that all
+    processes act on them at the same step.
+
+    Under torchrun each exchange is an asynchronous all-reduce on a Gloo group of its
+    own (CPU tensors: no GPU synchronisation, whatever the training backend), whose
+    result is read at the next exchange: the decision lags one step and the
+    communication overlaps that step. In a single process the flags are the answer.
+
+    Args:
+        processes: This process's rank and the world size (every process must create it).
+    """
+
+    def __init__(self, processes: Processes):
+        self.group = dist.new_group(backend="gloo") if processes.distributed else None
+        self.pending: tuple[Any, torch.Tensor] | None = None
+
+    def exchange(self, flags: list[int]) -> list[int]:
+        """Send this step's flags; returns the combined flags of the previous exchange (zeros at the first)."""
+        if self.group is None:
+            return list(flags)
+        tensor = torch.tensor(flags, dtype=torch.int64)
+        work = dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self.group, async_op=True)
+        previous, self.pending = self.pending, (work, tensor)
+        if previous is None:
+            return [0] * len(flags)
+        previous[0].wait()
+        return previous[1].tolist()
+
+    def settle(self, flags: list[int]) -> list[int]:
+        """Combine the flags now (blocking), dropping an exchange still pending; for the end of an epoch."""
+        if self.group is None:
+            return list(flags)
+        if self.pending is not None:
+            self.pending[0].wait()
+            self.pending = None
+        tensor = torch.tensor(flags, dtype=torch.int64)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self.group)
+        return tensor.tolist()
 
 
 def barrier(processes: Processes) -> None:

@@ -5,7 +5,9 @@ Both build the parts (:class:`train.data.TrainingData`, :class:`train.trainer.Tr
 runs the epochs, keeps checkpoints, stops early or on divergence, and returns a
 :class:`RunResult`. The model, optimiser, schedule step, RNG states and the
 checkpoint / early-stopping bookkeeping are restored on resume, so on the CPU a
-resumed run ends with the same weights, bit for bit, as an uninterrupted one.
+resumed run ends with the same weights, bit for bit, as an uninterrupted one, whether
+it stopped at the end of an epoch or inside one (a signal, a recovery checkpoint:
+train/preemption.py).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from datatools.profile import quick_check
 from networks import load_network_config
 from networks.checkpoint import CHECKPOINT_FORMAT, checkpoint_network_config, read_checkpoint
 from networks.config import NetworkConfig, network_config_path
-from train.checkpoints import CheckpointKeeper, EarlyStopping
-from train.config import DEFAULT_CONFIG, LoadedConfig, TrainConfig, load_train_config
+from train.browse_runs import resume_command
+from train.checkpoints import CheckpointKeeper, EarlyStopping, KeepDecision
+from train.config import DEFAULT_CONFIG, UNCOMPUTED_KEYS, LoadedConfig, TrainConfig, load_train_config
 from train.data import load_training_data
-from train.distributed import Processes, broadcast, ranks_agree, start_processes, stop_processes
+from train.distributed import Processes, barrier, broadcast, ranks_agree, start_processes, stop_processes
+from train.preemption import RunGuard, signal_name, stop_status
 from train.recorder import RunRecorder, new_manifest
 from train.summary import model_summary
 from train.trainer import DivergedError, Trainer
@@ -52,6 +56,8 @@ class RunOptions:
         on_epoch_end: Called with each epoch's metrics row after its checkpoint is
             saved; returning a string stops the run with that status (sweeps use
             ``"pruned"``). On the main process only its answer counts.
+        auto_resume: Started by ``--auto-resume``: the same command continues the run
+            (said when a signal stops it).
     """
 
     name: str | None = None
@@ -59,6 +65,7 @@ class RunOptions:
     dev: bool = False
     progress: bool = True
     on_epoch_end: Callable[[dict[str, Any]], str | None] | None = None
+    auto_resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,13 @@ class RunResult:
 
     Attributes:
         run_dir: The run folder.
-        status: ``finished``, ``stopped_early``, ``diverged``, or what ``on_epoch_end`` returned.
+        status: ``finished``, ``stopped_early``, ``diverged``, ``interrupted`` or
+            ``preempted`` (a signal; ``last.pt`` continues it), or what ``on_epoch_end`` returned.
         epochs_completed: Epochs finished (and checkpointed).
         best: ``{"epoch", "value", "metric"}`` of the best epoch, or None.
         metrics: The last epoch's metrics row.
         message: A sentence for the console.
+        stop_signal: The signal that stopped the run, or None.
     """
 
     run_dir: Path
@@ -80,6 +89,14 @@ class RunResult:
     best: dict[str, Any] | None
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    stop_signal: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The command's exit status: 128 + the signal's number after a signal, 1 after divergence, else 0."""
+        if self.stop_signal is not None:
+            return 128 + self.stop_signal
+        return 1 if self.status == "diverged" else 0
 
 
 def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()) -> RunResult:
@@ -119,15 +136,18 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
 
 
 def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] = (),
-           options: RunOptions = RunOptions()) -> RunResult:
-    """Continue a run from its ``checkpoints/last.pt``, in the same run folder.
+           options: RunOptions = RunOptions(), config: TrainConfig | None = None) -> RunResult:
+    """Continue a run from its ``checkpoints/last.pt`` (an epoch's end or inside an epoch), in the same run folder.
 
     Args:
         run: The run folder, its name under ``output/train``, or ``last``.
         overrides: ``key=value`` changes to the run's config.
         allow_change: Keys (or sections) that ``overrides`` may change, e.g.
-            ``epochs``; any other difference is refused. ``network`` never changes.
+            ``epochs``; any other difference is refused (except
+            :data:`train.config.UNCOMPUTED_KEYS`). ``network`` never changes.
         options: Run-level options (``name`` and ``dev`` do not apply).
+        config: The config to continue with, instead of the run's ``config.yaml`` with
+            ``overrides`` (``--auto-resume``); checked against the run's the same way.
 
     Returns:
         The run's result.
@@ -140,17 +160,18 @@ def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] 
     processes, device = start_processes(options.device)
     try:
         with run_lock(folder, processes):  # before anything reads or cleans the run's files
-            return _resume_locked(folder, run, overrides, allow_change, options, processes, device)
+            return _resume_locked(folder, run, overrides, allow_change, options, processes, device, config)
     finally:
         stop_processes()
 
 
 def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_change: Sequence[str],
-                   options: RunOptions, processes: Processes, device: Any) -> RunResult:
-    original, loaded = load_train_config(folder.config_path), load_train_config(folder.config_path, overrides)
+                   options: RunOptions, processes: Processes, device: Any, config: TrainConfig | None) -> RunResult:
+    original = load_train_config(folder.config_path)
+    loaded = load_train_config(folder.config_path, overrides) if config is None else LoadedConfig(config)
     folder.read_manifest()  # a run whose manifest is unreadable is refused before anything is loaded or written
     changes = differences(original.config.to_dict(), loaded.config.to_dict())
-    _check_changes(changes, allow_change, folder)
+    check_changes(changes, allow_change, folder)
     checkpoint_path = folder.checkpoints_dir / "last.pt"
     checkpoint = read_checkpoint(checkpoint_path)
     missing = [key for key in RESUME_KEYS if key not in checkpoint]
@@ -167,6 +188,8 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
     trainer.restore(checkpoint, display_path(checkpoint_path))
     recorder = RunRecorder(folder, processes.is_main)
     resumed = {"epoch": checkpoint["epoch"], "changes": {k: {"from": a, "to": b} for k, (a, b) in changes.items()}}
+    if checkpoint["position"]:
+        resumed["step_in_epoch"] = checkpoint["position"]["step_in_epoch"]
     recorder.resume(loaded.config, network_config, list(checkpoint["history"]), resumed)
     training = TrainingRun(trainer, recorder, options, checkpoint)
     training.log_start("resuming", None, resumed["changes"] or "none")
@@ -194,7 +217,8 @@ def run_lock(folder: RunFolder, processes: Processes) -> Iterator[None]:
 
 
 class TrainingRun:
-    """Runs the epochs of one run: checkpoints, early stopping, the NaN guard, the epoch callback.
+    """Runs the epochs of one run: checkpoints, early stopping, the NaN guard, the epoch callback,
+    stops on signals and recovery checkpoints inside epochs (:class:`train.preemption.RunGuard`).
 
     Args:
         trainer: The model being trained.
@@ -215,9 +239,12 @@ class TrainingRun:
         self.stopper = EarlyStopping(trainer.config.early_stopping.patience, trainer.config.early_stopping.min_delta,
                                      settings.mode)
         self.history: list[dict[str, Any]] = []
+        self.guard = RunGuard(settings, trainer.processes, self.save_position, self.log)
+        self.save_seconds = 0.0
         if checkpoint is not None:
+            inside = checkpoint.get("position") is not None  # best.pt and the top-k were complete before it
             self.keeper.load_state_dict(checkpoint["checkpoint_keeper"], remove_files=trainer.processes.is_main,
-                                        epoch=checkpoint["epoch"])
+                                        epoch=None if inside else checkpoint["epoch"])
             self.stopper.load_state_dict(checkpoint["early_stopping"])
             self.history = list(checkpoint["history"])
 
@@ -227,7 +254,8 @@ class TrainingRun:
         self.log.info("%s %s (%s, %d process(es))", verb, display_path(self.recorder.folder.path), trainer.device,
                       trainer.processes.world_size)
         if changes is not None:
-            self.log.info("continuing after epoch %d; config changes: %s", trainer.epoch, changes)
+            inside = f", step {trainer.position.done} of {trainer.steps_per_epoch}" if trainer.position else ""
+            self.log.info("continuing after epoch %d%s; config changes: %s", trainer.epoch, inside, changes)
         if init:
             self.log.info("initial weights from %s (%s): %s", init["file"], init["mode"], init["summary"])
         network_config = trainer.network_config
@@ -242,9 +270,14 @@ class TrainingRun:
                                         data.train.name))
 
     def fit(self) -> RunResult:
-        """Train until the last epoch, early stopping, divergence or a callback's stop."""
+        """Train until the last epoch, early stopping, divergence, a callback's stop or a signal.
+
+        The signals of ``checkpoint.signals`` are handled from here until everything is
+        written (see :mod:`train.preemption`).
+        """
         try:
-            return self._fit()
+            with self.guard:
+                return self._fit()
         finally:
             self.trainer.data.close()
             self.recorder.close()
@@ -261,6 +294,8 @@ class TrainingRun:
         except BaseException:
             self._finish("crashed")
             raise
+        if status in ("interrupted", "preempted"):
+            return self._stopped(status)
         in_sync = ranks_agree(self.trainer.network, self.trainer.processes)  # every process, after the last epoch
         if not in_sync:
             self.log.error("the processes ended with different weights; the checkpoints hold rank 0's")
@@ -275,16 +310,18 @@ class TrainingRun:
 
     def _epochs(self) -> tuple[str, str]:
         trainer, config = self.trainer, self.trainer.config
-        first_epoch = trainer.epoch + 1
+        first_epoch = trainer.epoch + (1 if trainer.position is None else 2)  # a whole epoch, for the estimate
         while trainer.epoch < config.epochs:
             started = time.perf_counter()
             try:
-                row = trainer.train_epoch(self.options.progress)
+                row = trainer.train_epoch(self.options.progress, lambda: self.guard.after_step(trainer.step))
             except DivergedError as exc:
                 message = (f"training diverged: {exc}; stopped without saving this epoch. The last good checkpoint "
                            f"is {self._last_good()}. Lower optim.lr or set optim.grad_clip_norm.")
                 self.log.error("%s", message)
                 return "diverged", message
+            if row is None:  # a signal, inside the epoch: last.pt holds where
+                return stop_status(self.guard.stop_signal), ""
             row = {"epoch": trainer.epoch, "step": trainer.step, **row, **trainer.validate()}
             if not math.isfinite(row["val/loss"]):
                 message = (f"training diverged: the validation loss is {row['val/loss']} after epoch {trainer.epoch}; "
@@ -293,6 +330,7 @@ class TrainingRun:
                 self.log.error("%s", message)
                 return "diverged", message
             stop = self._end_epoch(row)
+            signalled = self.guard.at_epoch_end()
             if trainer.epoch == first_epoch:
                 self._log_time_estimate(time.perf_counter() - started)
             requested = self._callback(row)
@@ -305,6 +343,8 @@ class TrainingRun:
                            f"{config.early_stopping.min_delta} for {config.early_stopping.patience} epochs")
                 self.log.info("%s", message)
                 return "stopped_early", message
+            if signalled and trainer.epoch < config.epochs:
+                return stop_status(self.guard.stop_signal), ""
         return "finished", ""
 
     def _log_time_estimate(self, seconds: float) -> None:
@@ -334,7 +374,41 @@ class TrainingRun:
             row["val/accuracy"], row["lr"], row["samples_per_second"], "  * best" if decision.best else "")
         return stop
 
-    def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
+    def save_position(self) -> float:
+        """Write ``last.pt`` where the epoch stands (every process gathers; the main one writes); its seconds."""
+        trainer = self.trainer
+        position = trainer.position
+        state = position.state_dict(trainer.processes, trainer.steps_per_epoch)
+        started = time.perf_counter()
+        if trainer.processes.is_main:
+            self.keeper.write(KeepDecision(None, False, []),
+                              self._payload(self.history[-1] if self.history else {}, state))
+        self.save_seconds = time.perf_counter() - started
+        if self.guard.stop_signal is None:
+            self.log.info("recovery checkpoint in epoch %d at step %d of %d: %.0f ms", position.epoch + 1,
+                          position.done, trainer.steps_per_epoch, 1000 * self.save_seconds)
+        return self.save_seconds
+
+    def _stopped(self, status: str) -> RunResult:
+        """After a signal: record the status and where the run stands, say how to continue, leave together."""
+        trainer, folder = self.trainer, self.recorder.folder
+        position = trainer.position
+        where = (f"in epoch {trainer.epoch + 1} at step {position.done} of {trainer.steps_per_epoch}"
+                 if position else f"after epoch {trainer.epoch}")
+        command = resume_command(folder.path, trainer.processes.world_size)
+        if self.options.auto_resume:
+            command = f"the same command (--auto-resume), or {command}"
+        self._finish(status, position={"epoch": trainer.epoch, "step_in_epoch": position.done if position else 0,
+                                       "steps_per_epoch": trainer.steps_per_epoch},
+                     signal=signal_name(self.guard.stop_signal))
+        message = f"{status} by {signal_name(self.guard.stop_signal)} {where}"
+        self.log.info("%s: last.pt written%s; continue with: %s", message,
+                      f" in {1000 * self.save_seconds:.0f} ms" if position else "", command)
+        barrier(trainer.processes)  # nobody leaves (and no launcher stops the others) before last.pt is written
+        return RunResult(folder.path, status, trainer.epoch, self.keeper.best,
+                         self.history[-1] if self.history else {}, message, self.guard.stop_signal)
+
+    def _payload(self, row: dict[str, Any], position: dict[str, Any] | None = None) -> dict[str, Any]:
         trainer = self.trainer
         return {
             "format_version": CHECKPOINT_FORMAT,
@@ -346,6 +420,7 @@ class TrainingRun:
             "metrics": dict(row),
             "history": [dict(r) for r in self.history],
             **trainer.training_state(),
+            "position": position,
             "checkpoint_keeper": self.keeper.state_dict(),
             "early_stopping": self.stopper.state_dict(),
         }
@@ -354,12 +429,12 @@ class TrainingRun:
         last = self.recorder.folder.checkpoints_dir / "last.pt"
         return f"{display_path(last)} (epoch {self.trainer.epoch})" if last.exists() else "none (no epoch finished)"
 
-    def _finish(self, status: str, error: str | None = None, in_sync: bool | None = None) -> None:
+    def _finish(self, status: str, error: str | None = None, in_sync: bool | None = None, **stopped: Any) -> None:
         data = self.trainer.data
         unreadable = {split.name: split.unreadable for split in (data.train, data.val) if split.unreadable}
         self.recorder.finish(status, {"epochs_completed": self.trainer.epoch, "best": self.keeper.best,
                                       "last": self.history[-1] if self.history else None, "error": error,
-                                      "unreadable": unreadable, "ranks_in_sync": in_sync})
+                                      "unreadable": unreadable, "ranks_in_sync": in_sync, **stopped})
 
 
 def initial_weights(trainer: Trainer, config: TrainConfig, network_config: NetworkConfig) -> dict[str, Any] | None:
@@ -399,13 +474,19 @@ def pinned_network_config(loaded: LoadedConfig, config: TrainConfig) -> NetworkC
     return network_config
 
 
-def _check_changes(changes: dict[str, tuple[Any, Any]], allow_change: Sequence[str], folder: RunFolder) -> None:
+def check_changes(changes: dict[str, tuple[Any, Any]], allow_change: Sequence[str], folder: RunFolder) -> None:
+    """Refuse config changes on resume unless ``allow_change`` names them (or they are
+    :data:`train.config.UNCOMPUTED_KEYS`); the network never changes.
+
+    Raises:
+        UserError: Listing the differences and the ``--allow-change`` that would allow them.
+    """
     def allowed(key: str) -> bool:
         return any(key == a or key.startswith(f"{a}.") for a in allow_change)
 
     if "network" in changes:
         raise UserError(f"resume {display_path(folder.path)}: the network cannot change when resuming; start a new run")
-    refused = {k: v for k, v in changes.items() if not allowed(k)}
+    refused = {k: v for k, v in changes.items() if not allowed(k) and k not in UNCOMPUTED_KEYS}
     if refused:
         raise UserError(
             f"resume {display_path(folder.path)}: the config differs from the run's ({describe_differences(refused)}). "

@@ -256,6 +256,8 @@ def _objective(config: Path, space: Space, metric: str, direction: str, study_na
                                           progress=False, on_epoch_end=report))
         trial.set_user_attr("run_dir", str(result.run_dir))
         log.info("trial %d: %s %s", trial.number, result.status, values)
+        if result.stop_signal is not None:
+            raise KeyboardInterrupt  # a signal stops the sweep too; the trial's run is left resumable
         if result.status == "pruned":
             raise optuna.TrialPruned()
         finite = [v for v in history if math.isfinite(v)]

@@ -5,20 +5,20 @@ A :class:`Trainer` is complete once constructed. Its public steps are
 epoch, advancing :attr:`Trainer.epoch`) and :meth:`Trainer.validate`; the run loop
 (train/loop.py), the learning-rate finder and the benchmark use nothing else.
 
-Randomness is seeded per epoch from ``(config.seed, epoch)`` (shuffle, augmentation,
-dropout) and the schedule is a pure function of the step, so restoring
-:meth:`Trainer.training_state` continues bit for bit on the CPU.
+Shuffling and dropout are seeded per epoch from ``(config.seed, epoch)``, each batch's
+augmentation from ``(config.seed, epoch, batch, rank)``, and the schedule is a pure
+function of the step, so restoring :meth:`Trainer.training_state` (with the position
+inside the epoch, :class:`train.epoch.EpochProgress`) continues bit for bit on the CPU.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from common.errors import UserError
 from common.paths import display_path, model_dir
@@ -29,6 +29,7 @@ from train.augment import BatchAugment
 from train.config import TrainConfig
 from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
 from train.distributed import Processes, all_reduce_sum, average_buffers
+from train.epoch import EpochBar, EpochProgress, epoch_metrics, training_batches
 from train.finetune import BackboneFreezer, WeightAverage
 from train.optim import build_optimizer, lr_factor
 
@@ -65,7 +66,7 @@ class Trainer:
             self.network.to(memory_format=torch.channels_last)
         self.freezer = BackboneFreezer(self.network, config.finetune.freeze_backbone_epochs)
         self.freezer.update(0)
-        self.model = self._wrap()
+        self.model = self.wrap()
         self.optimizer = build_optimizer(self.network, config.optim, config.finetune.backbone_lr_scale)
         self.average = WeightAverage(self.network, config.finetune.ema_decay) if config.finetune.ema_decay else None
         self.amp_dtype: torch.dtype | None = None
@@ -76,6 +77,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(len(data.train), config.batch_size, processes.world_size)
         self.epoch = 0
         self.step = 0
+        self.position: EpochProgress | None = None
 
     def load_initial_weights(self, weights: str, mode: str, key: str = "init.weights") -> tuple[Path, LoadReport]:
         """Load initial weights (a checkpoint, a state dict or a safetensors file in ``model/`` or a path).
@@ -142,58 +144,50 @@ class Trainer:
         self.step += 1
         return loss, logits
 
-    def train_epoch(self, progress: bool = False) -> dict[str, float]:
-        """Train epoch ``epoch + 1``; on success advance :attr:`epoch` and return its metrics.
+    def train_epoch(self, progress: bool = False, after_step: Callable[[], bool] | None = None
+                    ) -> dict[str, float] | None:
+        """Train (the rest of) epoch ``epoch + 1``, from :attr:`position` (None: its start).
+
+        Args:
+            progress: Show a progress bar (main process, terminal only).
+            after_step: Called after every optimiser step but the epoch's last; True
+                stops the epoch there, and :attr:`position` holds where.
+
+        Returns:
+            The epoch's metrics once it is complete (:attr:`epoch` is then advanced), or
+            None when ``after_step`` stopped it.
 
         Raises:
             DivergedError: When the loss becomes NaN or infinite (the epoch is not counted).
         """
-        config, device = self.config, self.device
-        seed = epoch_seed(config.seed, self.epoch)
-        torch.manual_seed(seed)  # dropout and anything else drawing from the global generator
-        generator = torch.Generator(device=device).manual_seed(seed + 1)  # augmentation
-        order = epoch_order(len(self.data.train), config.seed, self.epoch, shuffle=True,
-                            rank=self.processes.rank, world_size=self.processes.world_size)
+        if self.position is None:
+            torch.manual_seed(epoch_seed(self.config.seed, self.epoch))  # dropout, anything drawing from it
+            self.position = EpochProgress.start(self.epoch, self.device)
+        position = self.position
         if self.freezer.update(self.epoch):
-            self.model = self._wrap()  # DistributedDataParallel must see which parameters train
+            self.model = self.wrap()  # DistributedDataParallel must see which parameters train
         self.train_mode()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        started = time.perf_counter()
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{config.epochs}", unit="batch",
-                   leave=False, dynamic_ncols=True,
-                   disable=None if (progress and self.processes.is_main) else True)  # None: TTY only
-        lr = self.learning_rate()
-        run_steps_left = (config.epochs - self.epoch) * self.steps_per_epoch  # to the end of the run, from here
-        batches = iterate_batches(self.data.train, order, config.batch_size, config.data.num_workers,
-                                  drop_singleton=True, pin=device.type == "cuda")
-        for done, (images, labels) in enumerate(batches, 1):
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
+        bar = EpochBar(progress and self.processes.is_main, self.epoch, self.config.epochs, self.steps_per_epoch,
+                       position, self.processes.world_size)
+        for images, labels in training_batches(self.data.train, self.config, self.augment, self.device,
+                                               self.processes, self.epoch, position.done):
             lr = self.learning_rate()
-            loss, logits = self.train_step(self.augment(images, generator), labels, lr)
-            loss_sum += loss.detach().double() * len(labels)  # in place, no allocation per step
-            correct += (logits.detach().argmax(dim=1) == labels).sum()
-            seen += len(labels)
-            bar.update(1)
-            if self.step % CHECK_EVERY == 0:
-                self._check_finite(loss_sum)
-                elapsed = time.perf_counter() - started
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}",
-                                samples_s=f"{seen * self.processes.world_size / elapsed:.0f}",
-                                run_eta=tqdm.format_interval((run_steps_left - done) * elapsed / done))
-        bar.close()
-        self._check_finite(loss_sum)
-        totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(
-            float(seen), dtype=torch.float64, device=device)]), self.processes)  # loss sum, correct, seen
+            loss, logits = self.train_step(images, labels, lr)
+            position.add(loss, logits, labels, lr)
+            checking = self.step % CHECK_EVERY == 0
+            if checking:
+                self.check_finite(position.loss_sum)
+            bar.update(position, postfix=checking)
+            if position.done < self.steps_per_epoch and after_step is not None and after_step():
+                bar.close(position)
+                return None
+        seconds = bar.close(position)
+        self.check_finite(position.loss_sum)
+        row = epoch_metrics(position, seconds, self.processes)
         for network in {id(n): n for n in (self.network, self.evaluated_network)}.values():
             average_buffers(network, self.processes)
-        elapsed = time.perf_counter() - started
-        self.epoch += 1
-        return {"lr": lr, "train/loss": totals[0].item() / totals[2].item(),
-                "train/accuracy": totals[1].item() / totals[2].item(), "epoch_seconds": round(elapsed, 3),
-                "samples_per_second": round(totals[2].item() / elapsed, 1)}
+        self.epoch, self.position = self.epoch + 1, None
+        return row
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -243,7 +237,12 @@ class Trainer:
         }
 
     def restore(self, checkpoint: dict[str, Any], source: str) -> None:
-        """Continue from a checkpoint written from :meth:`training_state`."""
+        """Continue from a checkpoint written from :meth:`training_state`, at its end of an epoch or inside one.
+
+        Raises:
+            UserError: When the checkpoint does not fit this run (EMA, or a position inside an
+                epoch with another number of processes or steps per epoch).
+        """
         if self.average is not None:
             if "model_raw" not in checkpoint:
                 raise UserError(f"{source}: written without finetune.ema_decay, so it cannot resume with it")
@@ -255,11 +254,16 @@ class Trainer:
         if self.scaler is not None and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
+        self.position = None
+        if checkpoint.get("position"):  # written inside an epoch
+            self.position = EpochProgress.from_state(checkpoint["position"], self.processes, self.device,
+                                                     self.steps_per_epoch, source)
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if self.device.type == "cuda" and checkpoint["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
 
-    def _wrap(self) -> torch.nn.Module:
+    def wrap(self) -> torch.nn.Module:
+        """The network as trained: under DistributedDataParallel and ``torch.compile`` when they apply."""
         model: torch.nn.Module = self.network
         if self.processes.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -270,7 +274,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
-    def _check_finite(self, loss_sum: torch.Tensor) -> None:
+    def check_finite(self, loss_sum: torch.Tensor) -> None:
+        """Raise :class:`DivergedError` when the loss sum is not finite on any process."""
         bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)  # () -> (1,)
         if all_reduce_sum(bad, self.processes).item() > 0:
             raise DivergedError(f"the loss became {loss_sum.item()} in epoch {self.epoch + 1} (by step {self.step})")
