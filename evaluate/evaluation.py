@@ -18,6 +18,7 @@ from common.contract import InputContract
 from common.errors import UserError
 from common.files import write_json
 from common.images import check_on_unreadable
+from common.list_versions import list_reference
 from common.lists import dataset_for_list, read_list
 from common.model_card import ModelCard, read_card_file
 from common.paths import data_dir, display_path, model_dir, output_dir
@@ -130,6 +131,8 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
                                   probabilities, model.class_names)
         record = _record(name, model_path, model.card, list_path, dataset.root,
                          sorted({s.path for s in samples} - {s.path for s in kept}))
+        reference = list_reference(list_path)
+        record.list_sha256, record.list_version = reference.sha256, reference.version
         record.sum_tolerance = sum_tolerance_for(probabilities, model.card.quantized, display_path(model_path))
         write_predictions(stage.path / "predictions.csv", predictions)
         metrics, files = write_derived(stage.path, predictions, record, options)
@@ -284,7 +287,7 @@ def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root:
         class_names=list(card.class_names), dataset_root=str(root.resolve()), model_name=card.name,
         network_hash=card.network.hash, source_run=card.source.run, input_contract=card.contract.to_dict(),
         training={"epoch": card.training.epoch, "metrics": card.training.metrics, "best": card.training.best},
-        skipped=skipped)
+        skipped=skipped, training_lists=card.source.lists)
 
 
 def kept_images(batches: Iterable[tuple[list[Any], Any]], kept: list[Any]) -> Iterator[Any]:

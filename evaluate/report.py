@@ -96,9 +96,14 @@ def per_class_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[object
     return header, rows
 
 
+def list_text(record: EvaluationRecord) -> str:
+    """The list evaluated, with its version in the data set's list history when it was known."""
+    return f"{record.list} (v{record.list_version})" if record.list_version else record.list
+
+
 def result_text(metrics: dict[str, Any], record: EvaluationRecord) -> str:
     """The plain-text summary ``result.txt``."""
-    lines = [*headline(metrics, record), "", f"model: {record.model}", f"list: {record.list}",
+    lines = [*headline(metrics, record), "", f"model: {record.model}", f"list: {list_text(record)}",
              f"samples: {metrics['samples']}",
              f"accuracy: {metrics['accuracy']:.4f}{interval_text(metrics['accuracy_interval'])} (95%, Wilson)"]
     lines += [f"top-{k} accuracy: {v:.4f}" for k, v in metrics["top_k_accuracy"].items()]
@@ -121,7 +126,7 @@ def write_report(folder: Path, metrics: dict[str, Any], record: EvaluationRecord
                  thumbs: Thumbnails, class_names: list[str], files: list[str]) -> None:
     """Write ``result.txt`` and ``report.html``."""
     atomic_write_text(folder / "result.txt", result_text(metrics, record))
-    facts = [["model", record.model], ["list", record.list], ["samples", metrics["samples"]],
+    facts = [["model", record.model], ["list", list_text(record)], ["samples", metrics["samples"]],
              ["skipped (unreadable)", len(record.skipped)], ["network hash", record.network_hash],
              ["trained in run", record.source_run], ["evaluated", record.created]]
     top = [[f"top-{k}", f"{v:.4f}"] for k, v in metrics["top_k_accuracy"].items()]

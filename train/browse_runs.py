@@ -22,8 +22,9 @@ from typing import Any
 
 from common.dicts import differences
 from common.errors import UserError
+from common.list_versions import version_label
 from common.model_card import read_card_file
-from common.paths import display_path, model_dir
+from common.paths import PROJECT_ROOT, display_path, model_dir
 from common.run_folder import RunFolder, RunManifest, find_run, list_runs, runs_root
 
 KEY_HYPERPARAMETERS = ("epochs", "batch_size", "optim.name", "optim.lr", "optim.weight_decay", "schedule.name")
@@ -132,7 +133,7 @@ def format_show(record: RunRecord) -> str:
              f"started: {manifest.started}  ended: {manifest.ended}", f"command: {' '.join(manifest.command)}",
              f"git: {manifest.git.get('commit')} dirty={manifest.git.get('dirty')}",
              f"network: {manifest.network.get('name')} hash {manifest.network.get('hash')}",
-             f"data: {manifest.data.get('dataset')}",
+             f"data: {manifest.data.get('dataset')}", *list_lines(manifest),
              f"models exported from it: {', '.join(record.models) or 'none'}", "", "config:"]
     config = {k: v for k, v in record.config.items() if k != "network_hash"}
     lines += ["  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()]
@@ -144,6 +145,22 @@ def format_show(record: RunRecord) -> str:
     if record.best:
         lines.append(f"best: {record.best['metric']} {record.best['value']:.4f} at epoch {record.best['epoch']}")
     return "\n".join(lines)
+
+
+def list_lines(manifest: RunManifest) -> list[str]:
+    """One line per list file the run read: its version in the data set's list history (looked up now, by the
+    sha256 the manifest recorded, so a history recorded after the run still names it), samples and path."""
+    lines = []
+    for name, entry in (manifest.data.get("lists") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        path = Path(str(entry.get("path", "")))
+        root = (path if path.is_absolute() else PROJECT_ROOT / path).parent.parent
+        label = version_label(root, path.stem or name, entry.get("sha256"))
+        if label.startswith(f"{path.stem} (unversioned") and entry.get("version"):
+            label = f"{path.stem} v{entry['version']}"  # recorded at training time; the history is gone since
+        lines.append(f"  {name}: {label}, {entry.get('samples', '?')} samples ({entry.get('path')})")
+    return lines
 
 
 def format_diff(a: RunRecord, b: RunRecord) -> str:
