@@ -9,17 +9,28 @@ from collections.abc import Sequence
 from common.cli import command_parser, run_main
 
 BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "bench.export", "evaluate": "bench.evaluate",
-              "predict": "bench.predict", "freshness": "bench.freshness", "checkpoint": "bench.checkpoint"}
-"""Benchmark name -> module with ``main(rounds: int) -> int``."""
+              "predict": "bench.predict", "freshness": "bench.freshness", "checkpoint": "bench.checkpoint",
+              "review": "bench.review"}
+"""Benchmark name -> module with ``main(rounds: int) -> int`` (``main(rounds, quick)`` for those in :data:`QUICK`)."""
+
+QUICK = ("review",)
+"""Benchmarks with a ``--quick`` mode: small settings that only check the benchmark runs."""
 
 
 def main(argv: Sequence[str]) -> int:
     """Parse arguments and run the chosen benchmark."""
     parser = command_parser("bench", "Run a benchmark.")
     parser.add_argument("name", choices=sorted(BENCHMARKS))
-    parser.add_argument("--rounds", type=int, default=7, help="measured rounds per contender (default 7)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="measured rounds per contender (default 7; review: noise seeds, default 1)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small settings that only check the benchmark runs ({', '.join(QUICK)})")
     args = parser.parse_args(argv)
-    return importlib.import_module(BENCHMARKS[args.name]).main(args.rounds)
+    if args.quick and args.name not in QUICK:
+        parser.error(f"--quick: only for {', '.join(QUICK)}")
+    rounds = args.rounds if args.rounds is not None else (1 if args.name == "review" else 7)
+    main = importlib.import_module(BENCHMARKS[args.name]).main
+    return main(rounds, quick=True) if args.quick else main(rounds)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from common.errors import UserError
+from common.list_versions import VERSIONED_FILES, record_created
 from common.lists import (
     PREPARE_RECORD,
     Dataset,
@@ -36,6 +37,7 @@ from common.lists import (
     write_prepare_record,
 )
 from common.paths import data_dir, display_path
+from common.provenance import command_text
 from common.splits import DEV_PER_CLASS, check_split_settings, split_indices, write_split_lists
 from common.staging import staged
 
@@ -44,8 +46,9 @@ log = logging.getLogger(__name__)
 BUNDLED = "digits"
 """The name of the bundled data set under the data folder."""
 
-DERIVED = ("packs/",)
-"""Folders made from the data set later (``pipenv run pack``); not part of what this module writes."""
+DERIVED = ("packs/", *VERSIONED_FILES)
+"""What is not compared when the digits are written again: packs made later (``pipenv run pack``), and the list
+history (:mod:`common.list_versions`: its times differ; the lists themselves are compared)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def _write_digits(root: Path, seed: int) -> dict[str, int]:
         Image.fromarray(images[i], mode="L").save(target, format="PNG")
     (root / "classes.txt").write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
     sizes = write_split_lists(root, split_indices(labels, seed), paths, labels, f"scikit-learn's digits (seed {seed})")
+    record_created(root, command_text(), f"scikit-learn's digits (seed {seed})")
     write_prepare_record(root, PrepareRecord(
         source="sklearn.datasets.load_digits", seed=seed, split_sizes=sizes,
         details={"pixel_scale": "round(value * 255 / 16)", "dev": f"{DEV_PER_CLASS} per class, drawn from train"}))
@@ -162,6 +166,7 @@ def _first_difference(new: Path, old: Path) -> str | None:
     """Describe the first difference between two data set folders, or None."""
     new_files = {p.relative_to(new).as_posix() for p in new.rglob("*") if p.is_file()}
     old_files = {p.relative_to(old).as_posix() for p in old.rglob("*") if p.is_file()}
+    new_files = {f for f in new_files if not f.startswith(DERIVED)}
     old_files = {f for f in old_files if not f.startswith(DERIVED)}
     if new_files - old_files:
         return f"{len(new_files - old_files)} file(s) missing there, e.g. {sorted(new_files - old_files)[0]}"

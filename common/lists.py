@@ -376,6 +376,9 @@ class PrepareRecord:
         dev_per_class: Training images per class in ``dev``.
         class_counts: Images per class.
         left_out: ``{"path", "reason"}`` of each file of the source not in the data set.
+        additions: One entry per ``prepare-data --add-to`` since: ``{"source", "reader", "link", "time",
+            "change", "added", "linked_folder"}`` (``linked_folder``: the folder holding every original a
+            ``--link symlink`` addition links to; the list history, ``lists/CHANGES.jsonl``, says per image).
         details: Anything else the writer recorded (e.g. the digits' pixel scale).
         format_version: :data:`PREPARE_VERSION`.
     """
@@ -390,6 +393,7 @@ class PrepareRecord:
     dev_per_class: int | None = None
     class_counts: dict[str, int] | None = None
     left_out: list[dict[str, str]] = field(default_factory=list)
+    additions: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     format_version: int = PREPARE_VERSION
 
@@ -406,7 +410,7 @@ class PrepareRecord:
             raise UserError(f"{source}: format_version {data.get('format_version')!r}; this code reads "
                             f"{PREPARE_VERSION}")
         types = {"source": (str,), "seed": (int, type(None)), "split_sizes": (dict,), "link": (str, type(None)),
-                 "left_out": (list,), "details": (dict,)}
+                 "left_out": (list,), "additions": (list,), "details": (dict,)}
         wrong = [key for key, kinds in types.items() if key in data and not isinstance(data[key], kinds)]
         if "source" not in data or wrong:
             raise UserError(f"{source}: not a record of this project's data tools ({wrong or 'no source'})")
@@ -416,7 +420,8 @@ class PrepareRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout, without empty optional fields."""
-        return {key: value for key, value in asdict(self).items() if value not in (None, {}) or key == "left_out"}
+        return {key: value for key, value in asdict(self).items()
+                if value not in (None, {}, []) or key == "left_out"}
 
 
 def write_prepare_record(root: Path, record: PrepareRecord) -> None:
@@ -434,6 +439,21 @@ def read_prepare_record(root: Path) -> PrepareRecord | None:
     if not path.is_file():
         return None
     return PrepareRecord.from_dict(read_json(path), display_path(path))
+
+
+def linked_sources(root: Path) -> list[Path]:
+    """Every folder a data set's images link to: its ``--link symlink`` import's source (:func:`linked_source`)
+    and the sources of its ``--add-to --link symlink`` additions (absolute folders below the root only)."""
+    found = [source for source in [linked_source(root)] if source is not None]
+    try:
+        record = read_prepare_record(root)
+    except UserError:
+        return found
+    for addition in record.additions if record is not None else []:
+        folder = Path(str(addition.get("linked_folder") or ""))
+        if addition.get("link") == "symlink" and folder.is_absolute() and len(folder.parts) >= 2:
+            found.append(folder)
+    return found
 
 
 def linked_source(root: Path) -> Path | None:

@@ -73,6 +73,8 @@ class CardSource:
         git_dirty: Whether the tree had uncommitted changes.
         pretrained: ``{"file", "sha256"}`` of the pretrained weights the run started from.
         fp32_model: For an int8 model, the fp32 model it was quantized from.
+        lists: The run's list files, ``split -> {"path", "sha256", "samples", "version"}`` (the run
+            manifest's ``data.lists``; ``version`` from the data set's list history, when it knew the file).
     """
 
     run: str | None = None
@@ -84,6 +86,7 @@ class CardSource:
     git_dirty: bool | None = None
     pretrained: dict[str, Any] | None = None
     fp32_model: str | None = None
+    lists: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ def read_card_file(path: Path) -> ModelCard:
     return ModelCard.from_json(read_text(path), display_path(path))
 
 
-_OPTIONAL_SOURCE = ("pretrained", "fp32_model")
+_OPTIONAL_SOURCE = ("pretrained", "fp32_model", "lists")
 """Source fields written only when set (cards without them read the same)."""
 
 

@@ -7,6 +7,7 @@ import platform
 import socket
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 
 
 def now() -> str:
@@ -65,3 +66,13 @@ def process_alive(host: str | None, pid: int | None) -> bool | None:
     except (OverflowError, ValueError):
         return False
     return True
+
+
+def command_text() -> str:
+    """This process's command line as a user typed it: ``python -m datatools prepare apply x.csv``."""
+    import shlex
+    import sys
+
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    head = f"python -m {program.parent.name}" if program.name == "__main__.py" else str(program)
+    return " ".join([head, *(shlex.quote(arg) for arg in sys.argv[1:])])

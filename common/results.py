@@ -297,6 +297,14 @@ class EvaluationRecord:
             model's own outputs need more than :data:`SUM_TOLERANCE` (None: that).
         model_sha256: The sha256 of the model file evaluated (None in evaluations
             written before it was recorded, and in re-scored files without a record).
+        list_sha256: The sha256 of the list file evaluated.
+        list_version: Its version in the data set's list history (``common.list_versions``), when known.
+        training_lists: The lists the model was trained and validated on, from its card
+            (``split -> {"path", "sha256", "samples", "version"}``), when the card names them.
+        out_of_sample: Set when every probability comes from a model that never trained on
+            its image (cross-validation): ``{"method", "folds", "seed", "fold_file", "runs": [{"fold",
+            "run", "run_dir", "checkpoint", "checkpoint_sha256", "holdout", "holdout_sha256",
+            "samples"}]}``; ``fold_file`` (``folds.csv``: ``path,fold``) says which fold produced each row.
     """
 
     name: str
@@ -314,12 +322,17 @@ class EvaluationRecord:
     rescored_from: str | None = None
     sum_tolerance: float | None = None
     model_sha256: str | None = None
+    list_sha256: str | None = None
+    list_version: int | None = None
+    training_lists: dict | None = None
+    out_of_sample: dict | None = None
 
 
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "class_names": (builtins.list,), "skipped": (builtins.list,), "input_contract": (dict, type(None)),
     "training": (dict, type(None)), "created": (str,), "model": (str,), "list": (str,),
-    "sum_tolerance": (float, type(None))}
+    "sum_tolerance": (float, type(None)), "list_version": (int, type(None)), "training_lists": (dict, type(None)),
+    "out_of_sample": (dict, type(None))}
 """Field types of :class:`EvaluationRecord` that are not ``str | None``."""
 
 

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.lists import linked_source
+from common.lists import linked_sources
 from common.paths import data_dir, display_path
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def recorded_data_set(recorded: str | None, source: str, named: Sequence[Path]) 
 
 def image_homes(root: Path, named: Sequence[Path]) -> tuple[Path, ...]:
     """The folders the images of data set ``root`` may lie in: the folder itself and, when trusted, the
-    source folder its ``prepare.json`` names for a ``--link symlink`` import.
+    source folders its ``prepare.json`` names for ``--link symlink`` imports and additions.
 
     Args:
         root: A trusted data set folder.
@@ -74,10 +74,10 @@ def image_homes(root: Path, named: Sequence[Path]) -> tuple[Path, ...]:
         Resolved folders, the data set's first.
     """
     homes = [Path(root).resolve()]
-    source = linked_source(Path(root))
-    if source is not None and is_trusted(source, named):
-        homes.append(source.resolve())
-    elif source is not None:
+    for source in linked_sources(Path(root)):
+        if is_trusted(source, named):
+            homes.append(source.resolve())
+            continue
         log.warning("%s names %s as the source of its linked images; a folder read from a file is not followed, so "
                     "images linked there get no thumbnail (%s)", display_path(Path(root) / "prepare.json"), source,
                     TRUST_HINT)

@@ -1,4 +1,7 @@
-"""The data tools' command line: ``python -m datatools prepare|inspect`` (``pipenv run prepare-data``, ``inspect-data``).
+"""The data tools' command line: ``python -m datatools prepare|inspect|review``.
+
+``pipenv run prepare-data`` (``prepare``; its first word may be ``apply`` or ``history``),
+``inspect-data`` (``inspect``) and ``review`` (``review``).
 
 Only the standard library and :mod:`common.cli` are imported here at load time, so
 ``--help`` answers at once; each command imports its work when it runs.
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 from common.cli import Command, command_parser, dispatch, parse_key_values, run_main
 
 if TYPE_CHECKING:
+    from datatools.grow import AddResult
     from datatools.importer import ImportResult
     from datatools.inspect import Inspection
     from networks.writer import NetworkRequest
@@ -26,6 +30,10 @@ examples:
   pipenv run prepare-data --from-folder ~/photos --name flowers  ~/photos/<class>/... -> data/flowers/
   pipenv run prepare-data --from-csv labels.csv --name flowers   rows file,label[,split] -> data/flowers/
   pipenv run prepare-data --from-folder ~/photos --name flowers --link symlink --val 0.15 --test 0.15
+  pipenv run prepare-data --from-folder ~/new_photos --add-to flowers  new images, a new list version
+  pipenv run prepare-data --from-list to_label.txt --add-to flowers    labelled images from predict --rank
+  pipenv run prepare-data apply output/review/<review>/decisions.csv   apply a review's decisions
+  pipenv run prepare-data history --dataset flowers                    every version of the lists
 """
 
 INSPECT_DESCRIPTION = (
@@ -57,7 +65,8 @@ def prepare_parser() -> argparse.ArgumentParser:
         description="Write scikit-learn's digits as image files, classes.txt and train/val/test/dev list files "
         "(safe to re-run: an identical folder is left alone), or make a data set from your images with "
         "--from-<format> (one option per registered reader: " + ", ".join(READERS.names()) + ").")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default: 0)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the stratified split (default: 0; with --add-to: the data set's own)")
     digits = parser.add_argument_group("the bundled digits")
     digits.add_argument("--out", type=Path, default=None, help="data set folder (default: data/digits)")
     digits.add_argument("--force", action="store_true",
@@ -69,6 +78,11 @@ def prepare_parser() -> argparse.ArgumentParser:
     imports.add_argument("--reader-option", nargs="+", default=[], metavar="KEY=VALUE",
                          help="options of the format's reader, values in YAML (e.g. delimiter=';' for --from-csv)")
     imports.add_argument("--name", help="the new data set's name: it is written to data/<name>/ (never overwritten)")
+    imports.add_argument("--add-to", metavar="DATASET",
+                         help="add the images to this existing data set instead (name under data/, or a path): a "
+                         "new version of its lists; existing images never move")
+    imports.add_argument("--into-test", action="store_true",
+                         help="with --add-to: let new images into the test split (frozen otherwise)")
     imports.add_argument("--link", choices=("copy", "symlink", "hardlink"),
                          help="how images reach data/<name>/raw/: copy (default), symlink to the originals, or "
                          "hardlink (same file system); originals are never moved")
@@ -81,8 +95,13 @@ def prepare_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare(argv: Sequence[str]) -> int:
-    """``prepare-data``: parse, then write the digits or import a source."""
+def prepare(argv: Sequence[str]) -> int | None:
+    """``prepare-data``: ``apply`` and ``history`` by their first word; else write the digits or import a source."""
+    return dispatch(argv, PREPARE_COMMANDS, "datatools prepare")
+
+
+def prepare_data(argv: Sequence[str]) -> int:
+    """``prepare-data`` without a first word: parse, then write the digits, import a source, or add to a data set."""
     parser = prepare_parser()
     args = parser.parse_args(argv)
     from datatools.readers import READERS
@@ -91,18 +110,20 @@ def prepare(argv: Sequence[str]) -> int:
     chosen = {name: path for name, path in sources.items() if path is not None}
     if len(chosen) > 1:
         parser.error(f"{' and '.join(f'--from-{n}' for n in chosen)}: one source at a time")
+    if chosen and args.add_to:
+        return _add(parser, args, *next(iter(chosen.items())))
     if chosen:
         return _import(parser, args, *next(iter(chosen.items())))
     given = [o for o, v in {"--name": args.name, "--link": args.link, "--val": args.val, "--test": args.test,
-                            "--dev-per-class": args.dev_per_class, "--reader-option": args.reader_option or None
-                            }.items() if v is not None]
+                            "--dev-per-class": args.dev_per_class, "--reader-option": args.reader_option or None,
+                            "--add-to": args.add_to, "--into-test": args.into_test or None}.items() if v is not None]
     if given:
         parser.error(f"{', '.join(given)}: only with a source to import: "
                      + " or ".join(f"--from-{name}" for name in READERS.names()))
     from common.digits import prepare_digits
     from common.paths import display_path
 
-    result = prepare_digits(args.out, seed=args.seed, force=args.force)
+    result = prepare_digits(args.out, seed=args.seed or 0, force=args.force)
     sizes = ", ".join(f"{name} {count}" for name, count in result.split_sizes.items())
     where = display_path(result.root)
     if result.action == "unchanged":
@@ -121,17 +142,104 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace, reader: s
     from common.splits import DEV_PER_CLASS, TEST_FRACTION, VAL_FRACTION
     from datatools.importer import SplitSettings, import_dataset
 
+    if args.into_test:
+        parser.error("--into-test applies with --add-to")
     if not args.name:
-        parser.error(f"--from-{reader} needs --name (the data set is written to data/<name>/)")
+        parser.error(f"--from-{reader} needs --name (the data set is written to data/<name>/), or --add-to <data set>")
     if args.out is not None or args.force:
         parser.error(f"--out and --force are for the bundled digits; with --from-{reader} use --name")
     check_plain_name(args.name)
-    settings = SplitSettings(args.seed, VAL_FRACTION if args.val is None else args.val,
+    settings = SplitSettings(args.seed or 0, VAL_FRACTION if args.val is None else args.val,
                              TEST_FRACTION if args.test is None else args.test,
                              DEV_PER_CLASS if args.dev_per_class is None else args.dev_per_class)
     options = parse_key_values(args.reader_option, "--reader-option")
     result = import_dataset(reader, source, data_dir() / args.name, args.link or "copy", settings, options)
     print(describe_import(result))
+    return 0
+
+
+def _add(parser: argparse.ArgumentParser, args: argparse.Namespace, reader: str, source: Path) -> int:
+    """Add ``source``'s images to the data set ``--add-to`` names and print what happened."""
+    from common.lists import dataset_root
+    from datatools.grow import AddSettings, add_to_dataset
+
+    if args.name or args.out is not None or args.force or args.dev_per_class is not None:
+        parser.error("--add-to adds to an existing data set: --name, --out, --force and --dev-per-class do not apply")
+    settings = AddSettings(args.seed, args.val, args.test, args.into_test)
+    options = parse_key_values(args.reader_option, "--reader-option")
+    result = add_to_dataset(reader, source, dataset_root(args.add_to), args.link or "copy", settings, options)
+    print(describe_addition(result))
+    return 0
+
+
+def describe_addition(result: AddResult) -> str:
+    """What an addition (a :class:`datatools.grow.AddResult`) did, for the console."""
+    from common.paths import display_path
+
+    added = ", ".join(f"{count} to {split}" for split, count in result.added.items()) or "nothing"
+    version = (", ".join(f"{split} v{entry['version']}" for split, entry in result.change.lists.items())
+               if result.change else "unchanged")
+    lines = [f"{display_path(result.root)}: added {added}; lists now {version}."]
+    for title, entries in (("already in the data set, not added", [f"{e.path}: {e.reason}" for e in
+                                                                   result.already_there]),
+                           ("near-duplicates (added; check them)", list(result.near_duplicates)),
+                           ("left out", [f"{e.path}: {e.reason}" for e in result.left_out])):
+        if entries:
+            lines.append(f"{len(entries)} {title}:")
+            lines += [f"  {entry}" for entry in entries[:SHOWN_LEFT_OUT]]
+            lines += [f"  ... and {len(entries) - SHOWN_LEFT_OUT} more"] if len(entries) > SHOWN_LEFT_OUT else []
+    return "\n".join(lines)
+
+
+APPLY_DESCRIPTION = ("Apply a review's decisions (the action column of its decisions.csv: relabel:<class>, remove, "
+                     "keep) to the data set's lists, as a new version of each list that changes. Every row is "
+                     "checked first (each problem with its line); decisions for lists that changed since the review "
+                     "are refused. Images are never deleted from raw/.")
+
+
+def apply_command(argv: Sequence[str]) -> int:
+    """``prepare-data apply DECISIONS``."""
+    parser = command_parser("prepare-data apply", APPLY_DESCRIPTION)
+    parser.add_argument("decisions", type=Path, help="the review's decisions.csv, its action column filled in")
+    parser.add_argument("--dataset", help="the data set (default: the one the review.json beside the file names)")
+    parser.add_argument("--dry-run", action="store_true", help="check and say what would change; write nothing")
+    args = parser.parse_args(argv)
+    from common.paths import display_path
+    from datatools.apply import apply_decisions
+
+    result = apply_decisions(args.decisions, args.dataset, args.dry_run)
+    counts = ", ".join(f"{name} {count}" for name, count in result.counts.items())
+    if result.change is None:
+        print(f"{display_path(result.root)}: {counts}; " + ("would change " + ", ".join(
+            f"{s} ({n} samples)" for s, n in result.lists.items()) if result.lists else "no list changes"))
+        return 0
+    versions = ", ".join(f"{split} v{e['previous']} -> v{e['version']} ({e['samples']} samples)"
+                         for split, e in result.change.lists.items())
+    print(f"{display_path(result.root)}: {counts}; {versions}; recorded as change {result.change.change} in "
+          f"{display_path(result.root / 'lists' / 'CHANGES.jsonl')}")
+    return 0
+
+
+def history_command(argv: Sequence[str]) -> int:
+    """``prepare-data history``: every version of a data set's lists; hand edits are recorded first."""
+    parser = command_parser("prepare-data history", "Show every change of a data set's lists (its list versions), "
+                            "recording first any list edited by hand since (noticed by its sha256).")
+    parser.add_argument("--dataset", default="digits", help="data set name under data/, or a path (default digits)")
+    parser.add_argument("--images", action="store_true", help="also list every image each change touched")
+    args = parser.parse_args(argv)
+    from common.list_versions import read_history, record_noticed
+    from common.lists import open_dataset
+    from common.provenance import command_text
+
+    dataset = open_dataset(args.dataset)
+    record_noticed(dataset.root, command_text())
+    for change in read_history(dataset.root).changes:
+        lists = ", ".join(f"{split} v{e['version']} ({e.get('samples', '?')})" for split, e in change.lists.items())
+        counts = ", ".join(f"{name} {count}" for name, count in change.counts.items())
+        print(f"{change.change:>3}  {change.time}  {change.kind:<10} {lists}; {counts}; {change.reason}")
+        print(f"     {change.command}")
+        for image in change.images if args.images else []:
+            print(f"     {image['change']} {image['path']}: {image.get('from')} -> {image.get('to')} ({image['why']})")
     return 0
 
 
@@ -248,9 +356,66 @@ def write_network(result: Inspection, dataset: str, request: NetworkRequest) -> 
     return write_requested_network(request, result.contract, len(result.class_names), measured_on, dataset)
 
 
+REVIEW_DESCRIPTION = (
+    "Find the images of a data set that need a decision: likely label errors (cleanlab, on out-of-sample "
+    "probabilities: a cross-validation of train, evaluations of val and test; in-sample ones are refused), exact "
+    "and near-duplicate images within and across lists (leaks first), unreadable and odd files. Writes "
+    "output/review/<data set>-<time>/: review.html, decisions.csv (fill its action column, then "
+    "pipenv run prepare-data apply <decisions.csv>) and review.json. Changes nothing in the data set.")
+
+REVIEW_EPILOG = """\
+examples:
+  pipenv run review --dataset digits                             the newest cross-validation of its train list
+  pipenv run review --dataset flowers --probabilities output/crossval/flowers-cv5-s0 output/eval/m-val output/eval/m-test
+"""
+
+
+def review(argv: Sequence[str]) -> int:
+    """``review``: review a data set and print where the report and the decisions file are."""
+    from datatools.review.duplicates import MAX_DISTANCE, MIN_SIMILARITY
+
+    parser = command_parser("review", REVIEW_DESCRIPTION, REVIEW_EPILOG)
+    parser.add_argument("--dataset", default="digits", help="data set name under data/, or a path (default digits)")
+    parser.add_argument("--probabilities", nargs="+", type=Path, default=[], metavar="FOLDER",
+                        help="cross-validation or evaluation folders (or their predictions.csv) holding out-of-sample "
+                        "probabilities (default: the newest cross-validation of the current train list)")
+    parser.add_argument("--out", type=Path, help="review folder (default output/review/<data set>-<time>)")
+    parser.add_argument("--max-distance", type=int, default=MAX_DISTANCE,
+                        help=f"near-duplicates: largest perceptual-hash distance, 0..64 (default {MAX_DISTANCE})")
+    parser.add_argument("--min-similarity", type=float, default=MIN_SIMILARITY,
+                        help=f"near-duplicates: smallest 16x16 gray correlation (default {MIN_SIMILARITY})")
+    parser.add_argument("--workers", type=int, default=0, help="decoding threads (default: one per core)")
+    args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error("--workers must be at least 0")
+    from common.paths import display_path
+    from datatools.review import ReviewOptions, review_dataset
+
+    result = review_dataset(ReviewOptions(args.dataset, tuple(args.probabilities), args.out, args.max_distance,
+                                          args.min_similarity, args.workers))
+    counts = result.record.counts
+    found = ", ".join(f"{counts[kind]} {kind.replace('_', ' ')}" for kind in
+                      ("cross_split_duplicate", "unreadable", "label_issue", "duplicate", "odd_file"))
+    print(f"{len(result.findings)} findings in {counts['images']} images ({found}); labels checked for "
+          f"{counts['with_probabilities']}")
+    for note in result.record.notes:
+        print(f"note: {note}")
+    print(f"report: {display_path(result.folder / 'review.html')}")
+    print(f"decide in {display_path(result.folder / 'decisions.csv')}, then: pipenv run prepare-data apply "
+          f"{display_path(result.folder / 'decisions.csv')}")
+    return 0
+
+
+PREPARE_COMMANDS = (
+    Command(None, prepare_data, "write the bundled digits, import a source, or add one to a data set"),
+    Command("apply", apply_command, "apply a review's decisions.csv: new versions of the lists"),
+    Command("history", history_command, "every version of a data set's lists"),
+)
+
 COMMANDS = (
     Command("prepare", prepare, "write the bundled digits, or make a data set from your images (prepare-data)"),
     Command("inspect", inspect, "look at a data set and measure its input statistics (inspect-data)"),
+    Command("review", review, "find label errors, duplicates and odd files in a data set (review)"),
 )
 
 

@@ -26,8 +26,10 @@ import numpy as np
 
 from common.errors import UserError
 from common.images import UnreadableImageError, decode_image, decode_in_batches
+from common.list_versions import record_created
 from common.lists import PrepareRecord, write_prepare_record
 from common.paths import display_path
+from common.provenance import command_text
 from common.splits import (
     DEV_PER_CLASS,
     TEST_FRACTION,
@@ -127,6 +129,7 @@ def import_dataset(reader: str, source: Path, root: Path, link: str = "copy",
         (stage.path / "classes.txt").write_text("".join(f"{name}\n" for name in found.classes), encoding="utf-8")
         described = found.description + (f" (seed {settings.seed})" if not _assigned(readable) else "")
         sizes = write_split_lists(stage.path, splits, names, labels, described)
+        record_created(stage.path, command_text(), f"imported from {described}")
         counts = {name: int(n) for name, n in zip(found.classes, np.bincount(labels, minlength=len(found.classes)))}
         write_prepare_record(stage.path, PrepareRecord(
             source=str(source.resolve()), reader=reader, link=link, split_sizes=sizes, class_counts=counts,

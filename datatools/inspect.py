@@ -31,6 +31,7 @@ from common.digits import open_dataset_or_digits
 from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
 from common.images import UnreadableImageError, decode_image, load_thumbnail, to_network_input
+from common.list_versions import is_derived
 from common.lists import Dataset, ListFileError, Sample, read_split
 from common.paths import display_path, output_dir
 from common.staging import refuse_foreign_target, staged
@@ -117,7 +118,7 @@ def inspect_dataset(name_or_path: str = "digits", out: Path | None = None, per_c
             list file, or a statistics setting is invalid.
     """
     dataset = open_dataset_or_digits(name_or_path)
-    splits = sorted(p.stem for p in (dataset.root / "lists").glob("*.txt"))
+    splits = sorted(p.stem for p in (dataset.root / "lists").glob("*.txt") if not is_derived(p.stem))  # no cv folds
     if not splits:
         raise UserError(f"{display_path(dataset.root / 'lists')}: no list files")
     _check_settings(per_class, imbalance_threshold)

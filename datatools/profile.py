@@ -211,3 +211,46 @@ class ChannelStats:
         """``(mean, std)`` per channel, rounded for a config file; a zero std becomes the smallest positive value."""
         smallest = 10.0**-digits
         return [round(float(v), digits) for v in self.mean], [max(round(float(v), digits), smallest) for v in self.std]
+
+
+ODD_SHARE = 0.01
+"""A colour mode or file format held by fewer than this share of a data set's files makes a file odd."""
+
+ODD_MIN_FILES = 100
+"""Files a data set needs before a rare colour mode or format is worth reporting."""
+
+ODD_SMALL = 0.25
+"""A file whose shorter side is below this share of the median shorter side is odd (a thumbnail, an icon)."""
+
+
+def odd_files(headers: dict[str, tuple[str, str | None, tuple[int, int]]]) -> dict[str, str]:
+    """The files that stand out from the rest of a data set by their header, and why.
+
+    A colour mode or format that fewer than :data:`ODD_SHARE` of the files have (with at
+    least :data:`ODD_MIN_FILES` files), or a shorter side below :data:`ODD_SMALL` of the
+    median one: often a file that got in by mistake (a CMYK scan among photos, a GIF
+    icon, a thumbnail).
+
+    Args:
+        headers: ``path -> (mode, format, (width, height))`` from :func:`read_header`.
+
+    Returns:
+        ``path -> reason`` of each odd file.
+    """
+    if not headers:
+        return {}
+    modes = Counter(mode for mode, _, _ in headers.values())
+    formats = Counter(format or "unknown" for _, format, _ in headers.values())
+    median = float(np.median([min(size) for _, _, size in headers.values()]))
+    total, odd = len(headers), {}
+    for path, (mode, format, size) in headers.items():
+        reasons = []
+        if total >= ODD_MIN_FILES and modes[mode] < ODD_SHARE * total:
+            reasons.append(f"colour mode {mode} ({modes[mode]} of {total} files)")
+        if total >= ODD_MIN_FILES and formats[format or "unknown"] < ODD_SHARE * total:
+            reasons.append(f"format {format or 'unknown'} ({formats[format or 'unknown']} of {total} files)")
+        if min(size) < ODD_SMALL * median:
+            reasons.append(f"{size[0]}x{size[1]} pixels, far smaller than most (median shorter side {median:g})")
+        if reasons:
+            odd[path] = "; ".join(reasons)
+    return odd

@@ -48,6 +48,7 @@ def build_card(name: str, network_config: NetworkConfig, checkpoint: dict, check
         checkpoint=display_path(checkpoint_path), checkpoint_sha256=file_sha256(checkpoint_path),
         epoch=checkpoint.get("epoch"), git_commit=git.get("commit"), git_dirty=git.get("dirty"),
         pretrained={"file": init["file"], "sha256": init["sha256"]} if init.get("sha256") else None,
+        lists=(dict(manifest.data.get("lists") or {}) or None) if manifest else None,
     )
     training = CardTraining(epoch=checkpoint.get("epoch"), metrics=dict(checkpoint.get("metrics") or {}),
                             best=run.best(manifest) if run else None)

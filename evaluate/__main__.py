@@ -110,7 +110,7 @@ def compare_command(argv: Sequence[str]) -> int:
     print(f"accuracy {deltas['accuracy']['a']:.4f} -> {deltas['accuracy']['b']:.4f} "
           f"({deltas['accuracy']['delta']:+.4f}); macro F1 {deltas['macro_f1']['delta']:+.4f}; "
           f"fixed {result.summary['fixed']}, broken {result.summary['broken']}")
-    print("\n".join(result.summary["sentences"]))
+    print("\n".join([*result.summary["sentences"], *result.summary["warnings"]]))
     print(f"comparison: {display_path(result.folder / 'compare.html')}")
     return 0
 

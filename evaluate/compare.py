@@ -24,7 +24,7 @@ from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
 from common.paths import display_path
 from common.plotting import pyplot
-from common.results import Predictions, read_results
+from common.results import EvaluationRecord, Predictions, read_results
 from common.staging import refuse_foreign_target, staged
 from common.thumbnails import Thumbnails
 from evaluate.badcases import Case, build_cases, case_html, write_thumbnails
@@ -83,7 +83,11 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
     folder_a, folder_b = _folder(a), _folder(b)
     pred_a, record_a = read_results(folder_a / "predictions.csv")
     pred_b, record_b = read_results(folder_b / "predictions.csv")
-    pred_b = _aligned(pred_a, pred_b, folder_a, folder_b)
+    warnings = list_version_warnings(record_a, record_b)
+    try:
+        pred_b = _aligned(pred_a, pred_b, folder_a, folder_b)
+    except UserError as exc:
+        raise UserError(" ".join([str(exc), *warnings])) from None
     check_bootstrap(bootstrap, len(pred_a.paths), len(pred_a.class_names), models=2)
     target = evaluations_root() / (name or f"compare-{folder_a.name}-vs-{folder_b.name}")
     check_plain_name(target.name, "--name (default compare-<A>-vs-<B>)")
@@ -97,7 +101,7 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
     tests = verdict(scores_a, scores_b, bootstrap, seed)
     summary = {
         "a": display_path(folder_a), "b": display_path(folder_b), "samples": len(pred_a.paths),
-        "sentences": tests.sentences(), "verdict": tests.to_json(),
+        "sentences": tests.sentences(), "warnings": warnings, "verdict": tests.to_json(),
         "deltas": deltas(scores_a, scores_b), "fixed": len(fixed), "broken": len(broken),
         "convention": "delta = B - A; fixed = wrong in A, right in B; broken = right in A, wrong in B",
     }
@@ -113,6 +117,20 @@ def compare_evaluations(a: Path, b: Path, name: str | None = None, overwrite: bo
         thumbs = write_thumbnails(stage.path, [c for group in cases.values() for c in group], root, contract, homes)
         _html(stage.path, summary, cases, pred_b.class_names, thumbs, pred_a, folder_a.name, folder_b.name)
     return CompareResult(target, summary)
+
+
+def list_version_warnings(a: EvaluationRecord | None, b: EvaluationRecord | None) -> list[str]:
+    """A sentence when the two evaluations read different versions of their list (by the sha256 each recorded)."""
+    if a is None or b is None or not a.list_sha256 or not b.list_sha256 or a.list_sha256 == b.list_sha256:
+        return []
+
+    def named(record: EvaluationRecord) -> str:
+        version = f"v{record.list_version}" if record.list_version else f"sha256 {record.list_sha256[:8]}"
+        return f"{record.list} {version}"
+
+    return [f"warning: A evaluated {named(a)} but B evaluated {named(b)}: the list changed between the two "
+            "evaluations (see the data set's lists/CHANGES.jsonl), so differences may come from the data, not the "
+            "models; evaluate both on the same version"]
 
 
 def _folder(spec: Path) -> Path:
@@ -162,8 +180,8 @@ def _class_figures(summary: dict[str, Any]) -> list[str]:
 
 def compare_text(summary: dict[str, Any]) -> str:
     """``compare.txt`` from ``compare.json``'s content: the verdict, the metric deltas, per class, the flips."""
-    lines = [*summary["sentences"], "", f"A: {summary['a']}", f"B: {summary['b']}", f"samples: {summary['samples']}",
-             "",
+    lines = [*summary["sentences"], *summary.get("warnings", []), "", f"A: {summary['a']}", f"B: {summary['b']}",
+             f"samples: {summary['samples']}", "",
              f"{'metric':<20}{'A':>10}{'B':>10}{'B - A':>10}"]
     for key, value in summary["deltas"].items():
         if key != "per_class":
@@ -231,6 +249,7 @@ def _html(folder: Path, summary: dict[str, Any], cases: dict[str, list[Case]], n
         return '<div class="cases">' + "".join(cards) + "</div>"
 
     sentences = "".join(f"<p>{escape(s)}</p>" for s in summary["sentences"])
+    sentences += "".join(f'<p class="warn">{escape(s)}</p>' for s in summary["warnings"])
     body = "".join([
         f'<div class="headline">{sentences}</div>',
         table(["", "evaluation"], [["A", f"{name_a} ({summary['a']})"], ["B", f"{name_b} ({summary['b']})"],

@@ -18,7 +18,8 @@ from common.errors import UserError
 from common.files import write_json
 from common.images import check_on_unreadable
 from common.limits import BOOTSTRAP_MEMORY, DECODE_THREADS_PER_CORE, MAX_BOOTSTRAP, thread_count
-from common.lists import dataset_for_list, linked_source, read_list
+from common.list_versions import list_reference
+from common.lists import dataset_for_list, linked_sources, read_list
 from common.model_card import ModelCard
 from common.onnx_model import newest_model
 from common.paths import data_dir, display_path, output_dir
@@ -128,7 +129,7 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
     refuse_foreign_target(evaluations_root() / name, EVALUATION_RECORD, "--name")
     # The list's data set is named on the command line, and inference reads every listed image through its
     # links: its images (and its linked source) may be drawn as thumbnails.
-    named = (*options.image_roots, dataset.root, *filter(None, [linked_source(dataset.root)]))
+    named = (*options.image_roots, dataset.root, *linked_sources(dataset.root))
     options = replace(options, image_roots=named)
     with staged(evaluations_root() / name, exists="replace" if options.overwrite else "refuse",
                 hint=OVERWRITE_HINT) as stage:
@@ -144,6 +145,8 @@ def evaluate(options: EvaluateOptions = EvaluateOptions()) -> EvaluationResult:
         record = _record(name, model_path, model.card, list_path, dataset.root,
                          sorted({s.path for s in samples} - {s.path for s in kept}))
         record.model_sha256 = model.sha256
+        reference = list_reference(list_path)
+        record.list_sha256, record.list_version = reference.sha256, reference.version
         record.sum_tolerance = sum_tolerance_for(probabilities, model.card.quantized, display_path(model_path))
         write_predictions(stage.path / "predictions.csv", predictions)
         scores, metrics, files = write_derived(stage.path, predictions, record, options)
@@ -282,7 +285,7 @@ def _record(name: str, model_path: Path, card: ModelCard, list_path: Path, root:
         class_names=list(card.class_names), dataset_root=str(root.resolve()), model_name=card.name,
         network_hash=card.network.hash, source_run=card.source.run, input_contract=card.contract.to_dict(),
         training={"epoch": card.training.epoch, "metrics": card.training.metrics, "best": card.training.best},
-        skipped=skipped)
+        skipped=skipped, training_lists=card.source.lists)
 
 
 def kept_images(batches: Iterable[tuple[list[Any], Any]], kept: list[Any]) -> Iterator[Any]:

@@ -87,9 +87,14 @@ def per_class_rows(scores: Scores) -> tuple[list[str], list[list[object]]]:
     return ["class", "support", *(c.header for c in columns)], rows
 
 
+def list_text(record: EvaluationRecord) -> str:
+    """The list evaluated, with its version in the data set's list history when it was known."""
+    return f"{record.list} (v{record.list_version})" if record.list_version else record.list
+
+
 def result_text(scores: Scores, record: EvaluationRecord) -> str:
     """The plain-text summary ``result.txt``."""
-    lines = [*headline(scores, record), "", f"model: {record.model}", f"list: {record.list}",
+    lines = [*headline(scores, record), "", f"model: {record.model}", f"list: {list_text(record)}",
              f"samples: {scores.samples}"]
     lines += [f"{line.label}: {line.text}{f' {line.note}' if line.note else ''}" for line in summary_lines(scores)]
     lines += ["", _text_table(*training_rows(scores, record)), TRAINING_NOTE, ""]
@@ -117,7 +122,7 @@ def write_report(folder: Path, scores: Scores, record: EvaluationRecord, selecti
 def report_body(scores: Scores, record: EvaluationRecord, selection: Selection, thumbs: Thumbnails,
                 files: list[str]) -> str:
     """The body of ``report.html`` (escaped HTML)."""
-    facts = [["model", record.model], ["list", record.list], ["samples", scores.samples],
+    facts = [["model", record.model], ["list", list_text(record)], ["samples", scores.samples],
              ["skipped (unreadable)", len(record.skipped)], ["network hash", record.network_hash],
              ["trained in run", record.source_run], ["evaluated", record.created]]
     mistakes = "".join(case_html(c, list(scores.class_names), thumbs) for c in selection.confident_mistakes[:8])

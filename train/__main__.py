@@ -1,9 +1,10 @@
-"""The training package's command line: ``train``, ``runs``, ``sweep`` and ``pack``.
+"""The training package's command line: ``train``, ``runs``, ``sweep``, ``pack`` and ``crossval``.
 
 ``python -m train`` (``pipenv run train``) trains or resumes; ``python -m train runs``,
-``sweep`` and ``pack`` are ``pipenv run runs``, ``sweep`` and ``pack``. Each parses its
-own arguments here and calls one importable function (:func:`train.train`,
-:func:`train.resume`, :func:`train.sweep.run_sweep`, :func:`train.packs.pack_dataset`,
+``sweep``, ``pack`` and ``crossval`` are ``pipenv run runs``, ``sweep``, ``pack`` and
+``crossval``. Each parses its own arguments here and calls one importable function
+(:func:`train.train`, :func:`train.resume`, :func:`train.sweep.run_sweep`,
+:func:`train.packs.pack_dataset`, :func:`train.crossval.crossval`,
 :mod:`train.browse_runs`); the work is imported only when a command runs.
 """
 
@@ -172,7 +173,8 @@ def pack_command(argv: Sequence[str]) -> int:
     parser = command_parser("pack", PACK_DESCRIPTION)
     parser.add_argument("--dataset", required=True, help="data set name under data/, or its path")
     parser.add_argument("--network", required=True, help="shared network config (name or path): its input contract")
-    parser.add_argument("--splits", nargs="+", default=[], help="splits to pack (default: every list file)")
+    parser.add_argument("--splits", nargs="+", default=[],
+                        help="splits to pack (default: every list file but cross-validation folds)")
     parser.add_argument("--on-unreadable", choices=["error", "skip"], default="error",
                         help="stop at an unreadable image (default) or leave it out (recorded in the index)")
     parser.add_argument("--workers", type=int, default=0, help="decoding threads (default: one per core)")
@@ -192,16 +194,49 @@ def pack_command(argv: Sequence[str]) -> int:
     return 0
 
 
+CROSSVAL_DESCRIPTION = (
+    "Out-of-sample probabilities for every training image: k runs, each trained with one fold of the training "
+    "list held out (stratified, seeded; the val list unchanged for checkpoint choice), each held-out fold predicted "
+    "by its run's best checkpoint. The folds' lists go into the data set (lists/cv<k>-s<seed>-v<version>-f<i>-"
+    "train|holdout.txt), the runs into output/train/ (ordinary runs), the out-of-fold predictions.csv into "
+    "output/crossval/<name>/ for pipenv run review. Run the same command again to continue after an interruption.")
+
+
+def crossval_command(argv: Sequence[str]) -> int:
+    """``crossval``: cross-validate the training list; print where the out-of-fold probabilities are."""
+    parser = command_parser("crossval", CROSSVAL_DESCRIPTION,
+                            overrides_help="config overrides applied to every fold's run, e.g. epochs=20")
+    parser.add_argument("--config", type=Path, help="training config YAML (default: train/configs/default.yaml)")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
+    parser.add_argument("--name", help="output folder name (default <data set>-cv<folds>-s<seed>-v<list version>)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from common.paths import display_path
+    from train.crossval import CrossvalOptions, crossval
+
+    result = crossval(CrossvalOptions(args.config, tuple(args.overrides), args.folds, args.seed, args.name,
+                                      args.device, not args.no_progress))
+    print(f"cross-validation: {result.samples} training images predicted out of fold by {len(result.runs)} runs; "
+          f"out-of-fold accuracy {result.accuracy:.4f}")
+    print(f"probabilities: {display_path(result.folder / 'predictions.csv')}; next: pipenv run review --dataset "
+          f"<data set> --probabilities {display_path(result.folder)}")
+    return 0
+
+
 COMMANDS = (
     Command(None, train_command, "train a network, resume a run, print the config, find a learning rate"),
     Command("runs", runs_command, "list, show and compare training runs (pipenv run runs)"),
     Command("sweep", sweep_command, "hyperparameter search with Optuna (pipenv run sweep)"),
     Command("pack", pack_command, "decode a data set once into a pack training reads (pipenv run pack)"),
+    Command("crossval", crossval_command, "out-of-fold probabilities of every training image (pipenv run crossval)"),
 )
 
 
 def main(argv: Sequence[str]) -> int | None:
-    """Run the command the first argument names (``runs``, ``sweep``, ``pack``), else train."""
+    """Run the command the first argument names (``runs``, ``sweep``, ``pack``, ``crossval``), else train."""
     return dispatch(argv, COMMANDS, "train")
 
 

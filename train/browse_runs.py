@@ -17,15 +17,15 @@ signal or a crash stopped before its end is listed with the command that continu
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.dicts import differences
 from common.errors import UserError
+from common.list_versions import version_label
 from common.model_card import read_card_file
-from common.paths import display_path, model_dir
+from common.paths import PROJECT_ROOT, display_path, model_dir
 from common.run_folder import RunFolder, RunManifest, list_runs, runs_root
 
 KEY_HYPERPARAMETERS = ("epochs", "batch_size", "optim.name", "optim.lr", "optim.weight_decay", "schedule.name")
@@ -154,7 +154,7 @@ def format_show(record: RunRecord) -> str:
              f"started: {manifest.started}  ended: {manifest.ended}", f"command: {' '.join(manifest.command)}",
              f"git: {manifest.git.get('commit')} dirty={manifest.git.get('dirty')}",
              f"network: {manifest.network.get('name')} hash {manifest.network.get('hash')}",
-             f"data: {manifest.data.get('dataset')}",
+             f"data: {manifest.data.get('dataset')}", *list_lines(manifest),
              f"models exported from it: {', '.join(record.models) or 'none'}"]
     stopped = (manifest.result or {}).get("position")
     if stopped:
@@ -174,6 +174,22 @@ def format_show(record: RunRecord) -> str:
     if record.best:
         lines.append(f"best: {record.best['metric']} {record.best['value']:.4f} at epoch {record.best['epoch']}")
     return "\n".join(lines)
+
+
+def list_lines(manifest: RunManifest) -> list[str]:
+    """One line per list file the run read: its version in the data set's list history (looked up now, by the
+    sha256 the manifest recorded, so a history recorded after the run still names it), samples and path."""
+    lines = []
+    for name, entry in (manifest.data.get("lists") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        path = Path(str(entry.get("path", "")))
+        root = (path if path.is_absolute() else PROJECT_ROOT / path).parent.parent
+        label = version_label(root, path.stem or name, entry.get("sha256"))
+        if label.startswith(f"{path.stem} (unversioned") and entry.get("version"):
+            label = f"{path.stem} v{entry['version']}"  # recorded at training time; the history is gone since
+        lines.append(f"  {name}: {label}, {entry.get('samples', '?')} samples ({entry.get('path')})")
+    return lines
 
 
 def format_diff(a: RunRecord, b: RunRecord) -> str:

@@ -50,6 +50,7 @@ from common.errors import UserError
 from common.files import file_sha256, read_json, write_json
 from common.images import DECODER_VERSION, check_on_unreadable, decode_samples
 from common.limits import DECODE_THREADS_PER_CORE, thread_count
+from common.list_versions import is_derived
 from common.lists import Dataset, Sample, read_split
 from common.paths import display_path
 from common.provenance import now
@@ -368,7 +369,7 @@ def pack_dataset(dataset: str, network: str, splits: Sequence[str] = (), on_unre
     data = open_dataset_or_digits(dataset)
     contract = load_network_config(network).input
     available = sorted(p.stem for p in (data.root / "lists").glob("*.txt"))
-    chosen = list(splits) or available
+    chosen = list(splits) or [split for split in available if not is_derived(split)]  # not cross-validation folds
     missing = sorted(set(chosen) - set(available))
     if missing:
         raise UserError(f"--splits: no list file for {missing} in {display_path(data.root / 'lists')}; "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import atomic_write_text, file_sha256
+from common.list_versions import list_reference
 from common.paths import PROJECT_ROOT, display_path
 from common.provenance import host_name, now, package_versions
 from common.run_folder import RunFolder, RunManifest
@@ -100,9 +101,15 @@ class RunRecorder:
 
 def new_manifest(folder: RunFolder, data: TrainingData, network_config: NetworkConfig, device: str,
                  world_size: int, dev: bool, init: dict[str, Any] | None) -> RunManifest:
-    """The manifest of a run that starts now (git state, packages, list-file hashes)."""
-    lists = {split.name: {"path": display_path(split.list_path), "sha256": file_sha256(split.list_path),
-                          "samples": len(split)} for split in (data.train, data.val)}
+    """The manifest of a run that starts now (git state, packages, list files with their hashes and versions)."""
+    lists: dict[str, Any] = {}
+    for role, split in (("train", data.train), ("val", data.val)):
+        reference = list_reference(split.list_path, file_sha256(split.list_path))
+        entry = lists.setdefault(split.name, {"path": display_path(split.list_path), "sha256": reference.sha256,
+                                              "samples": len(split), "role": role})
+        entry.update({k: v for k, v in reference.to_dict().items() if k in ("version", "derived_from")})
+        if entry["role"] != role:
+            entry["role"] = "train"  # one list for both (--dev): it was trained on
     return RunManifest(
         run=folder.name, status="running", started=now(), command=list(sys.argv), host=host_name(),
         pid=os.getpid(), dev=dev, device=device, world_size=world_size,

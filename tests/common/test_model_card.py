@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,12 @@ def test_a_card_file_that_is_not_json_is_refused(tmp_path):
     path.write_text("{not json")
     with pytest.raises(UserError, match=r"m\.json: the model card is not valid JSON"):
         read_card_file(path)
+
+
+def test_a_card_names_the_list_versions_its_run_trained_on_and_older_cards_read_without_them():
+    lists = {"train": {"path": "data/digits/lists/train.txt", "sha256": "ab" * 32, "samples": 1253, "role": "train",
+                       "version": 2}}
+    card = read_card_file(LEGACY)
+    assert card.source.lists is None and "lists" not in card.to_dict()["source"]
+    named = card.with_changes(source=replace(card.source, lists=lists))
+    assert ModelCard.from_dict(named.to_dict(), "m.json").source.lists == lists

@@ -209,3 +209,17 @@ def test_a_models_outputs_are_checked_before_they_are_written(probabilities, qua
             sum_tolerance_for(scores, quantized, "model.onnx")
     else:
         assert sum_tolerance_for(scores, quantized, "model.onnx") == expected
+
+
+def test_a_record_names_the_list_version_and_the_models_training_lists(tmp_path):
+    training = {"train": {"path": "data/ds/lists/train.txt", "sha256": "ab" * 32, "samples": 9, "role": "train",
+                          "version": 2}}
+    full = record(list_sha256="cd" * 32, list_version=3, training_lists=training,
+                  out_of_sample={"method": "cross-validation", "folds": 5, "runs": []})
+    write_evaluation_record(tmp_path, full)
+    assert read_evaluation_record(tmp_path) == full
+    (tmp_path / "evaluation.json").write_text(json.dumps({"name": "e", "list_version": "3", "training_lists": []}))
+    with pytest.raises(ResultFileError) as excinfo:
+        read_evaluation_record(tmp_path)
+    assert [p.split(": ", 1)[1] for p in excinfo.value.problems] == [
+        "list_version: str is not of the recorded type", "training_lists: list is not of the recorded type"]

@@ -138,3 +138,18 @@ def test_tiny_splits_get_a_note_instead_of_an_imbalance_figure(digits_root, tmp_
     result = inspect_dataset(str(copy), out=tmp_path / "report", per_class=1)
     assert not [p for p in result.problems if p.startswith("dev")]
     assert any(n.startswith("dev: 82 images for 10 classes (8.2 per class): too few") for n in result.notes)
+
+
+def test_odd_files_stand_out_by_a_rare_mode_or_format_or_a_tiny_size():
+    from datatools.profile import odd_files
+
+    headers = {f"raw/{i}.jpg": ("RGB", "JPEG", (64, 48)) for i in range(120)}
+    headers["raw/cmyk.jpg"] = ("CMYK", "JPEG", (64, 48))
+    headers["raw/icon.gif"] = ("P", "GIF", (8, 8))
+    odd = odd_files(headers)
+    assert set(odd) == {"raw/cmyk.jpg", "raw/icon.gif"}
+    assert odd["raw/cmyk.jpg"] == "colour mode CMYK (1 of 122 files)"
+    assert odd["raw/icon.gif"] == ("colour mode P (1 of 122 files); format GIF (1 of 122 files); 8x8 pixels, far "
+                                   "smaller than most (median shorter side 48)")
+    few = {path: header for path, header in list(headers.items())[-12:]}  # too few files for rarity to mean much
+    assert set(odd_files(few)) == {"raw/icon.gif"} and odd_files({}) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from html import escape
 
 import numpy as np
 import pytest
@@ -92,3 +93,30 @@ def test_compare_refuses_evaluations_of_different_lists(make_model, digits_root,
         compare_evaluations(a, relabelled)
     with pytest.raises(UserError, match="not an evaluation folder"):
         compare_evaluations(a, tmp_path / "nothing")
+
+
+def test_evaluations_of_two_versions_of_a_list_are_compared_with_a_warning(tmp_path):
+    from common.results import EvaluationRecord, Predictions, write_evaluation_record, write_predictions
+
+    rng = np.random.default_rng(0)
+    folders = []
+    for name, digest, version in (("a", "11" * 32, 1), ("b", "22" * 32, 2)):
+        folder = tmp_path / name
+        folder.mkdir()
+        probabilities = rng.dirichlet(np.ones(3), 12).astype(np.float32)
+        write_predictions(folder / "predictions.csv", Predictions([f"raw/{i}.png" for i in range(12)],
+                                                                  np.arange(12) % 3, probabilities, ["x", "y", "z"]))
+        write_evaluation_record(folder, EvaluationRecord(name=name, created="", list="data/ds/lists/test.txt",
+                                                         class_names=["x", "y", "z"], list_sha256=digest,
+                                                         list_version=version))
+        folders.append(folder)
+    result = compare_evaluations(*folders, bootstrap=0)
+    (warning,) = result.summary["warnings"]
+    assert warning.startswith("warning: A evaluated data/ds/lists/test.txt v1 but B evaluated data/ds/lists/test.txt "
+                              "v2: the list changed between the two evaluations")
+    assert warning in (result.folder / "compare.txt").read_text()
+    assert f'<p class="warn">{escape(warning)}' in (result.folder / "compare.html").read_text()
+    write_predictions(folders[1] / "predictions.csv", Predictions(["raw/other.png"], np.array([0]),
+                                                                  np.array([[1, 0, 0]], np.float32), ["x", "y", "z"]))
+    with pytest.raises(UserError, match=r"are not of the same samples .* warning: A evaluated .* v1 but B .* v2"):
+        compare_evaluations(*folders, name="again", bootstrap=0)
