@@ -3,7 +3,7 @@
 ::
 
     pipenv run runs                 one line per run: date, network, key hyperparameters, best metric, status, models
-    pipenv run runs show <run>      one run's record: manifest, config, metrics, models exported from it
+    pipenv run runs show <run>      one run's record: manifest, config, metrics, curves.png, models exported from it
     pipenv run runs diff <A> <B>    config differences and metric differences of two runs
 
 Reads the run folders through :class:`common.run_folder.RunFolder` and the cards in
@@ -133,7 +133,8 @@ def format_show(record: RunRecord) -> str:
              f"git: {manifest.git.get('commit')} dirty={manifest.git.get('dirty')}",
              f"network: {manifest.network.get('name')} hash {manifest.network.get('hash')}",
              f"data: {manifest.data.get('dataset')}",
-             f"models exported from it: {', '.join(record.models) or 'none'}", "", "config:"]
+             f"models exported from it: {', '.join(record.models) or 'none'}", _curves_line(record.folder), "",
+             "config:"]
     config = {k: v for k, v in record.config.items() if k != "network_hash"}
     lines += ["  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()]
     lines += ["", "metrics:"]
@@ -144,6 +145,13 @@ def format_show(record: RunRecord) -> str:
     if record.best:
         lines.append(f"best: {record.best['metric']} {record.best['value']:.4f} at epoch {record.best['epoch']}")
     return "\n".join(lines)
+
+
+def _curves_line(folder: RunFolder) -> str:
+    """Where ``curves.png`` (and the figures under ``samples/``) are, or that they are not drawn yet."""
+    if not folder.curves_path.is_file():
+        return "curves: none yet (drawn after the first epochs)"
+    return f"curves: {display_path(folder.curves_path)} (figures in {display_path(folder.samples_dir)}/)"
 
 
 def format_diff(a: RunRecord, b: RunRecord) -> str:

@@ -30,6 +30,7 @@ from train.config import TrainConfig
 from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
 from train.distributed import Processes, all_reduce_sum, average_buffers
 from train.finetune import BackboneFreezer, WeightAverage
+from train.observer import Observer
 from train.optim import build_optimizer, lr_factor
 
 CHECK_EVERY = 20
@@ -76,6 +77,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(len(data.train), config.batch_size, processes.world_size)
         self.epoch = 0
         self.step = 0
+        self.observer = Observer()  # a run's train.watch.Watch replaces it
 
     def load_initial_weights(self, weights: str, mode: str, key: str = "init.weights") -> tuple[Path, LoadReport]:
         """Load initial weights (a checkpoint, a state dict or a safetensors file in ``model/`` or a path).
@@ -119,26 +121,30 @@ class Trainer:
         lr = self.learning_rate() if lr is None else lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        if self.config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        if self.config.optim.grad_clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.optim.grad_clip_norm)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        if self.average is not None:
-            self.average.update(self.network)
+        timer = self.observer.timer
+        with timer.phase("forward"):
+            if self.config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.model(images)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
+        with timer.phase("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
+        with timer.phase("optimizer"):
+            if self.config.optim.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.optim.grad_clip_norm)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            if self.average is not None:
+                self.average.update(self.network)
         self.step += 1
         return loss, logits
 
@@ -168,11 +174,16 @@ class Trainer:
         run_steps_left = (config.epochs - self.epoch) * self.steps_per_epoch  # to the end of the run, from here
         batches = iterate_batches(self.data.train, order, config.batch_size, config.data.num_workers,
                                   drop_singleton=True, pin=device.type == "cuda")
-        for done, (images, labels) in enumerate(batches, 1):
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
+        timer = self.observer.timer
+        for done, (images, labels) in enumerate(timer.batches(batches), 1):  # times the wait for each batch
+            with timer.phase("copy"):
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
             lr = self.learning_rate()
-            loss, logits = self.train_step(self.augment(images, generator), labels, lr)
+            with timer.phase("augment"):
+                images = self.augment(images, generator)
+            loss, logits = self.train_step(images, labels, lr)
+            self.observer.step_end(self, images, labels, loss, logits)
             loss_sum += loss.detach().double() * len(labels)  # in place, no allocation per step
             correct += (logits.detach().argmax(dim=1) == labels).sum()
             seen += len(labels)
@@ -195,10 +206,14 @@ class Trainer:
                 "train/accuracy": totals[1].item() / totals[2].item(), "epoch_seconds": round(elapsed, 3),
                 "samples_per_second": round(totals[2].item() / elapsed, 1)}
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Loss and accuracy on the validation split (shared out over the processes), of the
-        averaged weights when ``finetune.ema_decay`` is set."""
+        averaged weights when ``finetune.ema_decay`` is set; each batch is shown to the observer."""
+        with self.observer.timer.phase("validation"):
+            return self._validate()
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
         network = self.evaluated_network
         network.eval()
         val = self.data.val
@@ -213,7 +228,9 @@ class Trainer:
             totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
                                    (logits.argmax(dim=1) == labels).sum().double(),
                                    torch.tensor(float(len(labels)), dtype=torch.float64, device=self.device)])
+            self.observer.val_batch(images, labels, logits)
         totals = all_reduce_sum(totals, self.processes)
+        self.observer.val_end(self.processes)
         return {"val/loss": totals[0].item() / totals[2].item(), "val/accuracy": totals[1].item() / totals[2].item()}
 
     @property
