@@ -1,6 +1,7 @@
 """Training-loop throughput: the stage's epoch against a bare loop, with the default logging, and under contention.
 
-1. **The loop**: the default network (``digits_cnn``) with AdamW at the default batch
+1. **The loop** (in this process, under the training's thread policy, as ``python -m train``
+   runs it): the default network (``digits_cnn``) with AdamW at the default batch
    size on the bundled digits' training split, decoded once and held in memory,
    without augmentation (the bare loop has none). The stage's ``Trainer.train_epoch``
    runs once as the benchmark's bare trainer (nothing watched) and once watched as a

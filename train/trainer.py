@@ -3,7 +3,9 @@
 A :class:`Trainer` is complete once constructed. Its public steps are
 :meth:`Trainer.train_step` (one optimiser step), :meth:`Trainer.train_epoch` (one
 epoch, advancing :attr:`Trainer.epoch`) and :meth:`Trainer.validate`; the run loop
-(train/loop.py), the learning-rate finder and the benchmark use nothing else.
+(train/loop.py), the learning-rate finder and the benchmark use nothing else. Each step's
+phases are timed by, and each step and validation batch reported to,
+:attr:`Trainer.observer` (train/observer.py; a run's is :class:`train.watch.Watch`).
 
 Randomness is seeded per epoch from ``(config.seed, epoch)`` (shuffle, augmentation,
 dropout) and the schedule is a pure function of the step, so restoring
