@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from common.cli import command_parser, run_main
+from train.threads import set_openmp_wait
 
 BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "bench.export", "evaluate": "bench.evaluate",
               "predict": "bench.predict", "freshness": "bench.freshness", "checkpoint": "bench.checkpoint",
@@ -15,6 +16,9 @@ BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "benc
 
 QUICK = ("review",)
 """Benchmarks with a ``--quick`` mode: small settings that only check the benchmark runs."""
+
+TRAINING = ("train", "data")
+"""Benchmarks of the training stage: they run under its thread policy, as ``python -m train`` does (train/threads.py)."""
 
 
 def main(argv: Sequence[str]) -> int:
@@ -28,6 +32,8 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.quick and args.name not in QUICK:
         parser.error(f"--quick: only for {', '.join(QUICK)}")
+    if args.name in TRAINING:
+        set_openmp_wait()  # before the benchmark's module loads torch
     rounds = args.rounds if args.rounds is not None else (1 if args.name == "review" else 7)
     main = importlib.import_module(BENCHMARKS[args.name]).main
     return main(rounds, quick=True) if args.quick else main(rounds)

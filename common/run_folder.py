@@ -6,8 +6,14 @@
     manifest.json      status, times, host and pid, git state, package versions, list-file hashes, result
     git.diff           uncommitted changes when the tree was dirty
     log.txt            what the console showed
-    metrics.csv        one row per epoch
+    metrics.csv        one row per epoch (losses, accuracies, learning rate, time breakdown, system figures)
+    steps.csv          the training loss, learning rate and gradient norm every few steps
+    per_class.csv      validation precision, recall and F1 of each class, per epoch
+    curves.png         losses, accuracies, learning rate and per-class F1, redrawn as the run goes
+    samples/           train_batch.png (an augmented batch), val_worst.png, confusion.png
     tensorboard/       TensorBoard events
+    profile/           with ``train --profile``: the trace (TensorBoard, Perfetto) and the breakdown
+    wandb/             with the wandb tracker: its run files
     checkpoints/       last.pt, best.pt, epoch=NNNN-<metric>=<value>.pt (top-k)
 
 Training writes these files through :class:`RunFolder` (its recorder calls the
@@ -27,7 +33,17 @@ from typing import Any, ContextManager
 
 from common.cli import check_name_length
 from common.errors import UserError
-from common.files import append_csv, atomic_write_text, read_csv, read_json, read_yaml, write_csv, write_json, yaml_text
+from common.files import (
+    append_csv,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_csv,
+    read_json,
+    read_yaml,
+    write_csv,
+    write_json,
+    yaml_text,
+)
 from common.locks import exclusive, holder
 from common.paths import display_path, output_dir
 from common.provenance import host_name, moment, process_alive, stamp
@@ -35,9 +51,24 @@ from common.provenance import host_name, moment, process_alive, stamp
 MANIFEST_VERSION = 1
 """The ``manifest.json`` layout this code writes and reads (a manifest without the field is version 1)."""
 
+TIMED_PHASES = ("data_wait", "copy", "augment", "forward", "backward", "optimizer", "validation", "logging",
+                "checkpoint")
+"""The parts of a training step (and of the work between epochs) whose share of the time a run records."""
+
+SYSTEM_COLUMNS = ("system/cpu_cores_used", "system/cpu_wait_fraction", "system/rss_gb", "system/gpu_utilization",
+                  "system/gpu_peak_memory_gb")
+"""The per-epoch system figures of ``metrics.csv`` (the GPU ones empty on the CPU)."""
+
 METRIC_COLUMNS = ("epoch", "step", "lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy",
-                  "epoch_seconds", "samples_per_second")
-"""Columns of ``metrics.csv``, in order."""
+                  "epoch_seconds", "samples_per_second", "val/macro_f1",
+                  *(f"time/{phase}_fraction" for phase in TIMED_PHASES), *SYSTEM_COLUMNS)
+"""Columns of ``metrics.csv``, in order (files written before a column existed read without it)."""
+
+STEP_COLUMNS = ("step", "epoch", "train/loss", "lr", "grad_norm", "samples_per_second")
+"""Columns of ``steps.csv`` (``epoch`` is fractional: the step's position in the run, in epochs)."""
+
+PER_CLASS_COLUMNS = ("epoch", "class", "name", "precision", "recall", "f1", "support")
+"""Columns of ``per_class.csv``: one row per epoch and class (``class`` is the label, ``name`` its name)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -54,8 +85,8 @@ class RunManifest:
     Attributes:
         run: The run's folder name.
         status: ``running``, ``finished``, ``stopped_early``, ``diverged``, ``pruned``,
-            ``failed``, ``interrupted`` (SIGINT), ``preempted`` (another signal of
-            ``checkpoint.signals``) or ``crashed``.
+            ``profiled`` (``train --profile``), ``failed``, ``interrupted`` (SIGINT), ``preempted`` (another
+            signal of ``checkpoint.signals``) or ``crashed``.
         started: Start time (ISO 8601).
         ended: End time, or None while running.
         command: The command line.
@@ -200,7 +231,13 @@ class RunFolder:
         metrics_path: ``metrics.csv``.
         log_path: ``log.txt``.
         diff_path: ``git.diff``.
+        steps_path: ``steps.csv``.
+        per_class_path: ``per_class.csv``.
+        curves_path: ``curves.png``.
+        samples_dir: ``samples/`` (``train_batch.png``, ``val_worst.png``, ``confusion.png``).
         tensorboard_dir: ``tensorboard/``.
+        profile_dir: ``profile/``.
+        wandb_dir: ``wandb/``.
         checkpoints_dir: ``checkpoints/``.
         lock_path: ``.lock``, held by the process that trains in the folder.
     """
@@ -213,7 +250,13 @@ class RunFolder:
         self.metrics_path = self.path / "metrics.csv"
         self.log_path = self.path / "log.txt"
         self.diff_path = self.path / "git.diff"
+        self.steps_path = self.path / "steps.csv"
+        self.per_class_path = self.path / "per_class.csv"
+        self.curves_path = self.path / "curves.png"
+        self.samples_dir = self.path / "samples"
         self.tensorboard_dir = self.path / "tensorboard"
+        self.profile_dir = self.path / "profile"
+        self.wandb_dir = self.path / "wandb"
         self.checkpoints_dir = self.path / "checkpoints"
         self.lock_path = self.path / ".lock"
 
@@ -281,16 +324,23 @@ class RunFolder:
         Raises:
             UserError: Naming the line of a value that is not a number.
         """
-        if not self.metrics_path.is_file():
-            return []
-        header, *lines = read_csv(self.metrics_path) or [[]]
-        rows = []
-        for number, line in enumerate(lines, start=2):
-            try:
-                rows.append({key: float(value) for key, value in zip(header, line) if key and value != ""})
-            except ValueError as exc:
-                raise UserError(f"{display_path(self.metrics_path)}:{number}: {exc}") from None
-        return rows
+        return _read_numbers(self.metrics_path)
+
+    def read_steps(self) -> list[dict[str, float]]:
+        """``steps.csv`` as numbers, one dict per logged step (empty when there is none).
+
+        Raises:
+            UserError: Naming the line of a value that is not a number.
+        """
+        return _read_numbers(self.steps_path)
+
+    def read_per_class(self) -> list[dict[str, Any]]:
+        """``per_class.csv``: one dict per epoch and class, ``name`` as text and the rest as numbers.
+
+        Raises:
+            UserError: Naming the line of a value that is not a number.
+        """
+        return _read_numbers(self.per_class_path, text_columns=("name",))
 
     def best(self, manifest: RunManifest | None = None) -> dict[str, Any] | None:
         """``{"metric", "value", "epoch"}`` of the best epoch: from the manifest's result,
@@ -351,10 +401,52 @@ class RunFolder:
         """Add one epoch's row (creating the file with its header when needed)."""
         append_csv(self.metrics_path, METRIC_COLUMNS, [_metric_cells(row)])
 
+    def append_steps(self, rows: list[dict[str, Any]]) -> None:
+        """Add logged steps to ``steps.csv`` (creating it with its header when needed)."""
+        if rows:
+            append_csv(self.steps_path, STEP_COLUMNS, [_metric_cells(row, STEP_COLUMNS) for row in rows])
 
-def _metric_cells(row: dict[str, Any]) -> list[Any]:
-    """A metrics row's cells in :data:`METRIC_COLUMNS` order (empty where the row has no value)."""
-    return [row.get(column, "") for column in METRIC_COLUMNS]
+    def append_per_class(self, rows: list[dict[str, Any]]) -> None:
+        """Add one epoch's per-class rows to ``per_class.csv`` (creating it with its header when needed)."""
+        if rows:
+            append_csv(self.per_class_path, PER_CLASS_COLUMNS, [_metric_cells(row, PER_CLASS_COLUMNS) for row in rows])
+
+    def cut_back(self, step: int, epoch: int) -> None:
+        """Keep only what a resumed run continues from: logged steps up to ``step``, per-class rows up to ``epoch``."""
+        if self.steps_path.is_file():
+            steps = [row for row in self.read_steps() if row["step"] <= step]
+            write_csv(self.steps_path, STEP_COLUMNS, (_metric_cells(row, STEP_COLUMNS) for row in steps))
+        if self.per_class_path.is_file():
+            kept = [row for row in self.read_per_class() if row["epoch"] <= epoch]
+            write_csv(self.per_class_path, PER_CLASS_COLUMNS, (_metric_cells(r, PER_CLASS_COLUMNS) for r in kept))
+
+    def write_figure(self, path: Path, png: bytes) -> None:
+        """Write a PNG figure of the run (``curves.png`` or one under ``samples/``) atomically."""
+        atomic_write_bytes(path, png)
+
+
+def _metric_cells(row: dict[str, Any], columns: tuple[str, ...] = METRIC_COLUMNS) -> list[Any]:
+    """A row's cells in ``columns`` order (empty where the row has no value)."""
+    return [row.get(column, "") for column in columns]
+
+
+def _read_numbers(path: Path, text_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A CSV file of the run as dicts of numbers (``text_columns`` kept as text); empty when it is missing.
+
+    Raises:
+        UserError: Naming the line of a value that is not a number.
+    """
+    if not path.is_file():
+        return []
+    header, *lines = read_csv(path) or [[]]
+    rows = []
+    for number, line in enumerate(lines, start=2):
+        try:
+            rows.append({key: value if key in text_columns else float(value)
+                         for key, value in zip(header, line) if key and value != ""})
+        except ValueError as exc:
+            raise UserError(f"{display_path(path)}:{number}: {exc}") from None
+    return rows
 
 
 def effective_status(manifest: RunManifest) -> str:

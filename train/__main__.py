@@ -17,6 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.cli import Command, command_parser, dispatch, options_from, run_main
+from train.threads import set_openmp_wait
+
+PROFILE_STEPS = 30
+"""Steps ``--profile`` records when no number is given."""
 
 EPILOG = """\
 examples:
@@ -27,6 +31,7 @@ examples:
   pipenv run train --resume last                     continue the newest run after a crash
   pipenv run train --name flowers --auto-resume      start the run "flowers", or continue it (requeued jobs)
   pipenv run train --find-lr                         learning-rate finder: plot and suggestion, no run
+  pipenv run train --profile                         where the time goes: 30 steps under torch.profiler, a verdict
   pipenv run train --resume output/train/<run> epochs=60 --allow-change epochs
   pipenv run torchrun --nproc_per_node=2 -m train    DistributedDataParallel on 2 processes
 """
@@ -55,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr-min", type=float, default=1e-6, help="with --find-lr: first rate (default 1e-6)")
     parser.add_argument("--lr-max", type=float, default=1.0, help="with --find-lr: last rate (default 1)")
     parser.add_argument("--lr-steps", type=int, default=100, help="with --find-lr: steps (default 100)")
+    parser.add_argument("--profile", nargs="?", type=int, const=PROFILE_STEPS, default=0, metavar="STEPS",
+                        help=f"profile STEPS steps (default {PROFILE_STEPS}) after a warm-up with torch.profiler: print "
+                        "where the time goes and a verdict, write the trace under the run's profile/, then stop")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op CPU threads (default: the thread policy, docs/training.md#thread-policy)")
     return parser
 
 
@@ -70,6 +80,10 @@ def train_command(argv: Sequence[str]) -> int:
     if args.auto_resume and (args.resume or args.find_lr or args.print_config):
         raise_usage("--auto-resume starts or continues the run --name names; it does not combine with --resume, "
                     "--find-lr or --print-config")
+    if args.profile < 0 or args.threads < 0:
+        raise_usage("--profile and --threads take a positive number")
+    if args.profile and (args.resume or args.find_lr or args.auto_resume):
+        raise_usage("--profile starts a new run; it does not combine with --resume, --auto-resume or --find-lr")
     options = options_from(RunOptions, args, progress=not args.no_progress)
     if args.resume:
         if args.find_lr:
@@ -236,7 +250,11 @@ COMMANDS = (
 
 
 def main(argv: Sequence[str]) -> int | None:
-    """Run the command the first argument names (``runs``, ``sweep``, ``pack``, ``crossval``), else train."""
+    """Run the command the first argument names (``runs``, ``sweep``, ``pack``, ``crossval``), else train.
+
+    The OpenMP wait policy is applied first, before anything loads torch (train/threads.py).
+    """
+    set_openmp_wait()
     return dispatch(argv, COMMANDS, "train")
 
 

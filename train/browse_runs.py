@@ -3,7 +3,7 @@
 ::
 
     pipenv run runs                 one line per run: date, network, key hyperparameters, best metric, status, models
-    pipenv run runs show <run>      one run's record: manifest, config, metrics, models exported from it
+    pipenv run runs show <run>      one run's record: manifest, config, metrics, curves.png, models exported from it
     pipenv run runs diff <A> <B>    config differences and metric differences of two runs
 
 Reads the run folders through :class:`common.run_folder.RunFolder` and the cards in
@@ -155,7 +155,7 @@ def format_show(record: RunRecord) -> str:
              f"git: {manifest.git.get('commit')} dirty={manifest.git.get('dirty')}",
              f"network: {manifest.network.get('name')} hash {manifest.network.get('hash')}",
              f"data: {manifest.data.get('dataset')}", *list_lines(manifest),
-             f"models exported from it: {', '.join(record.models) or 'none'}"]
+             f"models exported from it: {', '.join(record.models) or 'none'}", _curves_line(record.folder)]
     stopped = (manifest.result or {}).get("position")
     if stopped:
         lines.append(f"stopped by {manifest.result.get('signal')} in epoch {stopped['epoch'] + 1} at step "
@@ -190,6 +190,13 @@ def list_lines(manifest: RunManifest) -> list[str]:
             label = f"{path.stem} v{entry['version']}"  # recorded at training time; the history is gone since
         lines.append(f"  {name}: {label}, {entry.get('samples', '?')} samples ({entry.get('path')})")
     return lines
+
+
+def _curves_line(folder: RunFolder) -> str:
+    """Where ``curves.png`` (and the figures under ``samples/``) are, or that they are not drawn yet."""
+    if not folder.curves_path.is_file():
+        return "curves: none yet (drawn after the first epochs)"
+    return f"curves: {display_path(folder.curves_path)} (figures in {display_path(folder.samples_dir)}/)"
 
 
 def format_diff(a: RunRecord, b: RunRecord) -> str:

@@ -43,6 +43,8 @@ UNCOMPUTED_KEYS = ("checkpoint.every_minutes", "checkpoint.every_steps", "checkp
 """Keys that change when and why checkpoints are written, never what a run computes: a resume may change them
 without ``--allow-change``."""
 
+WANDB_MODES = ("offline", "online")
+"""Values of ``log.wandb.mode``."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,69 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class WandbConfig:
+    """Weights & Biases settings (used when ``log.trackers`` names ``wandb``).
+
+    Attributes:
+        project: The W&B project.
+        entity: The W&B team or user; None for the account's default.
+        mode: ``offline`` (the default: files under ``<run>/wandb/``, uploaded later
+            with ``wandb sync``; no account or network needed) or ``online`` (needs
+            ``wandb login`` beforehand). ``WANDB_MODE`` in the environment wins.
+    """
+
+    project: str = "imagepipe"
+    entity: Optional[str] = None
+    mode: str = "offline"
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """MLflow settings (used when ``log.trackers`` names ``mlflow``).
+
+    Attributes:
+        tracking_uri: A tracking server (``http://host:5000``) or a store URI; None
+            takes ``MLFLOW_TRACKING_URI`` from the environment, else the local file
+            store ``<output>/mlruns``.
+        experiment: The MLflow experiment (created when missing).
+    """
+
+    tracking_uri: Optional[str] = None
+    experiment: str = "imagepipe"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """What a run records besides its per-epoch metrics (docs/training.md, "Watching a run").
+
+    Attributes:
+        every_steps: Log the training loss, learning rate, throughput and the weight
+            and gradient norms per layer group every this many optimiser steps; 0
+            picks about 100 points per run.
+        histograms_every_steps: Weight and gradient histograms every this many
+            steps (they cost); 0 is off.
+        figures_every: Epochs between drawings of the confusion matrix, the
+            validation images the model gets most wrong and ``curves.png``.
+        figure_budget: Figures are skipped (until the last epoch) while drawing them
+            would take more than this fraction of the run's time; 1 draws them every time.
+        worst_images: Validation images in the "most wrong" grid.
+        trackers: Where the curves go: ``tensorboard``, ``wandb``, ``mlflow`` (the last
+            two need the ``trackers`` Pipfile category).
+        wandb: See :class:`WandbConfig`.
+        mlflow: See :class:`MlflowConfig`.
+    """
+
+    every_steps: int = 0
+    histograms_every_steps: int = 0
+    figures_every: int = 1
+    figure_budget: float = 0.01
+    worst_images: int = 16
+    trackers: tuple[str, ...] = ("tensorboard",)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a training run computes.
 
@@ -257,6 +322,7 @@ class TrainConfig:
         early_stopping: See :class:`EarlyStoppingConfig`.
         init: See :class:`InitConfig`.
         finetune: See :class:`FinetuneConfig`.
+        log: See :class:`LogConfig`.
     """
 
     network: str = "digits_cnn"
@@ -274,12 +340,14 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     init: InitConfig = field(default_factory=InitConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as written to ``config.yaml`` and checkpoints."""
         out = asdict(self)
         out["optim"]["betas"] = list(self.optim.betas)
         out["checkpoint"]["signals"] = list(self.checkpoint.signals)
+        out["log"]["trackers"] = list(self.log.trackers)
         return out
 
     def for_dev(self) -> TrainConfig:
@@ -437,6 +505,21 @@ def validate(config: TrainConfig) -> list[str]:
     at_least("finetune.freeze_backbone_epochs", config.finetune.freeze_backbone_epochs, 0)
     if not 0 <= config.finetune.ema_decay < 1:
         problems.append(f"finetune.ema_decay: must be in [0, 1), got {config.finetune.ema_decay}")
+    return problems + validate_log(config.log)
+
+
+def validate_log(log: LogConfig) -> list[str]:
+    """Every problem of the ``log`` section, as ``key: problem`` (tracker names are checked when a run starts)."""
+    problems = [f"log.{key}: must be >= {low}, got {getattr(log, key)!r}"
+                for key, low in (("every_steps", 0), ("histograms_every_steps", 0), ("figures_every", 1),
+                                 ("worst_images", 0)) if getattr(log, key) < low]
+    if not 0 < log.figure_budget <= 1:
+        problems.append(f"log.figure_budget: must be in (0, 1], got {log.figure_budget}")
+    repeated = sorted({name for name in log.trackers if list(log.trackers).count(name) > 1})
+    if repeated:
+        problems.append(f"log.trackers: {repeated} named more than once")
+    if log.wandb.mode not in WANDB_MODES:
+        problems.append(f"log.wandb.mode: {log.wandb.mode!r} is not one of {list(WANDB_MODES)}")
     return problems
 
 

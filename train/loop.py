@@ -35,9 +35,13 @@ from train.config import DEFAULT_CONFIG, UNCOMPUTED_KEYS, LoadedConfig, TrainCon
 from train.data import load_training_data
 from train.distributed import Processes, barrier, broadcast, ranks_agree, start_processes, stop_processes
 from train.preemption import RunGuard, signal_name, stop_status
+from train.profiling import ProfileComplete
 from train.recorder import RunRecorder, new_manifest
 from train.summary import model_summary
+from train.threads import apply_threads
+from train.trackers.base import check_trackers
 from train.trainer import DivergedError, Trainer
+from train.watch import Watch
 
 RESUME_KEYS = ("optimizer", "scheduler", "epoch", "step", "rng", "checkpoint_keeper", "early_stopping", "history",
                "train_config")
@@ -58,6 +62,9 @@ class RunOptions:
             ``"pruned"``). On the main process only its answer counts.
         auto_resume: Started by ``--auto-resume``: the same command continues the run
             (said when a signal stops it).
+        profile: Profile this many steps after a warm-up, print the breakdown and
+            stop (status ``profiled``); 0 trains normally (train/profiling.py).
+        threads: Intra-op CPU threads; 0 follows the thread policy (train/threads.py).
     """
 
     name: str | None = None
@@ -66,6 +73,8 @@ class RunOptions:
     progress: bool = True
     on_epoch_end: Callable[[dict[str, Any]], str | None] | None = None
     auto_resume: bool = False
+    profile: int = 0
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
     if isinstance(loaded, TrainConfig):
         loaded = LoadedConfig(config=loaded)
     config = loaded.config.for_dev() if options.dev else loaded.config
+    check_trackers(config.log.trackers)  # an unknown tracker or a missing package stops before anything is written
     processes, device = start_processes(options.device)
     try:
         network_config = pinned_network_config(loaded, config)
@@ -169,6 +179,7 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
                    options: RunOptions, processes: Processes, device: Any, config: TrainConfig | None) -> RunResult:
     original = load_train_config(folder.config_path)
     loaded = load_train_config(folder.config_path, overrides) if config is None else LoadedConfig(config)
+    check_trackers(loaded.config.log.trackers)
     folder.read_manifest()  # a run whose manifest is unreadable is refused before anything is loaded or written
     changes = differences(original.config.to_dict(), loaded.config.to_dict())
     check_changes(changes, allow_change, folder)
@@ -190,7 +201,7 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
     resumed = {"epoch": checkpoint["epoch"], "changes": {k: {"from": a, "to": b} for k, (a, b) in changes.items()}}
     if checkpoint["position"]:
         resumed["step_in_epoch"] = checkpoint["position"]["step_in_epoch"]
-    recorder.resume(loaded.config, network_config, list(checkpoint["history"]), resumed)
+    recorder.resume(loaded.config, network_config, list(checkpoint["history"]), resumed, checkpoint["step"])
     training = TrainingRun(trainer, recorder, options, checkpoint)
     training.log_start("resuming", None, resumed["changes"] or "none")
     return training.fit()
@@ -247,6 +258,9 @@ class TrainingRun:
                                         epoch=None if inside else checkpoint["epoch"])
             self.stopper.load_state_dict(checkpoint["early_stopping"])
             self.history = list(checkpoint["history"])
+        self.threads = apply_threads(options.threads, trainer.device.type, decode_workers(trainer))
+        self.watch = Watch(trainer, recorder, options.profile, trainer.data.train.source)
+        trainer.observer = self.watch  # step-level curves, figures, timers, system figures, the profiler
 
     def log_start(self, verb: str, init: dict[str, Any] | None, changes: Any = None) -> None:
         """Log what this run is: folder, device, network summary, data."""
@@ -266,6 +280,7 @@ class TrainingRun:
                       data.val.name, len(data.val), data.val.source, trainer.steps_per_epoch)
         for note in dict.fromkeys(data.train.notes + data.val.notes):
             self.log.warning("%s", note)
+        self.log.info("%s", self.threads)
         self.log.info("%s", quick_check(data.dataset, data.train.samples, network_config.input.color_mode,
                                         data.train.name))
 
@@ -320,6 +335,8 @@ class TrainingRun:
                            f"is {self._last_good()}. Lower optim.lr or set optim.grad_clip_norm.")
                 self.log.error("%s", message)
                 return "diverged", message
+            except ProfileComplete:
+                return "profiled", self._profile_report()
             if row is None:  # a signal, inside the epoch: last.pt holds where
                 return stop_status(self.guard.stop_signal), ""
             row = {"epoch": trainer.epoch, "step": trainer.step, **row, **trainer.validate()}
@@ -361,12 +378,17 @@ class TrainingRun:
 
     def _end_epoch(self, row: dict[str, Any]) -> bool:
         monitor, epoch = self.trainer.config.checkpoint.monitor, self.trainer.epoch
+        row.update(self.watch.epoch_end(row))
         decision = self.keeper.decide(epoch, row[monitor])
         stop = self.stopper.update(row[monitor])
         self.history.append(row)
+        timer = self.watch.timer
         if self.trainer.processes.is_main:
-            self.keeper.write(decision, self._payload(row))
+            with timer.phase("checkpoint"):
+                self.keeper.write(decision, self._payload(row))
+        with timer.phase("logging"):
             self.recorder.record_epoch(row)
+            self.watch.after_epoch(row, final=stop or epoch >= self.trainer.config.epochs)
         self.log.info(
             "epoch %d/%d  train/loss %.4f  train/accuracy %.4f  val/loss %.4f  val/accuracy %.4f  lr %.2e  "
             "%.0f samples/s%s",
@@ -429,12 +451,28 @@ class TrainingRun:
         last = self.recorder.folder.checkpoints_dir / "last.pt"
         return f"{display_path(last)} (epoch {self.trainer.epoch})" if last.exists() else "none (no epoch finished)"
 
+    def _profile_report(self) -> str:
+        """Print the profile's report (main process); the run's closing message."""
+        report = self.watch.profiler.report
+        if self.trainer.processes.is_main:
+            self.log.info("%s", report.text())
+        summary = display_path(self.recorder.folder.profile_dir / "summary.txt")
+        return f"profiled {report.breakdown.steps} steps; the breakdown and verdict are above and in {summary}"
+
     def _finish(self, status: str, error: str | None = None, in_sync: bool | None = None, **stopped: Any) -> None:
+        self.watch.run_end(self.trainer.epoch, self.trainer.step)
         data = self.trainer.data
         unreadable = {split.name: split.unreadable for split in (data.train, data.val) if split.unreadable}
         self.recorder.finish(status, {"epochs_completed": self.trainer.epoch, "best": self.keeper.best,
                                       "last": self.history[-1] if self.history else None, "error": error,
                                       "unreadable": unreadable, "ranks_in_sync": in_sync, **stopped})
+
+
+def decode_workers(trainer: Trainer) -> int:
+    """Processes decoding training batches beside the training threads (``data.num_workers`` when batches
+    are decoded per batch, else 0)."""
+    split = trainer.data.train
+    return trainer.config.data.num_workers if split.images is None and split.pack is None else 0
 
 
 def initial_weights(trainer: Trainer, config: TrainConfig, network_config: NetworkConfig) -> dict[str, Any] | None:

@@ -12,10 +12,14 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common.files import atomic_write_text, file_sha256
+from common.integrity import recorded_digests
 from common.list_versions import list_reference
 from common.paths import PROJECT_ROOT, display_path
 from common.provenance import host_name, now, package_versions
@@ -23,17 +27,19 @@ from common.run_folder import RunFolder, RunManifest
 from networks.config import NetworkConfig
 from train.config import TrainConfig
 from train.data import TrainingData
+from train.figures import png_bytes
+from train.trackers.base import RunInfo, Trackers, flat_params
 
 TRAIN_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "omegaconf", "tensorboard", "scikit-learn",
                   "tqdm")
 """Packages whose versions a run's manifest records."""
 
-TENSORBOARD_KEYS = ("lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy")
-"""Metrics written to TensorBoard each epoch."""
+FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/macro_f1")
+"""Metrics of the last epoch that a run's summary (TensorBoard's HParams view, W&B, MLflow) shows as ``final/*``."""
 
 
 class RunRecorder:
-    """Writes a run's config, manifest, metrics, TensorBoard events and log.
+    """Writes a run's config, manifest, metrics, figures and log, and feeds its trackers.
 
     Args:
         folder: The run folder.
@@ -45,58 +51,134 @@ class RunRecorder:
         self.is_main = is_main
         self.log = setup_logging(folder.log_path if is_main else None, is_main)
         self.manifest: RunManifest | None = None
-        self.writer: Any = None
+        self.trackers: Trackers | None = None
+        self.config: TrainConfig | None = None
 
     def start(self, config: TrainConfig, network_config: NetworkConfig, manifest: RunManifest) -> None:
-        """Record a new run: ``config.yaml``, ``manifest.json`` and an empty TensorBoard log."""
+        """Record a new run: open its trackers, then write ``config.yaml`` and ``manifest.json``.
+
+        Raises:
+            UserError: When a tracker cannot start (nothing of the run is written then).
+        """
         if not self.is_main:
             return
+        self._open_trackers(config, network_config, resumed_step=None)
         self.folder.write_config(config.to_dict(), network_config.to_dict(), network_config.hash)
-        self._open_tensorboard(purge_step=None)
         self.manifest = manifest
         self.folder.write_manifest(manifest)
 
     def resume(self, config: TrainConfig, network_config: NetworkConfig, history: list[dict[str, Any]],
-               resumed: dict[str, Any]) -> None:
-        """Record a resumed run: the config as resumed, a ``resumed`` manifest entry, metrics cut back to ``history``."""
+               resumed: dict[str, Any], step: int) -> None:
+        """Record a resumed run: the config as resumed, a ``resumed`` manifest entry, metrics, logged steps,
+        per-class rows and tracker events cut back to ``history`` and ``step``."""
         if not self.is_main:
             return
         manifest = self.folder.read_manifest()  # before anything is written: a broken run is left as it is
+        self._open_trackers(config, network_config, resumed_step=step)
         self.folder.write_config(config.to_dict(), network_config.to_dict(), network_config.hash)
-        self._open_tensorboard(purge_step=len(history) + 1)  # events are stepped by epoch, from 1
         manifest.resumed.append({"at": now(), "command": list(sys.argv), **resumed})
         manifest.status, manifest.ended, manifest.host, manifest.pid = "running", None, host_name(), os.getpid()
         self.manifest = manifest
         self.folder.write_manifest(manifest)
         self.folder.rewrite_metrics(history)
+        self.folder.cut_back(step, len(history))
 
     def record_epoch(self, row: dict[str, Any]) -> None:
-        """Append an epoch's metrics to ``metrics.csv`` and TensorBoard."""
+        """Append an epoch's metrics to ``metrics.csv`` and send them to the trackers (at the epoch's last step)."""
         if not self.is_main:
             return
         self.folder.append_metrics(row)
-        for key in TENSORBOARD_KEYS:
-            self.writer.add_scalar(key, row[key], int(row["epoch"]))
-        self.writer.flush()
+        self.log_scalars({key: value for key, value in row.items() if key != "step"}, int(row["step"]))
+        if self.trackers is not None:
+            self.trackers.flush()
+
+    def record_steps(self, rows: list[dict[str, Any]]) -> None:
+        """Append logged steps to ``steps.csv`` (they went to the trackers when logged)."""
+        if self.is_main:
+            self.folder.append_steps(rows)
+
+    def record_per_class(self, rows: list[dict[str, Any]]) -> None:
+        """Append an epoch's per-class validation figures to ``per_class.csv``."""
+        if self.is_main:
+            self.folder.append_per_class(rows)
+
+    def log_scalars(self, values: Mapping[str, Any], step: int) -> None:
+        """Numbers to every tracker at an optimiser step (other values are left out)."""
+        if self.is_main and self.trackers is not None:
+            numbers = {key: float(value) for key, value in values.items()
+                       if isinstance(value, (int, float)) and not isinstance(value, bool)}
+            self.trackers.log_scalars(numbers, step)
+
+    def log_image(self, tag: str, image: np.ndarray, step: int, path: Path | None = None) -> None:
+        """An RGB figure ``(H, W, 3) uint8`` to every tracker and, when given, to ``path`` in the run folder as PNG."""
+        if not self.is_main:
+            return
+        if path is not None:
+            self.folder.write_figure(path, png_bytes(image))
+        if self.trackers is not None:
+            self.trackers.log_image(tag, image, step)
+
+    def write_figure(self, path: Path, image: np.ndarray) -> None:
+        """An RGB figure ``(H, W, 3) uint8`` to ``path`` in the run folder as PNG (the trackers do not get it)."""
+        if self.is_main:
+            self.folder.write_figure(path, png_bytes(image))
+
+    def log_histograms(self, values: Mapping[str, np.ndarray], step: int) -> None:
+        """Histograms to the trackers that draw them."""
+        if self.is_main and self.trackers is not None:
+            self.trackers.log_histograms(values, step)
 
     def finish(self, status: str, result: dict[str, Any]) -> None:
-        """Record how the run ended in the manifest and close the TensorBoard log."""
+        """Record how the run ended in the manifest; send the trackers the summary and files, and close them."""
         if not self.is_main or self.manifest is None:
             return
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
         self.manifest.status, self.manifest.ended, self.manifest.result = status, now(), result
         self.folder.write_manifest(self.manifest)
+        if self.trackers is not None:
+            self._summarise(result)
+            self.trackers.close(status)
+            self.trackers = None
 
-    def close(self) -> None:
-        """Flush and detach the log handlers."""
+    def close(self, status: str = "failed") -> None:
+        """Close any tracker still open, then flush and detach the log handlers."""
+        if self.trackers is not None:
+            self.trackers.close(status)
+            self.trackers = None
         close_logging(self.log)
 
-    def _open_tensorboard(self, purge_step: int | None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+    def _open_trackers(self, config: TrainConfig, network_config: NetworkConfig, resumed_step: int | None) -> None:
+        info = RunInfo(self.folder, config.to_dict(), {"name": network_config.name, "hash": network_config.hash},
+                       resumed_step)
+        self.config = config
+        self.trackers = Trackers(info, config.log.trackers, self.log)
 
-        self.writer = SummaryWriter(str(self.folder.tensorboard_dir), purge_step=purge_step)
+    def _summarise(self, result: dict[str, Any]) -> None:
+        """Hyperparameters beside the final and best metrics, the run's files, the best checkpoint's card."""
+        assert self.trackers is not None and self.config is not None
+        last, best = result.get("last") or {}, result.get("best")
+        metrics = {f"final/{key}": float(last[key]) for key in FINAL_METRICS if key in last}
+        if best:
+            metrics[f"best/{best['metric']}"] = float(best["value"])
+            metrics["best/epoch"] = float(best["epoch"])
+        hparams = {key: value for key, value in flat_params(self.config.to_dict()).items() if not key.startswith("log.")}
+        self.trackers.log_summary(hparams, metrics, int(last.get("step", 0)))
+        folder = self.folder
+        self.trackers.log_files([folder.config_path, folder.manifest_path, folder.metrics_path, folder.steps_path,
+                                 folder.per_class_path, folder.curves_path, folder.log_path])
+        card = best_checkpoint_card(folder, best)
+        if card is not None:
+            self.trackers.log_card("best_checkpoint", card)
+
+
+def best_checkpoint_card(folder: RunFolder, best: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``checkpoints/best.pt`` is, without loading it: epoch, metric, sha256 (from its sidecar), the run."""
+    path = folder.checkpoints_dir / "best.pt"
+    if best is None or not path.is_file():
+        return None
+    digests = recorded_digests(path)
+    return {"file": display_path(path), "sha256": digests[0] if digests else file_sha256(path), "run": folder.name,
+            "epoch": best["epoch"], "metric": best["metric"], "value": best["value"],
+            "bytes": path.stat().st_size}
 
 
 def new_manifest(folder: RunFolder, data: TrainingData, network_config: NetworkConfig, device: str,

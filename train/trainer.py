@@ -3,7 +3,9 @@
 A :class:`Trainer` is complete once constructed. Its public steps are
 :meth:`Trainer.train_step` (one optimiser step), :meth:`Trainer.train_epoch` (one
 epoch, advancing :attr:`Trainer.epoch`) and :meth:`Trainer.validate`; the run loop
-(train/loop.py), the learning-rate finder and the benchmark use nothing else.
+(train/loop.py), the learning-rate finder and the benchmark use nothing else. Each step's
+phases are timed by, and each step and validation batch reported to,
+:attr:`Trainer.observer` (train/observer.py; a run's is :class:`train.watch.Watch`).
 
 Shuffling and dropout are seeded per epoch from ``(config.seed, epoch)``, each batch's
 augmentation from ``(config.seed, epoch, batch, rank)``, and the schedule is a pure
@@ -31,6 +33,7 @@ from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, s
 from train.distributed import Processes, all_reduce_sum, average_buffers
 from train.epoch import EpochBar, EpochProgress, epoch_metrics, training_batches
 from train.finetune import BackboneFreezer, WeightAverage
+from train.observer import Observer
 from train.optim import build_optimizer, lr_factor
 
 CHECK_EVERY = 20
@@ -78,6 +81,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.position: EpochProgress | None = None
+        self.observer = Observer()  # a run's train.watch.Watch replaces it
 
     def load_initial_weights(self, weights: str, mode: str, key: str = "init.weights") -> tuple[Path, LoadReport]:
         """Load initial weights (a checkpoint, a state dict or a safetensors file in ``model/`` or a path).
@@ -121,26 +125,30 @@ class Trainer:
         lr = self.learning_rate() if lr is None else lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        if self.config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        if self.config.optim.grad_clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.optim.grad_clip_norm)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        if self.average is not None:
-            self.average.update(self.network)
+        timer = self.observer.timer
+        with timer.phase("forward"):
+            if self.config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.model(images)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
+        with timer.phase("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
+        with timer.phase("optimizer"):
+            if self.config.optim.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.optim.grad_clip_norm)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            if self.average is not None:
+                self.average.update(self.network)
         self.step += 1
         return loss, logits
 
@@ -169,10 +177,12 @@ class Trainer:
         self.train_mode()
         bar = EpochBar(progress and self.processes.is_main, self.epoch, self.config.epochs, self.steps_per_epoch,
                        position, self.processes.world_size)
-        for images, labels in training_batches(self.data.train, self.config, self.augment, self.device,
-                                               self.processes, self.epoch, position.done):
+        batches = training_batches(self.data.train, self.config, self.augment, self.device, self.processes,
+                                   self.epoch, position.done)
+        for images, labels in self.observer.timer.batches(batches):  # times the wait for each prepared batch
             lr = self.learning_rate()
             loss, logits = self.train_step(images, labels, lr)
+            self.observer.step_end(self, images, labels, loss, logits)
             position.add(loss, logits, labels, lr)
             checking = self.step % CHECK_EVERY == 0
             if checking:
@@ -189,10 +199,14 @@ class Trainer:
         self.epoch, self.position = self.epoch + 1, None
         return row
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Loss and accuracy on the validation split (shared out over the processes), of the
-        averaged weights when ``finetune.ema_decay`` is set."""
+        averaged weights when ``finetune.ema_decay`` is set; each batch is shown to the observer."""
+        with self.observer.timer.phase("validation"):
+            return self._validate()
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
         network = self.evaluated_network
         network.eval()
         val = self.data.val
@@ -207,7 +221,9 @@ class Trainer:
             totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
                                    (logits.argmax(dim=1) == labels).sum().double(),
                                    torch.tensor(float(len(labels)), dtype=torch.float64, device=self.device)])
+            self.observer.val_batch(images, labels, logits)
         totals = all_reduce_sum(totals, self.processes)
+        self.observer.val_end(self.processes)
         return {"val/loss": totals[0].item() / totals[2].item(), "val/accuracy": totals[1].item() / totals[2].item()}
 
     @property
