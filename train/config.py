@@ -438,74 +438,89 @@ def _pop_required(mapping: dict[str, Any], prefix: str = "") -> list[str]:
     return required
 
 
+class _Problems(list):
+    """The problems found so far, as ``key: problem``, and the checks that add to them."""
+
+    def choice(self, key: str, value: str, allowed: Sequence[str]) -> None:
+        if value not in allowed:
+            self.append(f"{key}: {value!r} is not one of {list(allowed)}")
+
+    def at_least(self, key: str, value: float, low: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
+            self.append(f"{key}: must be >= {low}, got {value!r}")
+
+    def within(self, key: str, value: float, ok: bool, interval: str) -> None:
+        if not ok:
+            self.append(f"{key}: must be in {interval}, got {value}")
+
+
 def validate(config: TrainConfig) -> list[str]:
     """Every value out of range or not among the accepted choices, as ``key: problem``."""
-    problems: list[str] = []
-
-    def choice(key: str, value: str, allowed: Sequence[str]) -> None:
-        if value not in allowed:
-            problems.append(f"{key}: {value!r} is not one of {list(allowed)}")
-
-    def at_least(key: str, value: float, low: float) -> None:
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
-            problems.append(f"{key}: must be >= {low}, got {value!r}")
-
-    at_least("epochs", config.epochs, 1)
-    at_least("batch_size", config.batch_size, 1)
+    problems = _Problems()
+    problems.at_least("epochs", config.epochs, 1)
+    problems.at_least("batch_size", config.batch_size, 1)
     if not 0 <= config.seed < 2**32:
         problems.append(f"seed: must be within 0..{2**32 - 1} (what numpy and torch take), got {config.seed}")
-    choice("data.on_unreadable", config.data.on_unreadable, ON_UNREADABLE)
-    at_least("data.num_workers", config.data.num_workers, 0)
-    choice("data.pack", config.data.pack, PACK_CHOICES)
-    choice("data.keep_on_gpu", config.data.keep_on_gpu, ("auto", "always", "never"))
-    if not 0 < config.data.gpu_memory_fraction <= 1:
-        problems.append(f"data.gpu_memory_fraction: must be in (0, 1], got {config.data.gpu_memory_fraction}")
-    augment = config.augment
+    _check_data_and_augment(config, problems)
+    _check_optim_and_schedule(config, problems)
+    _check_checkpoints_and_rest(config, problems)
+    return list(problems) + validate_log(config.log)
+
+
+def _check_data_and_augment(config: TrainConfig, problems: _Problems) -> None:
+    data, augment = config.data, config.augment
+    problems.choice("data.on_unreadable", data.on_unreadable, ON_UNREADABLE)
+    problems.at_least("data.num_workers", data.num_workers, 0)
+    problems.choice("data.pack", data.pack, PACK_CHOICES)
+    problems.choice("data.keep_on_gpu", data.keep_on_gpu, ("auto", "always", "never"))
+    problems.within("data.gpu_memory_fraction", data.gpu_memory_fraction, 0 < data.gpu_memory_fraction <= 1, "(0, 1]")
     for key in ("rotation", "translate", "brightness", "contrast"):
-        at_least(f"augment.{key}", getattr(augment, key), 0)
+        problems.at_least(f"augment.{key}", getattr(augment, key), 0)
     if not 0 <= augment.hflip <= 1:
         problems.append(f"augment.hflip: a probability in [0, 1], got {augment.hflip}")
     if not 0 < augment.scale_min <= augment.scale_max:
         problems.append(f"augment.scale_min/scale_max: need 0 < scale_min <= scale_max, got "
                         f"{augment.scale_min} and {augment.scale_max}")
-    choice("optim.name", config.optim.name, ("sgd", "adamw"))
-    if not (math.isfinite(config.optim.lr) and config.optim.lr > 0):
-        problems.append(f"optim.lr: must be positive, got {config.optim.lr}")
-    at_least("optim.weight_decay", config.optim.weight_decay, 0)
-    if not 0 <= config.optim.momentum < 1:
-        problems.append(f"optim.momentum: must be in [0, 1), got {config.optim.momentum}")
-    betas = list(config.optim.betas)
+
+
+def _check_optim_and_schedule(config: TrainConfig, problems: _Problems) -> None:
+    optim, schedule = config.optim, config.schedule
+    problems.choice("optim.name", optim.name, ("sgd", "adamw"))
+    if not (math.isfinite(optim.lr) and optim.lr > 0):
+        problems.append(f"optim.lr: must be positive, got {optim.lr}")
+    problems.at_least("optim.weight_decay", optim.weight_decay, 0)
+    problems.within("optim.momentum", optim.momentum, 0 <= optim.momentum < 1, "[0, 1)")
+    betas = list(optim.betas)
     if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
         problems.append(f"optim.betas: two values, each in [0, 1), got {betas}")
-    at_least("optim.grad_clip_norm", config.optim.grad_clip_norm, 0)
-    if not 0 <= config.optim.label_smoothing < 1:
-        problems.append(f"optim.label_smoothing: must be in [0, 1), got {config.optim.label_smoothing}")
-    choice("schedule.name", config.schedule.name, ("cosine", "step", "constant"))
-    at_least("schedule.warmup_epochs", config.schedule.warmup_epochs, 0)
-    if not 0 < config.schedule.warmup_start <= 1:
-        problems.append(f"schedule.warmup_start: must be in (0, 1], got {config.schedule.warmup_start}")
-    if not 0 <= config.schedule.min_lr_ratio <= 1:
-        problems.append(f"schedule.min_lr_ratio: must be in [0, 1], got {config.schedule.min_lr_ratio}")
-    at_least("schedule.step_epochs", config.schedule.step_epochs, 1)
-    if not (math.isfinite(config.schedule.gamma) and config.schedule.gamma > 0):
-        problems.append(f"schedule.gamma: the step schedule's factor must be positive, got {config.schedule.gamma}")
-    choice("checkpoint.monitor", config.checkpoint.monitor, METRICS)
-    choice("checkpoint.mode", config.checkpoint.mode, ("max", "min"))
-    at_least("checkpoint.top_k", config.checkpoint.top_k, 0)
-    at_least("checkpoint.every_minutes", config.checkpoint.every_minutes, 0)
-    at_least("checkpoint.every_steps", config.checkpoint.every_steps, 0)
-    signals = list(config.checkpoint.signals)
+    problems.at_least("optim.grad_clip_norm", optim.grad_clip_norm, 0)
+    problems.within("optim.label_smoothing", optim.label_smoothing, 0 <= optim.label_smoothing < 1, "[0, 1)")
+    problems.choice("schedule.name", schedule.name, ("cosine", "step", "constant"))
+    problems.at_least("schedule.warmup_epochs", schedule.warmup_epochs, 0)
+    problems.within("schedule.warmup_start", schedule.warmup_start, 0 < schedule.warmup_start <= 1, "(0, 1]")
+    problems.within("schedule.min_lr_ratio", schedule.min_lr_ratio, 0 <= schedule.min_lr_ratio <= 1, "[0, 1]")
+    problems.at_least("schedule.step_epochs", schedule.step_epochs, 1)
+    if not (math.isfinite(schedule.gamma) and schedule.gamma > 0):
+        problems.append(f"schedule.gamma: the step schedule's factor must be positive, got {schedule.gamma}")
+
+
+def _check_checkpoints_and_rest(config: TrainConfig, problems: _Problems) -> None:
+    checkpoint, finetune = config.checkpoint, config.finetune
+    problems.choice("checkpoint.monitor", checkpoint.monitor, METRICS)
+    problems.choice("checkpoint.mode", checkpoint.mode, ("max", "min"))
+    problems.at_least("checkpoint.top_k", checkpoint.top_k, 0)
+    problems.at_least("checkpoint.every_minutes", checkpoint.every_minutes, 0)
+    problems.at_least("checkpoint.every_steps", checkpoint.every_steps, 0)
+    signals = list(checkpoint.signals)
     unknown = [name for name in signals if name not in STOP_SIGNALS]
     if unknown or len(set(signals)) != len(signals):
         problems.append(f"checkpoint.signals: {signals}: each of {list(STOP_SIGNALS)} at most once")
-    at_least("early_stopping.patience", config.early_stopping.patience, 0)
-    at_least("early_stopping.min_delta", config.early_stopping.min_delta, 0)
-    choice("init.mode", config.init.mode, ("strict", "partial", "pretrained"))
-    at_least("finetune.backbone_lr_scale", config.finetune.backbone_lr_scale, 0)
-    at_least("finetune.freeze_backbone_epochs", config.finetune.freeze_backbone_epochs, 0)
-    if not 0 <= config.finetune.ema_decay < 1:
-        problems.append(f"finetune.ema_decay: must be in [0, 1), got {config.finetune.ema_decay}")
-    return problems + validate_log(config.log)
+    problems.at_least("early_stopping.patience", config.early_stopping.patience, 0)
+    problems.at_least("early_stopping.min_delta", config.early_stopping.min_delta, 0)
+    problems.choice("init.mode", config.init.mode, ("strict", "partial", "pretrained"))
+    problems.at_least("finetune.backbone_lr_scale", finetune.backbone_lr_scale, 0)
+    problems.at_least("finetune.freeze_backbone_epochs", finetune.freeze_backbone_epochs, 0)
+    problems.within("finetune.ema_decay", finetune.ema_decay, 0 <= finetune.ema_decay < 1, "[0, 1)")
 
 
 def validate_log(log: LogConfig) -> list[str]:

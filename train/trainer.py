@@ -69,7 +69,7 @@ class Trainer:
             self.network.to(memory_format=torch.channels_last)
         self.freezer = BackboneFreezer(self.network, config.finetune.freeze_backbone_epochs)
         self.freezer.update(0)
-        self.model = self.wrap()
+        self.model = wrap(self.network, self.processes, self.device, self.config.compile)
         self.optimizer = build_optimizer(self.network, config.optim, config.finetune.backbone_lr_scale)
         self.average = WeightAverage(self.network, config.finetune.ema_decay) if config.finetune.ema_decay else None
         self.amp_dtype: torch.dtype | None = None
@@ -173,7 +173,8 @@ class Trainer:
             self.position = EpochProgress.start(self.epoch, self.device)
         position = self.position
         if self.freezer.update(self.epoch):
-            self.model = self.wrap()  # DistributedDataParallel must see which parameters train
+            # DistributedDataParallel must see which parameters train
+            self.model = wrap(self.network, self.processes, self.device, self.config.compile)
         self.train_mode()
         bar = EpochBar(progress and self.processes.is_main, self.epoch, self.config.epochs, self.steps_per_epoch,
                        position, self.processes.world_size)
@@ -278,14 +279,6 @@ class Trainer:
         if self.device.type == "cuda" and checkpoint["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
 
-    def wrap(self) -> torch.nn.Module:
-        """The network as trained: under DistributedDataParallel and ``torch.compile`` when they apply."""
-        model: torch.nn.Module = self.network
-        if self.processes.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
-        return torch.compile(model) if self.config.compile else model
-
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
@@ -295,6 +288,15 @@ class Trainer:
         bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)  # () -> (1,)
         if all_reduce_sum(bad, self.processes).item() > 0:
             raise DivergedError(f"the loss became {loss_sum.item()} in epoch {self.epoch + 1} (by step {self.step})")
+
+
+def wrap(network: ImageClassifier, processes: Processes, device: torch.device, compile: bool) -> torch.nn.Module:
+    """The network as trained: under DistributedDataParallel and ``torch.compile`` when they apply."""
+    model: torch.nn.Module = network
+    if processes.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
+    return torch.compile(model) if compile else model
 
 
 def keep_on_device(data: TrainingData, device: torch.device, keep_on_gpu: str, fraction: float) -> None:
