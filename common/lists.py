@@ -347,7 +347,7 @@ def resolve_image(root: Path, image: str, homes: Sequence[Path] = ()) -> Path | 
     file (a result file's rows): besides :func:`normalise_path`'s check on the text,
     the resolved file must lie inside the resolved data set folder, or inside one of
     ``homes`` (the source folder of a ``--link symlink`` import, when trusted: see
-    :func:`common.trust.image_homes`), so a symbolic link cannot lead elsewhere.
+    :func:`evaluate.trust.image_homes`), so a symbolic link cannot lead elsewhere.
 
     Args:
         root: The data set folder.
@@ -459,7 +459,7 @@ def linked_sources(root: Path) -> list[Path]:
 def linked_source(root: Path) -> Path | None:
     """The folder a ``--link symlink`` import's images link to, as its ``prepare.json`` says, else None.
 
-    Text read from a file: :func:`common.trust.image_homes` decides whether to follow it.
+    Text read from a file: :func:`evaluate.trust.image_homes` decides whether to follow it.
     A missing or damaged record, or one that names no folder (or the whole file
     system), gives None.
     """

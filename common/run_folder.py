@@ -64,6 +64,11 @@ METRIC_COLUMNS = ("epoch", "step", "lr", "train/loss", "train/accuracy", "val/lo
                   *(f"time/{phase}_fraction" for phase in TIMED_PHASES), *SYSTEM_COLUMNS)
 """Columns of ``metrics.csv``, in order (files written before a column existed read without it)."""
 
+MACHINE_COLUMNS = ("epoch_seconds", "samples_per_second", *(f"time/{phase}_fraction" for phase in TIMED_PHASES),
+                   *SYSTEM_COLUMNS)
+"""The columns of ``metrics.csv`` that measure the machine rather than the training: the only ones that differ
+between a resumed run and the same run made in one go."""
+
 STEP_COLUMNS = ("step", "epoch", "train/loss", "lr", "grad_norm", "samples_per_second")
 """Columns of ``steps.csv`` (``epoch`` is fractional: the step's position in the run, in epochs)."""
 

@@ -162,10 +162,10 @@ def deltas(a: Scores, b: Scores) -> dict[str, Any]:
     """``compare.json``'s ``deltas``: each figure's rows (``{"a", "b", "delta"}``), then ``per_class``."""
     out: dict[str, Any] = {}
     per_class: list[dict[str, Any]] = [{"class": name} for name in a.class_names]
-    for figure, value in a.items():
-        other = b.get(figure.name)
-        out.update({delta.key: delta.to_json() for delta in figure.deltas(value, other)})
-        for key, values_a, values_b in figure.class_deltas(value, other):
+    for kind, value in a.items():
+        other = b.get(kind.name)
+        out.update({delta.key: delta.to_json() for delta in kind.deltas(value, other)})
+        for key, values_a, values_b in kind.class_deltas(value, other):
             for row, va, vb in zip(per_class, values_a, values_b):
                 row[key] = {"a": float(va), "b": float(vb), "delta": float(vb - va)}
     out["per_class"] = per_class

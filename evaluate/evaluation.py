@@ -34,7 +34,7 @@ from common.results import (
     write_predictions,
 )
 from common.staging import refuse_foreign_target, staged
-from common.trust import image_homes, recorded_data_set
+from evaluate.trust import image_homes, recorded_data_set
 
 if TYPE_CHECKING:
     from evaluate.scoring import Scores
@@ -63,7 +63,7 @@ class EvaluateOptions:
         overwrite: Replace an existing output folder of the same name.
         progress: Show a progress bar.
         image_roots: Folders the user named (``--image-root``) that thumbnails may be read
-            from although a result file, not the command line, names them (see :mod:`common.trust`).
+            from although a result file, not the command line, names them (see :mod:`evaluate.trust`).
     """
 
     model: Path | None = None
@@ -252,13 +252,13 @@ def image_source(record: EvaluationRecord | None, named: tuple[Path, ...] = ()
 
     Args:
         record: The evaluation's record.
-        named: Folders the user named on the command line (see :mod:`common.trust`).
+        named: Folders the user named on the command line (see :mod:`evaluate.trust`).
 
     Returns:
         The data set folder (None when not recorded, gone, or not trusted: a folder a
         file names is used only below the data folder or a folder in ``named``), the
         input contract that decodes the images as the network saw them (None when not
-        recorded), and the folders the images may resolve into (:func:`common.trust.image_homes`).
+        recorded), and the folders the images may resolve into (:func:`evaluate.trust.image_homes`).
     """
     root = recorded_data_set(record.dataset_root if record else None, EVALUATION_RECORD, named)
     if record is None or root is None:

@@ -103,7 +103,7 @@ def result_text(scores: Scores, record: EvaluationRecord) -> str:
     if scores.classes_without_samples:
         lines += [f"classes without test samples (left out of macro averages): "
                   f"{', '.join(scores.classes_without_samples)}", ""]
-    for section in (figure.section(value) for figure, value in scores.items()):
+    for section in (kind.section(value) for kind, value in scores.items()):
         if section is not None:
             lines += [*section.text, ""]
     lines += ["confusion matrices: rows = true class, columns = predicted class", "", _uncertainty_note(scores),

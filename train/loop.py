@@ -38,7 +38,7 @@ from train.preemption import RunGuard, signal_name, stop_status
 from train.profiling import ProfileComplete
 from train.recorder import RunRecorder, new_manifest
 from train.summary import model_summary
-from train.threads import apply_threads
+from train.threads import apply_threads, intra_op_threads
 from train.trackers.base import check_trackers
 from train.trainer import DivergedError, Trainer
 from train.watch import Watch
@@ -258,6 +258,7 @@ class TrainingRun:
                                         epoch=None if inside else checkpoint["epoch"])
             self.stopper.load_state_dict(checkpoint["early_stopping"])
             self.history = list(checkpoint["history"])
+        self.threads_before = intra_op_threads()  # given back when the run ends (a caller's process)
         self.threads = apply_threads(options.threads, trainer.device.type, decode_workers(trainer))
         self.watch = Watch(trainer, recorder, options.profile, trainer.data.train.source)
         trainer.observer = self.watch  # step-level curves, figures, timers, system figures, the profiler
@@ -296,6 +297,7 @@ class TrainingRun:
         finally:
             self.trainer.data.close()
             self.recorder.close()
+            intra_op_threads(self.threads_before)
 
     def _fit(self) -> RunResult:
         try:
@@ -320,6 +322,7 @@ class TrainingRun:
         if best:
             message += f"; best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}"
         self.log.info("%s\nrun folder: %s", message, display_path(self.recorder.folder.path))
+        barrier(self.trainer.processes)  # every process leaves the group together, once the run's files are written
         return RunResult(self.recorder.folder.path, status, self.trainer.epoch, best,
                          self.history[-1] if self.history else {}, message)
 

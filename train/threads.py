@@ -22,6 +22,7 @@ This module imports torch only inside functions: ``train/__main__.py`` calls
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Container, MutableMapping
@@ -83,6 +84,27 @@ def choose_threads(requested: int, default: int, cores: int, decode_workers: int
     return default, "torch's default, one per core"
 
 
+@functools.cache
+def torch_default_threads() -> int:
+    """Torch's intra-op thread count as the process started, before any run changed it.
+
+    Read once, so that a second run in the same process (a test, a notebook, a sweep)
+    chooses from the same default as the first, not from what the first one set.
+    """
+    import torch
+
+    return torch.get_num_threads()
+
+
+def intra_op_threads(count: int | None = None) -> int:
+    """Torch's intra-op thread count now; with ``count``, set it first (a run gives back what it found)."""
+    import torch
+
+    if count is not None and count != torch.get_num_threads():
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
 def apply_threads(requested: int, device_type: str, decode_workers: int) -> str:
     """Set torch's intra-op threads by the policy; returns the log line.
 
@@ -95,7 +117,7 @@ def apply_threads(requested: int, device_type: str, decode_workers: int) -> str:
 
     cores = available_cores()
     workers = decode_workers if device_type == "cpu" else 0
-    threads, reason = choose_threads(requested, torch.get_num_threads(), cores, workers)
+    threads, reason = choose_threads(requested, torch_default_threads(), cores, workers)
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return f"threads: {threads} intra-op ({reason}; {cores} cores available); {describe_openmp_wait()}"

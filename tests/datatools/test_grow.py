@@ -80,7 +80,7 @@ def test_a_source_that_puts_images_in_the_frozen_test_split_or_moves_one_is_refu
     new_folder(tmp_path / "new", per_class=1)
     shutil.copy(root / "raw/cat/0.png", tmp_path / "old.png")  # in train already
     manifest = tmp_path / "new.csv"
-    manifest.write_text(f"file,label,split\nnew/bird/0.png,bird,test\nold.png,cat,val\nnew/dog/0.png,dog,train\n")
+    manifest.write_text("file,label,split\nnew/bird/0.png,bird,test\nold.png,cat,val\nnew/dog/0.png,dog,train\n")
     with pytest.raises(UserError) as caught:
         add_to_dataset("csv", manifest, root)
     first, second = caught.value.problems

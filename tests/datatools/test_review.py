@@ -188,7 +188,7 @@ def test_the_review_page_opens_in_a_browser_with_every_image(tmp_path):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
     root = write_set(tmp_path / "ds", HOSTILE_CLASSES, HOSTILE_NAMES)
     jpeg_copy(root / f"raw/{HOSTILE_CLASSES[0]}/{HOSTILE_NAMES[8]}", root / "raw/planted/<copy>.jpg")
-    append(root, "train", f"raw/planted/<copy>.jpg 0\n")
+    append(root, "train", "raw/planted/<copy>.jpg 0\n")
     source = probabilities_for(root, "train", tmp_path / "crossval", out_of_sample=True,
                                prefer={f"raw/{HOSTILE_CLASSES[1]}/{HOSTILE_NAMES[0]}": 2})
     folder = review_dataset(ReviewOptions(str(root), (source,), tmp_path / "review")).folder

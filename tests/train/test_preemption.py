@@ -24,6 +24,7 @@ from common.files import atomic_write, atomic_write_bytes
 from common.integrity import verify_sha256
 from common.lists import load_dataset
 from common.paths import PROJECT_ROOT
+from common.run_folder import MACHINE_COLUMNS
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
 from tests.commands import command_main
@@ -32,7 +33,7 @@ from train.loop import RunOptions, resume, train
 from train.packs import write_pack
 
 QUIET = RunOptions(progress=False, device="cpu")
-TIMING = ("epoch_seconds", "samples_per_second")
+TIMING = MACHINE_COLUMNS
 STEPS_PER_EPOCH = 79  # 1257 training digits in batches of 16
 SAVED = re.compile(r"recovery checkpoint in epoch (\d+) at step (\d+) of (\d+)")
 

@@ -17,14 +17,13 @@ import torch
 from common.errors import UserError
 from common.integrity import verify_sha256
 from common.paths import PROJECT_ROOT
-from common.run_folder import METRIC_COLUMNS
+from common.run_folder import MACHINE_COLUMNS
 from networks.checkpoint import read_checkpoint
 from train.config import load_train_config
 from train.loop import RunOptions, resume, train
 
 QUIET = RunOptions(progress=False, device="cpu")
-TIMING = ("epoch_seconds", "samples_per_second", *(c for c in METRIC_COLUMNS if c.startswith(("time/", "system/"))))
-"""metrics.csv columns that measure the machine rather than the training."""
+TIMING = MACHINE_COLUMNS
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -19,7 +19,8 @@ from train.figures import confusion_image, curves_image, image_grid, png_bytes, 
 from train.norms import LayerNorms, layer_groups
 from train.system import CpuSample, cpu_figures, oversubscription
 from train.tally import ValidationTally, per_class_scores
-from train.threads import OPENMP_WAIT, apply_threads, choose_threads, describe_openmp_wait, set_openmp_wait
+from train.threads import (OPENMP_WAIT, apply_threads, choose_threads, describe_openmp_wait, intra_op_threads,
+                           set_openmp_wait)
 from train.timing import PhaseTimer, VerdictContext, breakdown, verdict
 from train.trackers.base import TRACKERS, RunInfo, Tracker, Trackers, check_trackers, flat_params
 from train.watch import auto_every, figures_due, tag_name
@@ -166,6 +167,17 @@ def test_threads_are_set_and_named_in_the_log_line():
     try:
         line = apply_threads(1, "cpu", decode_workers=0)
         assert torch.get_num_threads() == 1 and line.startswith("threads: 1 intra-op (--threads;")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_second_run_in_the_process_chooses_from_torch_default_not_from_the_first_run():
+    before = torch.get_num_threads()
+    try:
+        apply_threads(0, "cpu", decode_workers=max(1, before - 1))  # a run that left cores to decoding workers
+        line = apply_threads(0, "cpu", decode_workers=0)
+        assert torch.get_num_threads() == before and f"threads: {before} intra-op (torch's default" in line
+        assert intra_op_threads(1) == 1 and intra_op_threads() == 1  # what a run uses to give the count back
     finally:
         torch.set_num_threads(before)
 

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from common.errors import UserError
+from common.files import read_csv
 from common.paths import display_path
 from common.run_folder import PER_CLASS_COLUMNS, RunFolder
 from train.__main__ import main
@@ -27,7 +28,7 @@ from train.browse_runs import format_show, load_run
 from train.loop import RunOptions, resume, train
 from train.trackers.wandb import WandbTracker
 
-CLASSES = ["$\\frac{1}{0}$", "<script>x</script>", 'a,"b"', "tab\there", "\u65e5\u672c", "a\\$b", "$", "%s {0}",
+CLASSES = ["$x_{1}^{0}$", "<script>x</script>", 'a,"b"', "=cmd|' /C calc'!A0", "\u65e5\u672c", "a$b$c", "$", "%s {0}",
            "x" * 60, "plain"]
 """Class names that break naive drawing, HTML, CSV or tracker keys (one per line of classes.txt)."""
 
@@ -78,9 +79,12 @@ def test_a_watched_run_writes_curves_figures_and_events(fast_config, hostile_dig
     steps = list(csv.DictReader((run / "steps.csv").open()))
     assert [int(row["step"]) for row in steps] == list(range(1, 13))  # 100 dev images, batch 32: 4 steps per epoch
     assert float(steps[5]["epoch"]) == 1.5 and all(float(row["grad_norm"]) > 0 for row in steps)
-    per_class = list(csv.DictReader((run / "per_class.csv").open(encoding="utf-8")))
-    assert list(per_class[0]) == list(PER_CLASS_COLUMNS) and len(per_class) == 30
-    assert [row["name"] for row in per_class[:10]] == CLASSES  # names survive CSV as they are
+    header, *cells = read_csv(run / "per_class.csv")
+    per_class = [dict(zip(header, row)) for row in cells]
+    assert header == list(PER_CLASS_COLUMNS) and len(per_class) == 30
+    assert [row["name"] for row in per_class[:10]] == CLASSES  # names survive CSV as they are, read back
+    raw = list(csv.DictReader((run / "per_class.csv").open(encoding="utf-8")))
+    assert raw[3]["name"] == "'" + CLASSES[3]  # a spreadsheet shows the formula as text
     for epoch in (1, 2, 3):  # each epoch's validation pass on its own: the 100 dev images
         assert sum(int(row["support"]) for row in per_class if row["epoch"] == str(epoch)) == 100
     metrics = list(csv.DictReader((run / "metrics.csv").open()))
@@ -92,7 +96,7 @@ def test_a_watched_run_writes_curves_figures_and_events(fast_config, hostile_dig
     scalars = set(events.Tags()["scalars"])
     assert {"step/train_loss", "step/lr", "step/samples_per_second", "norms/grad_total", "norms/weight/features.0",
             "time/data_wait_fraction", "system/cpu_cores_used", "val/macro_f1", "final/val/loss", "best/val/loss",
-            "val_class/f1/00__frac_1_0_", "val_class/recall/09_plain"} <= scalars
+            "val_class/f1/00__x__1_0_", "val_class/recall/09_plain"} <= scalars
     assert [e.step for e in events.Scalars("val/loss")] == [4, 8, 12]
     assert [e.step for e in events.Scalars("step/train_loss")] == list(range(1, 13))
     assert set(events.Tags()["images"]) == {"train/augmented_batch", "val/confusion_matrix", "val/most_wrong"}

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from common.lists import resolve_image
-from common.trust import image_homes, is_trusted, recorded_data_set
+from evaluate.trust import image_homes, is_trusted, recorded_data_set
 
 
 def test_only_the_data_folder_and_named_folders_are_trusted(tmp_path):
