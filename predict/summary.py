@@ -91,19 +91,52 @@ class _Kept:
 
     def __init__(self, size: int):
         self.size = size
-        self.arrays: dict[str, np.ndarray] | None = None
+        self.chunks: list[dict[str, np.ndarray]] = []  # the ranked kept candidates first, then offered ones
+        self.pending = 0  # candidates offered since the last ranking
+        self.floor_groups = np.zeros(0, dtype=np.int64)  # at the last ranking: the full groups, sorted ...
+        self.floor_keys = np.zeros(0, dtype=np.float32)  # ... and the key of each one's last kept image
 
     def offer(self, group: np.ndarray, key: np.ndarray, order: np.ndarray, payload: dict[str, np.ndarray]) -> None:
-        """Offer candidates: per candidate its group, key (float32) and order, and the row's fields."""
+        """Offer candidates: per candidate its group, key (float32) and order, and the row's fields.
+
+        A candidate that cannot beat its group's last kept image at the last ranking is
+        dropped on arrival (floors only rise, so none is dropped wrongly), and the rest are
+        ranked in bulk: a batch costs little once the groups are full. With ``size`` 0
+        (keep all) ranking waits until the rows are asked for.
+        """
         offered = {"group": group, "key": key, "order": order, **payload}
-        if self.arrays is not None:
-            offered = {name: np.concatenate([self.arrays[name], values]) for name, values in offered.items()}
+        if len(self.floor_groups):
+            at = np.minimum(np.searchsorted(self.floor_groups, group), len(self.floor_groups) - 1)
+            floor = np.where(self.floor_groups[at] == group, self.floor_keys[at], -np.inf)
+            beats = key > floor  # an equal key: the kept image came first and stays
+            offered = {name: values[beats] for name, values in offered.items()}
+        if len(offered["group"]):
+            self.chunks.append(offered)
+            self.pending += len(offered["group"])
+        if self.size and self.pending > 4 * self.size + 1024:
+            self._rank()
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        """The kept candidates, ranked: by group, key high to low, then order (None: none offered)."""
+        self._rank()
+        return self.chunks[0] if self.chunks else None
+
+    def _rank(self) -> None:
+        if not self.pending:
+            return
+        offered = {name: np.concatenate([chunk[name] for chunk in self.chunks]) for name in self.chunks[0]}
         ranked = np.lexsort((offered["order"], -offered["key"], offered["group"]))  # group, key high to low, order
         groups = offered["group"][ranked]
         starts = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1]
-        rank = np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
+        counts = np.diff(np.r_[starts, len(groups)])
+        rank = np.arange(len(groups)) - np.repeat(starts, counts)
         kept = ranked[rank < self.size] if self.size else ranked
-        self.arrays = {name: values[kept] for name, values in offered.items()}
+        self.chunks, self.pending = [{name: values[kept] for name, values in offered.items()}], 0
+        if self.size:
+            full = counts >= self.size
+            self.floor_groups = groups[starts[full]]
+            self.floor_keys = offered["key"][ranked[starts[full] + self.size - 1]]
 
     def rows(self, class_names: list[str], group: int | None = None) -> list[Row]:
         """The kept rows of a group (None: all), best first."""

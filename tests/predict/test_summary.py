@@ -36,9 +36,11 @@ def expected(paths, labels, values, decided, gallery: int, limit: int):
             [paths[i] for i in unsure[:gallery]], [paths[i] for i in (uncertain[:limit] if limit else uncertain)])
 
 
-@pytest.mark.parametrize(("batch", "limit"), [(1, 5), (7, 0), (64, 17), (1000, 5)])
-def test_selections_equal_sorting_everything_whatever_the_batches(batch, limit):
-    paths, labels, values, decided = data(300, 0)
+@pytest.mark.parametrize(("count", "batch", "limit"), [(300, 1, 5), (300, 7, 0), (300, 64, 17), (300, 1000, 5),
+                                                      (6000, 64, 17), (6000, 256, 0), (6000, 33, 1500)])
+def test_selections_equal_sorting_everything_whatever_the_batches(count, batch, limit):
+    """Thousands of rows: full groups drop candidates on arrival and rank in bulk; the selections stay exact."""
+    paths, labels, values, decided = data(count, 0)
     summariser = Summariser(NAMES, limit, gallery=4)
     for start in range(0, len(paths), batch):
         part = slice(start, start + batch)
@@ -49,9 +51,9 @@ def test_selections_equal_sorting_everything_whatever_the_batches(batch, limit):
     assert {c: [r.path for r in rows] for c, rows in summary.least_confident.items()} == low
     assert [r.path for r in summary.abstained_examples] == unsure
     assert [r.path for r in summary.uncertain] == uncertain
-    assert summary.predicted == 300 and summary.decided_total == int(decided.sum())
+    assert summary.predicted == count and summary.decided_total == int(decided.sum())
     assert summary.decided == {n: int((decided & (labels[:, 0] == c)).sum()) for c, n in enumerate(NAMES)}
-    assert summary.abstained_total == 300 - int(decided.sum()) and summary.unreadable == [("/p/x.png", "broken")]
+    assert summary.abstained_total == count - int(decided.sum()) and summary.unreadable == [("/p/x.png", "broken")]
 
 
 def test_rows_read_back_give_the_same_summary():
