@@ -105,23 +105,31 @@ def csv_text(header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> str
 
     Fields are quoted where needed. Python's writer leaves a carriage return unquoted
     when lines end with ``\\n``, which would split the row for every reader, so a row
-    holding one has all its fields quoted.
+    holding one has all its fields quoted. Rows are written in chunks (memory follows
+    the chunk, not the file).
     """
+    buffer = io.StringIO()
+    lines = itertools.chain([] if header is None else [header], rows)
+    while chunk := list(itertools.islice(lines, CSV_CHUNK)):
+        buffer.write(_csv_chunk([[neutral_cell(cell) for cell in row] for row in chunk]))
+    return buffer.getvalue()
+
+
+CSV_CHUNK = 4096
+"""Rows :func:`csv_text` writes at a time."""
+
+
+def _csv_chunk(rows: list[list[Any]]) -> str:
+    """Neutralised rows as CSV text; rows with a carriage return in a cell quoted whole."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    if "\r" not in buffer.getvalue():  # no cell holds one: the common case, one call for the chunk
+        return buffer.getvalue()
     buffer = io.StringIO()
     plain = csv.writer(buffer, lineterminator="\n")
     quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-
-    def plain_rows() -> Iterator[list[Any]]:
-        # Rows are written in order: plain.writerows writes each row yielded here before asking for the next,
-        # and a row with a carriage return is written (quoted) here, between the two.
-        for row in itertools.chain([] if header is None else [header], rows):
-            cells = [neutral_cell(cell) for cell in row]
-            if any(cell.__class__ is str and "\r" in cell for cell in cells):
-                quoted.writerow(cells)
-            else:
-                yield cells
-
-    plain.writerows(plain_rows())
+    for cells in rows:
+        (quoted if any(cell.__class__ is str and "\r" in cell for cell in cells) else plain).writerow(cells)
     return buffer.getvalue()
 
 

@@ -96,23 +96,25 @@ class _Kept:
         self.floor_groups = np.zeros(0, dtype=np.int64)  # at the last ranking: the full groups, sorted ...
         self.floor_keys = np.zeros(0, dtype=np.float32)  # ... and the key of each one's last kept image
 
-    def offer(self, group: np.ndarray, key: np.ndarray, order: np.ndarray, payload: dict[str, np.ndarray]) -> None:
-        """Offer candidates: per candidate its group, key (float32) and order, and the row's fields.
+    def offer(self, group: np.ndarray, key: np.ndarray, order: np.ndarray, payload: dict[str, np.ndarray],
+              rows: np.ndarray) -> None:
+        """Offer candidates: per candidate its group, key (float32), order and row of ``payload`` (the batch's
+        row fields, one array per field).
 
         A candidate that cannot beat its group's last kept image at the last ranking is
-        dropped on arrival (floors only rise, so none is dropped wrongly), and the rest are
-        ranked in bulk: a batch costs little once the groups are full. With ``size`` 0
-        (keep all) ranking waits until the rows are asked for.
+        dropped on arrival (floors only rise, so none is dropped wrongly) before its fields
+        are copied, and the rest are ranked in bulk: a batch costs little once the groups
+        are full. With ``size`` 0 (keep all) ranking waits until the rows are asked for.
         """
-        offered = {"group": group, "key": key, "order": order, **payload}
         if len(self.floor_groups):
             at = np.minimum(np.searchsorted(self.floor_groups, group), len(self.floor_groups) - 1)
             floor = np.where(self.floor_groups[at] == group, self.floor_keys[at], -np.inf)
             beats = key > floor  # an equal key: the kept image came first and stays
-            offered = {name: values[beats] for name, values in offered.items()}
-        if len(offered["group"]):
-            self.chunks.append(offered)
-            self.pending += len(offered["group"])
+            group, key, order, rows = group[beats], key[beats], order[beats], rows[beats]
+        if len(group):
+            self.chunks.append({"group": group, "key": key, "order": order,
+                                **{name: values[rows] for name, values in payload.items()}})
+            self.pending += len(group)
         if self.size and self.pending > 4 * self.size + 1024:
             self._rank()
 
@@ -183,14 +185,13 @@ class Summariser:
         self.decided += np.bincount(top1[decided], minlength=len(self.class_names))
         self.abstained += np.bincount(top1[~decided], minlength=len(self.class_names))
         payload = {"path": np.array(paths, dtype=object), "labels": labels, "values": values, "decided": decided}
-        mine = {name: array[decided] for name, array in payload.items()}
-        self.top.offer(top1[decided], best[decided], order[decided], mine)
-        self.low.offer(top1[decided], -best[decided], order[decided], mine)
-        rest = {name: array[~decided] for name, array in payload.items()}
-        self.unsure.offer(np.zeros((~decided).sum(), dtype=np.int64), best[~decided], order[~decided], rest)
+        sure, unsure = np.flatnonzero(decided), np.flatnonzero(~decided)
+        self.top.offer(top1[sure], best[sure], order[sure], payload, sure)
+        self.low.offer(top1[sure], -best[sure], order[sure], payload, sure)
+        self.unsure.offer(np.zeros(len(unsure), dtype=np.int64), best[unsure], order[unsure], payload, unsure)
         if self.rank_limit is not None:
             margin = best - values[:, 1].astype(np.float32) if values.shape[1] > 1 else np.ones(count, np.float32)
-            self.uncertain.offer(np.zeros(count, dtype=np.int64), -margin, order, payload)
+            self.uncertain.offer(np.zeros(count, dtype=np.int64), -margin, order, payload, np.arange(count))
 
     def add_rows(self, rows: Iterable[Row]) -> None:
         """Rows read back from a rows file, in order."""

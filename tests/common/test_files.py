@@ -34,6 +34,15 @@ def test_numbers_stay_numbers_and_formulas_get_a_quote():
     assert csv_text(None, [["=x", -1]]) == "'=x,-1\n"
 
 
+def test_rows_over_several_chunks_with_line_breaks_in_cells_read_back_exactly(tmp_path):
+    rows = [[f"r{i}", "a\rb" if i % 1000 == 7 else "x", "c\r\nd" if i % 3001 == 5 else i, 0.5] for i in range(10_000)]
+    path = tmp_path / "many.csv"
+    write_csv(path, ["name", "text", "other", "value"], rows)
+    header, *back = read_csv(path)
+    assert header == ["name", "text", "other", "value"] and len(back) == 10_000
+    assert back == [[str(cell) for cell in row] for row in rows]
+
+
 def test_a_field_longer_than_the_csv_limit_names_the_file_and_line(tmp_path):
     path = tmp_path / "long.csv"
     path.write_text("a,b\n1,2\n" + "x" * 200_000 + ",3\n")
