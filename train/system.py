@@ -99,10 +99,11 @@ def oversubscription(wait_fraction: float | None, cores_used: float, threads: in
                 f"each other; use --threads {cores} (docs/training.md#thread-policy)")
     if wait_fraction is None or wait_fraction < STARVED:
         return None
+    advice = (f"Run it alone, or give it fewer threads, e.g. --threads {threads // 2}" if threads > 1 else
+              "Run it alone, or fewer processes per machine (it has one thread already)")
     return (f"CPU oversubscribed: the process got {cores_used:.1f} cores' worth of CPU while its threads waited "
             f"for a core {wait_fraction:.0%} of the time they were ready to run (another busy process shares the "
-            f"{cores} cores). Run it alone, or give it fewer threads, e.g. --threads {max(1, threads // 2)} "
-            "(docs/training.md#thread-policy)")
+            f"{cores} cores). {advice} (docs/training.md#thread-policy)")
 
 
 class SystemMonitor:

@@ -31,7 +31,7 @@ from train.norms import LayerNorms
 from train.observer import Observer
 from train.profiling import StepProfiler
 from train.recorder import RunRecorder
-from train.system import SystemMonitor, oversubscription
+from train.system import STARVED, SystemMonitor, oversubscription
 from train.tally import ValidationTally, WorstImages, per_class_scores
 from train.threads import available_cores
 from train.timing import PhaseTimer, VerdictContext
@@ -184,7 +184,9 @@ class Watch(Observer):
                                    torch.get_num_threads(), available_cores())
         if warning and not self.starved and self.is_main:
             self.log.warning("%s", warning)
-        self.starved = warning is not None
+        wait = system.get("system/cpu_wait_fraction")
+        if warning or wait is None or wait < STARVED / 2:  # said once; said again only after it clearly cleared
+            self.starved = warning is not None
         if self.system.gpu_note and self.is_main:
             self.log.warning("%s", self.system.gpu_note)
             self.system.gpu_note = ""  # said once; GPU utilisation stays off

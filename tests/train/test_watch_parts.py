@@ -139,6 +139,22 @@ def test_cpu_figures_count_the_time_threads_waited_for_a_core():
     assert cpu_figures(before, CpuSample(11.0, 5.5, {}))["wait_fraction"] is None  # no schedstat: unknown
 
 
+def test_the_oversubscription_warning_is_said_again_only_after_it_clearly_cleared(caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from train.watch import Watch
+
+    watch = SimpleNamespace(starved=False, is_main=True, log=logging.getLogger("watch-test"),
+                            system=SimpleNamespace(gpu_note=""))
+    waits = [0.30, 0.24, 0.27, 0.20, 0.26, 0.10, 0.31]  # hovering at the threshold, then clearly below, then above
+    with caplog.at_level(logging.WARNING, logger="watch-test"):
+        for wait in waits:
+            Watch._warn_starved(watch, {"system/cpu_wait_fraction": wait, "system/cpu_cores_used": 0.8})
+    said = [r.getMessage() for r in caplog.records if "CPU oversubscribed" in r.getMessage()]
+    assert len(said) == 2 and "30%" in said[0] and "31%" in said[1]
+
+
 def test_oversubscription_is_named_with_what_to_do():
     warning = oversubscription(0.45, 0.9, threads=2, cores=2)
     assert "CPU oversubscribed: the process got 0.9 cores' worth of CPU" in warning and "45%" in warning
@@ -146,6 +162,8 @@ def test_oversubscription_is_named_with_what_to_do():
     assert oversubscription(0.1, 1.9, threads=2, cores=2) is None
     assert oversubscription(None, 0.3, threads=2, cores=2) is None  # unknown wait: no guess
     assert "4 intra-op threads on 2 cores" in oversubscription(0.0, 2.0, threads=4, cores=2)
+    alone = oversubscription(0.3, 0.8, threads=1, cores=2)  # one thread already: fewer threads is no advice
+    assert "--threads" not in alone.split("(docs")[0] and "fewer processes per machine" in alone
 
 
 def test_the_thread_policy():
