@@ -253,9 +253,20 @@ def main(argv: Sequence[str]) -> int | None:
     """Run the command the first argument names (``runs``, ``sweep``, ``pack``, ``crossval``), else train.
 
     The OpenMP wait policy is applied first, before anything loads torch (train/threads.py).
+    When another process of a distributed run dies, the survivors say so in one line
+    and exit with 1, not with the backend's traceback.
     """
     set_openmp_wait()
-    return dispatch(argv, COMMANDS, "train")
+    try:
+        return dispatch(argv, COMMANDS, "train")
+    except RuntimeError as exc:  # under a launcher: another process of the group died
+        from train.distributed import lost_peer_message
+
+        message = lost_peer_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,3 +212,28 @@ def _index(option: str) -> int:
         return int(option.split(":", 1)[1])
     except ValueError:
         raise UserError(f"--device {option!r}: expected cuda:N with N a GPU index") from None
+
+
+_PEER_LOST = ("connection reset by peer", "connection closed by peer", "broken pipe", "socket timeout",
+              "nccl communicator was aborted", "ncclremoteerror")
+"""Words of Gloo's and NCCL's errors when another process of the group is gone."""
+
+
+def lost_peer_message(exc: BaseException, environ: Mapping[str, str] = os.environ) -> str | None:
+    """What to tell the user when ``exc`` is a collective failing because another process died; else None.
+
+    Under a launcher (``WORLD_SIZE`` above 1) the surviving processes see the backend's
+    error with a long C++ traceback; the run is already recorded as crashed, with its
+    newest checkpoint kept.
+    """
+    if int(environ.get("WORLD_SIZE", "1") or 1) <= 1 or not isinstance(exc, RuntimeError):
+        return None
+    text = str(exc)
+    if not any(words in text.lower() for words in _PEER_LOST):
+        return None
+    reason = re.sub(r"^\[[^\]]*\]\s*", "", text.strip().splitlines()[0]).split(". ")[0]
+    return (f"another process of this run stopped, so this one cannot go on ({reason}); the run is recorded as "
+            "crashed and keeps its newest checkpoint. torchrun --max-restarts starts the group again, and "
+            "--auto-resume continues the run from that checkpoint (docs/clusters.md); without them: "
+            "pipenv run train --resume <run folder>")
+

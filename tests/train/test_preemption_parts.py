@@ -164,3 +164,18 @@ def test_runs_shows_the_command_that_continues_a_stopped_run(tiny_network):
     shown = format_show(load_run(stopped))
     assert "stopped by SIGTERM in epoch 4 at step 17 of 40" in shown and "continue: pipenv run torchrun" in shown
     assert json.loads(stopped.manifest_path.read_text())["status"] == "preempted"
+
+
+def test_a_collective_failing_because_a_peer_died_is_said_in_one_line():
+    from train.distributed import lost_peer_message
+
+    gloo = RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
+                        "[127.0.0.1]:59542: Connection reset by peer. This is typically caused by a remote worker "
+                        "hanging or bugs in the application.")
+    message = lost_peer_message(gloo, {"WORLD_SIZE": "2"})
+    assert message.startswith("another process of this run stopped, so this one cannot go on (Read error "
+                              "[127.0.0.1]:59542: Connection reset by peer)")
+    assert "--auto-resume" in message and "pair.cc" not in message
+    assert lost_peer_message(gloo, {}) is None  # not under a launcher: the error is something else
+    assert lost_peer_message(RuntimeError("CUDA out of memory"), {"WORLD_SIZE": "2"}) is None
+    assert lost_peer_message(ValueError("connection reset by peer"), {"WORLD_SIZE": "2"}) is None
