@@ -5,8 +5,12 @@
    whole command, with ``--rank uncertainty``) against a bare loop over the same files:
    the one batch decoder (:func:`common.images.decode_in_batches` with
    :func:`common.images.load_image`, the same batch size and threads) feeding an
-   onnxruntime session with the same settings (opened in each round, as the command
-   opens its own), keeping nothing. Two models: ``digits_cnn`` (16x16
+   onnxruntime session with the same settings (:func:`common.onnx_model.session_options`;
+   opened and closed in each round, as the command opens and closes its own), keeping
+   nothing. The last two
+   columns, for reference, are the same bare loop with onnxruntime's default session
+   settings (what a script that sets nothing gets; its threads spin while they wait)
+   and the command's ratio to it. Two models: ``digits_cnn`` (16x16
    gray, on ``DIGIT_FILES`` copies of the bundled digits' PNGs: decoding dominates) and
    timm's ResNet-18 at 224x224 RGB (on ``PHOTOS`` JPEG photos cut from scikit-learn's
    sample photos: inference dominates), both freshly initialised and exported with the
@@ -56,7 +60,8 @@ def run(rounds: int, digit_files: int, photos: int, memory_files: int) -> int:
         resnet = _resnet_model(folder)
         print(f"predict against a bare decode + onnxruntime loop, batch 256, median of alternating rounds "
               f"(target >= {TARGET})")
-        print(f"  {'model':<22} {'images':>8} {'bare img/s':>11} {'predict img/s':>14} {'ratio':>7}")
+        print(f"  {'model':<22} {'images':>8} {'bare img/s':>11} {'predict img/s':>14} {'ratio':>7} "
+              f"{'defaults img/s':>15} {'ratio':>7}")
         ok = _throughput("digits_cnn 16x16", digits, _digit_files(folder / "digits", digit_files), rounds)
         ok &= _throughput("resnet18 224x224", resnet, _photo_files(folder / "photos", photos), max(2, rounds // 3))
         ok &= _memory(digits, folder, memory_files)
@@ -69,7 +74,7 @@ def _throughput(label: str, model_path: Path, images: Path, rounds: int) -> bool
     paths = sorted(str(p) for p in images.rglob("*.*"))
     options = PredictOptions(inputs=(str(images),), model=model_path, rank="uncertainty", progress=False,
                              overwrite=True, name="bench")
-    bare = _bare_loop(model_path, paths)
+    bare, defaults = _bare_loop(model_path, paths), _bare_loop(model_path, paths, defaults=True)
 
     def command() -> float:
         started = time.perf_counter()
@@ -77,34 +82,40 @@ def _throughput(label: str, model_path: Path, images: Path, rounds: int) -> bool
         assert result.summary.predicted == len(paths)
         return len(paths) / (time.perf_counter() - started)
 
-    bare(), command()  # warm-up: file cache, sessions
-    bare_runs, command_runs = [], []
+    bare(), defaults(), command()  # warm-up: file cache, sessions
+    runs: dict[str, list[float]] = {"bare": [], "defaults": [], "command": []}
     for _ in range(rounds):
-        bare_runs.append(bare())
-        command_runs.append(command())
-    ratio = statistics.median(command_runs) / statistics.median(bare_runs)
-    print(f"  {label:<22} {len(paths):>8,} {statistics.median(bare_runs):>11.0f} "
-          f"{statistics.median(command_runs):>14.0f} {ratio:>7.3f}")
+        for name, function in (("bare", bare), ("defaults", defaults), ("command", command)):
+            runs[name].append(function())
+    speed = {name: statistics.median(values) for name, values in runs.items()}
+    ratio = speed["command"] / speed["bare"]
+    print(f"  {label:<22} {len(paths):>8,} {speed['bare']:>11.0f} {speed['command']:>14.0f} {ratio:>7.3f} "
+          f"{speed['defaults']:>15.0f} {speed['command'] / speed['defaults']:>7.3f}")
     return ratio >= TARGET
 
 
-def _bare_loop(model_path: Path, paths: list[str]):
-    """A function running the bare loop once over ``paths`` (opening its session, as any script must); images/s."""
+def _bare_loop(model_path: Path, paths: list[str], defaults: bool = False):
+    """A function running the bare loop once over ``paths`` (opening and closing its session, as any script
+    must); images/s.
+
+    The session has the settings every stage uses (:func:`common.onnx_model.session_options`), or with
+    ``defaults`` onnxruntime's own (what a script that sets nothing gets).
+    """
     import numpy as np
     import onnxruntime
 
     from common.images import decode_in_batches, load_image
-    from common.onnx_model import open_model
+    from common.onnx_model import open_model, session_options
 
     decode = partial(load_image, contract=open_model(model_path).contract)
 
     def bare() -> float:
         started = time.perf_counter()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 0  # as open_model sets it
+        options = onnxruntime.SessionOptions() if defaults else session_options(0)
         session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         for pairs in decode_in_batches(paths, Path, decode, 256, 4):
             session.run(["probabilities"], {"images": np.stack([image for _, image in pairs])})  # N x (C, H, W)
+        del session  # closed inside the timing, as the command closes its own (ResNet-18's arena: 0.1 s)
         return len(paths) / (time.perf_counter() - started)
 
     return bare

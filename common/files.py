@@ -133,6 +133,18 @@ def _csv_chunk(rows: list[list[Any]]) -> str:
     return buffer.getvalue()
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def plain_cells(cells: Iterable[str]) -> bool:
+    """Whether :func:`csv_text` writes these text cells exactly as they are (nothing to quote or neutralise).
+
+    Rows of such cells may be joined with commas directly, giving the same text as
+    :func:`csv_text` (a fast path for many rows; ``predict``'s rows file uses it).
+    """
+    return not any(cell[:1] in _QUOTED_OR_FORMULA or _NEEDS_QUOTES.search(cell) for cell in cells)
+
+
 def neutral_cell(value: Any) -> Any:
     """A CSV cell a spreadsheet shows as text, never evaluates (OWASP's rule against CSV injection).
 

@@ -68,9 +68,9 @@ def onnx_predictor(path: Path, threads: int = 0) -> Predictor:
     """Probabilities from an ONNX model through onnxruntime's CPU provider."""
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from common.onnx_model import session_options
+
+    session = onnxruntime.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     return lambda images: session.run([OUTPUT_PROBABILITIES], {INPUT_NAME: images})[0]
 
 

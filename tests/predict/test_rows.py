@@ -111,3 +111,27 @@ def test_rows_out_of_order_are_refused(tmp_path):
         csv.writer(stream, lineterminator="\n").writerows([table[0], table[2], table[1]])
     with pytest.raises(RowsFileError, match=r"predictions\.csv:3: path '/p/a\.png' is not after the row before it"):
         list(read_rows(tmp_path, "csv", 3, CLASSES))
+
+
+@pytest.mark.parametrize("classes, paths", [
+    (["cat", "dog", "bird", "fish"], [f"/data/{i:04d}.png" for i in range(300)]),  # plain: the joined fast path
+    (["cat", "dog", "bird", "fish"], ["/p/a,b.png", "/p/plain.png"]),  # a path needs quoting: the general writer
+    (["=cat", "dog", "bird", "fish"], ["/p/plain.png"]),  # a class needs neutralising: the general writer
+])
+def test_every_batch_is_written_as_the_general_csv_writer_writes_it(tmp_path, classes, paths):
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet(np.ones(len(classes)), len(paths)).astype(np.float32)  # (N, K)
+    probabilities[0] = [1, 0, 0, 0]  # extreme values format as the writer formats them too
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :3]
+    values = np.take_along_axis(probabilities, order, axis=1)
+    decided = rng.random(len(paths)) < 0.7
+    writer = RowWriter(tmp_path, "csv", 3, classes)
+    writer.write(paths, order, values, order[:, 0], decided)
+    general = writer._text((path, classes[best] if ok else "abstain", best if ok else None,
+                            [classes[c] for c in row], list(row_values))
+                           for path, row, row_values, best, ok in zip(paths, order.tolist(), values.tolist(),
+                                                                      order[:, 0].tolist(), decided.tolist()))
+    written = (tmp_path / "predictions.csv").read_text(encoding="utf-8")
+    assert written.split("\n", 1)[1] == general
+    read = np.array([row.probabilities for row in read_rows(tmp_path, "csv", 3, classes)], dtype=np.float32)
+    assert np.array_equal(read, values)  # bitwise, through the text
