@@ -94,7 +94,7 @@ def _throughput(label: str, model_path: Path, images: Path, rounds: int) -> bool
     return ratio >= TARGET
 
 
-def _bare_loop(model_path: Path, paths: list[str], defaults: bool = False):
+def _bare_loop(model_path: Path, paths: list[str], defaults: bool = False, workers: int = 4):
     """A function running the bare loop once over ``paths`` (opening and closing its session, as any script
     must); images/s.
 
@@ -113,7 +113,7 @@ def _bare_loop(model_path: Path, paths: list[str], defaults: bool = False):
         started = time.perf_counter()
         options = onnxruntime.SessionOptions() if defaults else session_options(0)
         session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        for pairs in decode_in_batches(paths, Path, decode, 256, 4):
+        for pairs in decode_in_batches(paths, Path, decode, 256, workers):
             session.run(["probabilities"], {"images": np.stack([image for _, image in pairs])})  # N x (C, H, W)
         del session  # closed inside the timing, as the command closes its own (ResNet-18's arena: 0.1 s)
         return len(paths) / (time.perf_counter() - started)

@@ -17,7 +17,7 @@ Every problem found in a list file is reported at once, each with file and line.
 from __future__ import annotations
 
 import posixpath
-import unicodedata
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -39,6 +39,10 @@ PREPARE_VERSION = 1
 
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 """Every character Python's ``str.splitlines`` breaks a line at: none may be part of a name."""
+
+_LINE_BREAK = re.compile("[" + re.escape("".join(sorted(LINE_BREAKS))) + "]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Unicode's category Cc, exactly (``tests/common/test_lists.py`` checks it against ``unicodedata``)."""
 
 
 class ListFileError(FileProblems):
@@ -307,9 +311,9 @@ def name_problem(name: str) -> str | None:
         return "empty"
     if name != name.strip():
         return "leading or trailing white space"
-    if any(c in LINE_BREAKS for c in name):
+    if _LINE_BREAK.search(name):
         return "a line break"
-    if any(unicodedata.category(c) == "Cc" for c in name):
+    if _CONTROL.search(name):
         return "a control character"
     if "\\" in name:
         return "a backslash"

@@ -223,6 +223,8 @@ def _check_probabilities(probabilities: np.ndarray, paths: list[str], classifier
     Raises:
         UserError: Naming the model and the first image concerned.
     """
+    if not probabilities.size or (probabilities.min() >= 0 and probabilities.max() <= 1):  # NaN fails both
+        return
     bad = ~np.isfinite(probabilities).all(axis=1) | (probabilities < 0).any(axis=1) | (probabilities > 1).any(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

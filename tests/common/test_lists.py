@@ -202,3 +202,19 @@ def test_dataset_for_list_finds_the_folder_above_lists(write_dataset, tmp_path):
     with pytest.raises(UserError, match="list file not found"):
         dataset_for_list(root / "lists" / "nope.txt")
     assert read_list(dataset, root / "lists" / "test.txt")[0].label == 0
+
+
+def test_name_problem_finds_every_control_character_and_line_break_unicode_knows():
+    import sys
+    import unicodedata
+
+    from common.lists import LINE_BREAKS, name_problem
+
+    for code in range(sys.maxunicode + 1):
+        c = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # surrogates are no characters of a name
+        expected = ("a line break" if c in LINE_BREAKS else "a control character"
+                    if unicodedata.category(c) == "Cc" else None)
+        assert name_problem(f"a{c}b") in ((expected,) if expected else (None, "a backslash")), hex(code)
+    assert "x\u2028y".splitlines() == ["x", "y"] and name_problem("x\u2028y") == "a line break"

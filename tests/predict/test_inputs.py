@@ -108,3 +108,11 @@ def test_shards_split_the_sorted_list_deterministically(photos):
     assert sorted(p for shard in shards for p in shard) == found.paths
     assert shards[0] == found.paths[0::3] and shards[2] == found.paths[2::3]
     assert found.sha256 == inputs_digest(found.paths) != inputs_digest(found.paths[1:])
+
+
+@pytest.mark.parametrize("name", ["a.png", "A.PNG", "x/y/a.jpeg", "a..png", "..png", ".png", "a.", "a", "dir.png/file",
+                                  "dir/.png", "dir/..a.png", "a.tar.gz", "/abs/p.q/r.webp", "a.png.txt", ".a.b.jpg"])
+def test_image_names_are_told_by_the_extension_splitext_finds(name):
+    from predict.inputs import _image_extensions, is_image_name
+
+    assert is_image_name(name) == (os.path.splitext(name)[1].lower() in _image_extensions())
