@@ -137,10 +137,13 @@ _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
 def plain_cells(cells: Iterable[str]) -> bool:
-    """Whether :func:`csv_text` writes these text cells exactly as they are (nothing to quote or neutralise).
+    """True when :func:`csv_text` writes each of these text cells exactly as it is (nothing to quote or neutralise).
 
-    Rows of such cells may be joined with commas directly, giving the same text as
-    :func:`csv_text` (a fast path for many rows; ``predict``'s rows file uses it).
+    Rows of two or more such cells may then be joined with commas directly, giving
+    the same text as :func:`csv_text` (a fast path for many rows; ``predict``'s rows
+    file uses it). A sufficient test, not an exact one: it says False for some cells
+    :func:`csv_text` also leaves alone (``-0.5``, ``'a``), and a row of one empty
+    cell is written quoted.
     """
     return not any(cell[:1] in _QUOTED_OR_FORMULA or _NEEDS_QUOTES.search(cell) for cell in cells)
 

@@ -230,7 +230,7 @@ def is_image_name(name: str) -> bool:
     The extension as ``os.path.splitext`` finds it (leading dots of the name are not
     one), at half its cost: folders of 100,000 files are walked name by name.
     """
-    base = name[name.rfind(os.sep) + 1:]
+    base = name[max(name.rfind(os.sep), name.rfind(os.altsep or os.sep)) + 1:]
     dot = base.rfind(".")
     return dot > 0 and base[:dot].strip(".") != "" and base[dot:].lower() in _image_extensions()
 
