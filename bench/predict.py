@@ -40,6 +40,7 @@ from functools import partial
 from pathlib import Path
 
 from common.paths import PROJECT_ROOT
+from predict.run import PredictOptions, predict
 
 TARGET = 0.95
 DIGIT_FILES = 20_000
@@ -62,7 +63,8 @@ def run(rounds: int, digit_files: int, photos: int, memory_files: int) -> int:
         code = f"from bench.predict import prepare; prepare({str(folder)!r}, {digit_files}, {photos}, {memory_files})"
         subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
         digits, resnet = folder / "digits_cnn.onnx", folder / "resnet18.onnx"
-        print(f"predict against a bare decode + onnxruntime loop, batch 256, img/s the median of {rounds} rounds "
+        print(f"predict against a bare decode + onnxruntime loop, batch {PredictOptions.batch_size}, img/s the "
+              f"median of {rounds} rounds "
               f"({max(2, rounds // 3)} for ResNet-18); "
               f"ratio: the median of the rounds' ratios (target >= {TARGET}), the middle half of them, and the "
               "bare loop run twice (the noise); then onnxruntime's default settings and the command's ratio to them")
@@ -95,12 +97,10 @@ def _throughput(label: str, model_path: Path, images: Path, rounds: int) -> bool
     """One model's row: each round runs the bare loop, the command, the bare loop with onnxruntime's defaults
     and the bare loop again, back to back; the ratio is the median of the rounds' command / bare ratios (a
     round's contenders share the machine's mood), and the bare loop against itself shows the noise."""
-    from predict.run import PredictOptions, predict
-
     paths = sorted(str(p) for p in images.rglob("*.*"))
     options = PredictOptions(inputs=(str(images),), model=model_path, rank="uncertainty", progress=False,
                              overwrite=True, name="bench")
-    bare, defaults = _bare_loop(model_path, paths), _bare_loop(model_path, paths, defaults=True)
+    bare, defaults = _bare_loop(model_path, paths, options), _bare_loop(model_path, paths, options, defaults=True)
 
     def command() -> float:
         started = time.perf_counter()
@@ -127,27 +127,29 @@ def _throughput(label: str, model_path: Path, images: Path, rounds: int) -> bool
     return ratio >= TARGET
 
 
-def _bare_loop(model_path: Path, paths: list[str], defaults: bool = False, workers: int = 4):
+def _bare_loop(model_path: Path, paths: list[str], options: PredictOptions, defaults: bool = False):
     """A function running the bare loop once over ``paths`` (opening and closing its session, as any script
     must); images/s.
 
-    The session has the settings every stage uses (:func:`common.onnx_model.session_options`), or with
-    ``defaults`` onnxruntime's own (what a script that sets nothing gets).
+    Batch size, decoding threads and intra-op threads are the command's (``options``); the
+    session has the settings every stage uses (:func:`common.onnx_model.session_options`),
+    or with ``defaults`` onnxruntime's own (what a script that sets nothing gets).
     """
     import numpy as np
     import onnxruntime
 
     from common.images import decode_in_batches, load_image
+    from common.model_card import INPUT_NAME, OUTPUT_PROBABILITIES
     from common.onnx_model import open_model, session_options
 
     decode = partial(load_image, contract=open_model(model_path).contract)
 
     def bare() -> float:
         started = time.perf_counter()
-        options = onnxruntime.SessionOptions() if defaults else session_options(0)
-        session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        for pairs in decode_in_batches(paths, Path, decode, 256, workers):
-            session.run(["probabilities"], {"images": np.stack([image for _, image in pairs])})  # N x (C, H, W)
+        settings = onnxruntime.SessionOptions() if defaults else session_options(options.threads)
+        session = onnxruntime.InferenceSession(str(model_path), settings, providers=list(options.providers))
+        for pairs in decode_in_batches(paths, Path, decode, options.batch_size, options.workers):
+            session.run([OUTPUT_PROBABILITIES], {INPUT_NAME: np.stack([image for _, image in pairs])})  # N x (C, H, W)
         del session  # closed inside the timing, as the command closes its own (ResNet-18's arena: 0.1 s)
         return len(paths) / (time.perf_counter() - started)
 
@@ -174,8 +176,6 @@ def peak_memory_predicting(images: str, model: str) -> int:
 
     ``getrusage``'s ``ru_maxrss`` would keep the high-water mark of the process that started this one.
     """
-    from predict.run import PredictOptions, predict
-
     predict(PredictOptions(inputs=(images,), model=Path(model), rank="uncertainty", progress=False, name="memory"))
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024

@@ -101,3 +101,19 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(case, models, mixed, e
     assert re.search(case.message, err), err
     assert "Traceback" not in err and (err.startswith("error: ") or err.startswith("usage: "))
     assert snapshot(output_root(), mixed, work) == before
+
+
+@pytest.mark.parametrize("bad", [np.nan, -0.25, 1.5, np.inf])
+def test_outputs_that_are_not_probabilities_are_refused_naming_the_first_image(bad):
+    from types import SimpleNamespace
+
+    from common.errors import UserError
+    from predict.run import _check_probabilities
+
+    classifier = SimpleNamespace(model=SimpleNamespace(path=Path("model/m.onnx")))
+    good = np.full((4, 3), 1 / 3, dtype=np.float32)  # (B, K)
+    _check_probabilities(good, ["/a", "/b", "/c", "/d"], classifier)
+    _check_probabilities(good[:0], [], classifier)  # an empty batch: nothing to check
+    good[2, 1], good[3, 0] = bad, bad
+    with pytest.raises(UserError, match=r"its outputs for /c are not probabilities in \[0, 1\]"):
+        _check_probabilities(good, ["/a", "/b", "/c", "/d"], classifier)
