@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from common.cli import command_parser, run_main
-from train.threads import set_openmp_wait
+from train.process.threads import set_openmp_wait
 
 BENCHMARKS = {"train": "bench.train_loop", "data": "bench.data", "export": "bench.export", "evaluate": "bench.evaluate",
               "predict": "bench.predict", "freshness": "bench.freshness", "checkpoint": "bench.checkpoint",
@@ -18,7 +18,7 @@ QUICK = ("review",)
 """Benchmarks with a ``--quick`` mode: small settings that only check the benchmark runs."""
 
 TRAINING = ("train", "data")
-"""Benchmarks of the training stage: they run under its thread policy, as ``python -m train`` does (train/threads.py)."""
+"""Benchmarks of the training stage: they run under its thread policy, as ``python -m train`` does (train/process/threads.py)."""
 
 
 def main(argv: Sequence[str]) -> int:

@@ -2,7 +2,7 @@
 
 For the digits model (``digits_cnn``, the default config) and timm's ResNet-18 at
 224x224 (10 classes, AdamW, batch 32), on this machine's CPU: the median time of
-:meth:`train.loop.TrainingRun.save_position` (gathering the position, ``torch.save``,
+:meth:`train.run.TrainingRun.save_position` (gathering the position, ``torch.save``,
 the sha256 sidecar, the atomic write with its ``fsync``), the checkpoint's size, and the
 median time of one optimiser step. Printed as milliseconds per save, and as a share of
 one epoch (one save per epoch; the digits' 1,257 training images, or 16,000 images
@@ -28,12 +28,12 @@ from common.run_folder import RunFolder
 from networks import load_network_config
 from networks.config import ArchConfig, NetworkConfig
 from train.config import TrainConfig, load_train_config
-from train.data import TrainingData, load_split, load_training_data, steps_per_epoch
-from train.distributed import Processes
-from train.epoch import EpochProgress
-from train.loop import RunOptions, TrainingRun
-from train.recorder import RunRecorder
-from train.trainer import Trainer
+from train.data.loading import TrainingData, load_split, load_training_data, steps_per_epoch
+from train.process.distributed import Processes
+from train.loop.epoch import EpochProgress
+from train.run import RunOptions, TrainingRun
+from train.watch.recorder import RunRecorder
+from train.loop.trainer import Trainer
 
 TARGET = 0.01
 """Largest share of the default 10-minute interval one save may take."""

@@ -46,10 +46,10 @@ from common.staging import staged
 from networks import build_network
 from networks.config import ArchConfig, NetworkConfig
 from train.config import load_train_config
-from train.data import TrainingData, iterate_batches, load_split
-from train.distributed import Processes
-from train.packs import open_pack_split, write_pack
-from train.trainer import Trainer
+from train.data.loading import TrainingData, iterate_batches, load_split
+from train.process.distributed import Processes
+from train.data.packs import open_pack_split, write_pack
+from train.loop.trainer import Trainer
 
 IMAGES = 20_000
 CLASSES = 10
@@ -178,7 +178,7 @@ def peak_memory_reading(root: str, size: int) -> int:
     The peak is ``VmHWM`` of ``/proc/self/status``: ``getrusage``'s ``ru_maxrss``
     keeps the high-water mark of the process that started this one.
     """
-    from train.data import epoch_order
+    from train.data.loading import epoch_order
 
     data = load_split(load_dataset(Path(root)), "train", contract(size), in_memory=False, pack="require")
     for _ in iterate_batches(data, epoch_order(len(data), 0, 0, True), 64, 0, False):

@@ -1,17 +1,17 @@
 """The cost of telling that a packed image changed: file stamps against content hashes, on 20,000 files.
 
 A pack is used only when every listed image is the one that was packed
-(:func:`train.packs.file_stamp`: size, modification time, change time and inode,
+(:func:`train.data.packs.file_stamp`: size, modification time, change time and inode,
 one ``stat`` per image). The alternative, a sha256 of every image's content, would
 read the whole data set at every start. Both are measured here, side by side, on the
 20,000 JPEGs (256 x 256, about 20 kB each) of ``bench.data``'s photo set (generated
 once in ``data/bench_photos/``):
 
-1. stamps: :func:`train.packs.file_stamp` of every image;
+1. stamps: :func:`train.data.packs.file_stamp` of every image;
 2. hashes: :func:`common.files.file_sha256` of every image (files in the page cache:
    a cold cache makes hashing slower still, stamps hardly);
 3. the whole check a training start makes for the 16,000-image train split
-   (:func:`train.packs.open_pack_split` of a 64 x 64 pack: list file, stamps, the
+   (:func:`train.data.packs.open_pack_split` of a 64 x 64 pack: list file, stamps, the
    arrays' sha256, the labels against the list).
 
 4. the same two contenders on 500 files of 1 MB (a camera photo's size; random bytes,
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from common.files import file_sha256
 from common.lists import read_split
-from train.packs import file_stamp, open_pack_split, write_pack
+from train.data.packs import file_stamp, open_pack_split, write_pack
 
 TARGET_RATIO = 10.0
 """On 1 MB files, hashing must take at least this many times as long as stamping (else hashes would be the choice)."""

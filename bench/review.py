@@ -123,7 +123,7 @@ def label_round(base: Path, network: Path, seed: int, settings: Settings) -> dic
     from datatools.apply import apply_decisions
     from datatools.review import ReviewOptions, review_dataset
     from datatools.review.decisions import DECISIONS, accept_suggestions
-    from train.crossval import CrossvalOptions, crossval
+    from train.experiments.crossval import CrossvalOptions, crossval
 
     clean = prepare_digits(base / "data" / f"clean-{seed}").root
     noisy = prepare_digits(base / "data" / f"noisy-{seed}").root
@@ -148,8 +148,8 @@ def test_accuracy(root: Path, overrides: tuple[str, ...], name: str) -> tuple[in
     """Train one model (seed 0) on a data set's current lists; ``(correct, total)`` on its test list."""
     from common.run_folder import RunFolder
     from train.config import load_train_config
-    from train.crossval import CrossvalOptions, predict_holdout
-    from train.loop import RunOptions, train
+    from train.experiments.crossval import CrossvalOptions, predict_holdout
+    from train.run import RunOptions, train
 
     loaded = load_train_config(overrides=list(overrides))
     result = train(loaded, RunOptions(name=name, device="cpu", progress=False))

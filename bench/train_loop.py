@@ -6,7 +6,7 @@ under contention.
    size on the bundled digits' training split, decoded once and held in memory,
    without augmentation (the bare loop has none). The stage's ``Trainer.train_epoch``
    runs once as the benchmark's bare trainer (nothing watched) and once watched as a
-   run watches it by default (:class:`train.watch.Watch`: step-level curves and norms,
+   run watches it by default (:class:`train.watch.watch.Watch`: step-level curves and norms,
    phase timers, system figures, TensorBoard events, ``steps.csv``, ``metrics.csv`` and
    ``curves.png`` within the figure budget, in a temporary run folder; the budget keeps
    drawing under ``log.figure_budget`` (1%) of the time by construction, so a run as short
@@ -18,7 +18,7 @@ under contention.
    contrast), prepared for the next batch in a thread while the current one trains,
    against the bare loop *without* augmentation; timm's ResNet-18 at 64x64 on generated
    photos (:data:`PHOTOS` images in memory), AdamW, batch 32. Target: at least 0.95.
-3. **Contention** (the thread policy, train/threads.py): the stage's epoch in a fresh
+3. **Contention** (the thread policy, train/process/threads.py): the stage's epoch in a fresh
    process, alone and beside a competing process (a torch training loop with torch's
    default threads and OpenMP settings, in its own session, as a test run or another
    user's job would be), once with torch's defaults (before) and once with the
@@ -53,13 +53,13 @@ from common.run_folder import RunFolder, RunManifest
 from networks import build_network, load_network_config
 from networks.config import ArchConfig, NetworkConfig
 from train.config import load_train_config
-from train.data import TrainingData, load_split, load_training_data
-from train.distributed import Processes
-from train.observer import Observer
-from train.recorder import RunRecorder
-from train.threads import OPENMP_WAIT, USER_SETTINGS
-from train.trainer import Trainer
-from train.watch import Watch
+from train.data.loading import TrainingData, load_split, load_training_data
+from train.process.distributed import Processes
+from train.loop.observer import Observer
+from train.watch.recorder import RunRecorder
+from train.process.threads import OPENMP_WAIT, USER_SETTINGS
+from train.loop.trainer import Trainer
+from train.watch.watch import Watch
 
 TARGET = 0.95
 """Least ratio of the stage's loop (watched or not) to the bare loop."""

@@ -29,7 +29,7 @@ READABLE_FORMATS = (1, 2)
 """Versions :func:`read_checkpoint` accepts; a version 1 checkpoint was written at the end of an epoch."""
 
 REQUIRED_KEYS = ("format_version", "network_config", "network_hash", "class_names", "model")
-"""Keys every training checkpoint holds (resume needs more; see train.checkpoints)."""
+"""Keys every training checkpoint holds (resume needs more; see train.resilience.checkpoints)."""
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 

@@ -79,7 +79,7 @@ class TrainedRun:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, digits_root: Path) -> TrainedRun:
     from train.config import load_train_config
-    from train.loop import RunOptions, train
+    from train.run import RunOptions, train
 
     folder = tmp_path_factory.mktemp("trained")
     network = folder / "tiny.yaml"

@@ -14,7 +14,7 @@ from common.contract import InputContract
 from common.images import decode_samples
 from common.lists import load_dataset, read_split
 from networks import load_network_config
-from train.data import load_split
+from train.data.loading import load_split
 
 
 def evaluation_images(dataset, split: str, contract: InputContract) -> np.ndarray:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_EXPORTS = {"train": "train.loop", "resume": "train.loop", "RunOptions": "train.loop", "RunResult": "train.loop",
-            "Trainer": "train.trainer"}
+_EXPORTS = {"train": "train.run", "resume": "train.run", "RunOptions": "train.run", "RunResult": "train.run",
+            "Trainer": "train.loop.trainer"}
 """Public name -> the module that defines it."""
 
 

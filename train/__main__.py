@@ -3,9 +3,9 @@
 ``python -m train`` (``pipenv run train``) trains or resumes; ``python -m train runs``,
 ``sweep``, ``pack`` and ``crossval`` are ``pipenv run runs``, ``sweep``, ``pack`` and
 ``crossval``. Each parses its own arguments here and calls one importable function
-(:func:`train.train`, :func:`train.resume`, :func:`train.sweep.run_sweep`,
-:func:`train.packs.pack_dataset`, :func:`train.crossval.crossval`,
-:mod:`train.browse_runs`); the work is imported only when a command runs.
+(:func:`train.train`, :func:`train.resume`, :func:`train.experiments.sweep.run_sweep`,
+:func:`train.data.packs.pack_dataset`, :func:`train.experiments.crossval.crossval`,
+:mod:`train.experiments.runs`); the work is imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.cli import Command, command_parser, dispatch, options_from, run_main
-from train.threads import set_openmp_wait
+from train.process.threads import set_openmp_wait
 
 PROFILE_STEPS = 30
 """Steps ``--profile`` records when no number is given."""
@@ -73,7 +73,7 @@ def train_command(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. "prepared the bundled digits"
     from train.config import DEFAULT_CONFIG, config_to_yaml, load_train_config
-    from train.loop import RunOptions, resume, train
+    from train.run import RunOptions, resume, train
 
     if args.allow_change and not (args.resume or args.auto_resume):
         raise_usage("--allow-change only applies with --resume or --auto-resume")
@@ -98,12 +98,12 @@ def train_command(argv: Sequence[str]) -> int:
             print(config_to_yaml(config), end="")
             return 0
         if args.find_lr:
-            from train.lr_find import describe, find_lr
+            from train.experiments.lr_find import describe, find_lr
 
             print(describe(find_lr(loaded, options, args.lr_min, args.lr_max, args.lr_steps)))
             return 0
         if args.auto_resume:
-            from train.auto_resume import auto_resume
+            from train.resilience.auto_resume import auto_resume
 
             result = auto_resume(loaded, options, args.allow_change)
         else:
@@ -128,7 +128,7 @@ def runs_command(argv: Sequence[str]) -> int:
     diff.add_argument("b")
     args = parser.parse_args(argv)
     from common.run_folder import find_run
-    from train.browse_runs import format_diff, format_show, format_table, list_records, load_run
+    from train.experiments.runs import format_diff, format_show, format_table, list_records, load_run
 
     if args.command == "show":
         print(format_show(load_run(find_run(args.run))))
@@ -166,7 +166,7 @@ def sweep_command(argv: Sequence[str]) -> int:
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     from common.paths import display_path
-    from train.sweep import run_sweep
+    from train.experiments.sweep import run_sweep
 
     result = run_sweep(args.config, args.space, args.trials, args.sampler, args.pruner, args.storage, args.study,
                        args.seed, args.dev, args.device, args.overrides)
@@ -199,7 +199,7 @@ def pack_command(argv: Sequence[str]) -> int:
     import time
 
     from common.paths import display_path
-    from train.packs import pack_dataset
+    from train.data.packs import pack_dataset
 
     started = time.perf_counter()
     folder = pack_dataset(args.dataset, args.network, args.splits, args.on_unreadable, args.workers, not args.no_progress)
@@ -229,7 +229,7 @@ def crossval_command(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from common.paths import display_path
-    from train.crossval import CrossvalOptions, crossval
+    from train.experiments.crossval import CrossvalOptions, crossval
 
     result = crossval(CrossvalOptions(args.config, tuple(args.overrides), args.folds, args.seed, args.name,
                                       args.device, not args.no_progress))
@@ -252,7 +252,7 @@ COMMANDS = (
 def main(argv: Sequence[str]) -> int | None:
     """Run the command the first argument names (``runs``, ``sweep``, ``pack``, ``crossval``), else train.
 
-    The OpenMP wait policy is applied first, before anything loads torch (train/threads.py).
+    The OpenMP wait policy is applied first, before anything loads torch (train/process/threads.py).
     When another process of a distributed run dies, the survivors say so in one line
     and exit with 1, not with the backend's traceback.
     """
@@ -260,7 +260,7 @@ def main(argv: Sequence[str]) -> int | None:
     try:
         return dispatch(argv, COMMANDS, "train")
     except RuntimeError as exc:  # under a launcher: another process of the group died
-        from train.distributed import lost_peer_message
+        from train.process.distributed import lost_peer_message
 
         message = lost_peer_message(exc)
         if message is None:

@@ -25,7 +25,7 @@ FORBIDDEN_IN_COMMON = ("torch", "torchvision", "timm", "omegaconf", "optuna", "t
 TORCH_FREE = ("torch", "torchvision", "timm", "omegaconf", "train", "deploy", "networks")
 """What the evaluation machine's code must not load."""
 
-TORCH_FREE_TOOLS = {"train.browse_runs": (), "common.run_folder": (), "train.config": ("omegaconf",)}
+TORCH_FREE_TOOLS = {"train.experiments.runs": (), "common.run_folder": (), "train.config": ("omegaconf",)}
 """Tools that read run folders or configs, and what else they need; they may import the train package and the
 config helpers of ``networks`` (lazily), never torch."""
 

@@ -26,7 +26,7 @@ from evaluate.evaluation import EvaluateOptions, evaluate
 from networks import build_network
 from networks.checkpoint import checkpoint_network_config, read_checkpoint
 from train.config import load_train_config
-from train.loop import RunOptions, train
+from train.run import RunOptions, train
 
 BACKBONES = ["resnet18", "mobilenetv3_small_100", "efficientnet_b0", "convnext_atto", "vit_tiny_patch16_224"]
 

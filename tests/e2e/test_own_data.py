@@ -73,7 +73,7 @@ def test_a_csv_manifest_with_class_names_imports_and_trains(tmp_path, monkeypatc
     from common.cli import run_main
     from tests.commands import command_main
     from train.config import load_train_config
-    from train.loop import RunOptions, train
+    from train.run import RunOptions, train
 
     photos = write_photo_folder(tmp_path / "photos", per_class=20)
     files = sorted(p for p in photos.rglob("*") if p.suffix in (".jpg", ".png") and p.name != "broken.jpg")

@@ -26,7 +26,7 @@ import pytest
 
 from common.paths import PROJECT_ROOT
 from tests.commands import command_line
-from train.study import hide_password, with_installed_driver
+from train.experiments.study import hide_password, with_installed_driver
 
 SPACE = "params:\n  optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}\n"
 

@@ -112,7 +112,7 @@ def replaced_after_packing(w) -> list[str]:
     size with its modification time restored (cp, then touch -r): size and mtime are what the pack recorded."""
     from common.lists import load_dataset, read_split
     from networks import load_network_config
-    from train.packs import write_pack
+    from train.data.packs import write_pack
 
     copy = w["tmp"] / "digits"
     shutil.copytree(w["digits"], copy)
@@ -275,7 +275,7 @@ def test_a_bad_input_is_one_clear_error_and_changes_nothing(world, capsys, case,
 @pytest.mark.slow
 def test_a_nan_validation_loss_ends_the_run_as_diverged(world, capsys, monkeypatch):
     """A validation loss that is NaN every epoch (the training loss finite) used to end as finished, exit 0."""
-    from train.trainer import Trainer
+    from train.loop.trainer import Trainer
 
     validate = Trainer.validate
     monkeypatch.setattr(Trainer, "validate", lambda self: {**validate(self), "val/loss": float("nan")})

@@ -10,7 +10,7 @@ from common.lists import load_dataset, read_split
 from networks import build_network
 from networks.checkpoint import checkpoint_network_config, read_checkpoint
 from train.config import DEFAULT_CONFIG, load_train_config
-from train.loop import RunOptions, train
+from train.run import RunOptions, train
 
 TARGET = 0.993
 

@@ -22,7 +22,7 @@ from common.paths import PROJECT_ROOT
 from common.results import read_results
 from common.run_folder import list_runs
 from tests.commands import command_line, command_main
-from train.crossval import CrossvalOptions, crossval
+from train.experiments.crossval import CrossvalOptions, crossval
 
 pytestmark = pytest.mark.slow
 

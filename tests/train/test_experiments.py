@@ -15,11 +15,11 @@ from common.errors import UserError
 from common.paths import PROJECT_ROOT
 from common.run_folder import RunManifest, effective_status
 from tests.commands import command_line
-from train.browse_runs import format_diff, format_show, format_table, list_records, load_run
+from train.experiments.runs import format_diff, format_show, format_table, list_records, load_run
 from train.config import load_train_config
-from train.loop import RunOptions, train
-from train.lr_find import find_lr, suggest
-from train.sweep import load_space, run_sweep
+from train.run import RunOptions, train
+from train.experiments.lr_find import find_lr, suggest
+from train.experiments.sweep import load_space, run_sweep
 
 QUIET = RunOptions(progress=False, device="cpu", dev=True)
 SPACE = """\

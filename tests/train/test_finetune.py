@@ -9,10 +9,10 @@ import torch
 from common.errors import UserError
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
-from train.data import load_training_data
-from train.distributed import Processes
-from train.loop import RunOptions, resume, train
-from train.trainer import Trainer
+from train.data.loading import load_training_data
+from train.process.distributed import Processes
+from train.run import RunOptions, resume, train
+from train.loop.trainer import Trainer
 
 QUIET = RunOptions(progress=False, device="cpu")
 DEV = ("data.train_split=dev", "data.val_split=dev")

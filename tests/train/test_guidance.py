@@ -11,7 +11,7 @@ from common.errors import UserError
 from common.paths import PROJECT_ROOT
 from train.__main__ import main
 from train.config import load_train_config
-from train.loop import RunOptions, describe_duration, train
+from train.run import RunOptions, describe_duration, train
 
 PHOTOS = PROJECT_ROOT / "train" / "configs" / "photos.yaml"
 

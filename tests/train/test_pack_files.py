@@ -15,7 +15,7 @@ from common.errors import UserError
 from common.files import file_sha256
 from common.images import load_samples
 from common.lists import load_dataset, read_split
-from train.packs import PackSplit, open_pack_split, pack_folder, write_pack
+from train.data.packs import PackSplit, open_pack_split, pack_folder, write_pack
 
 CONTRACT = InputContract("L", 16, 16, "bilinear", (0.3,), (0.4,))
 

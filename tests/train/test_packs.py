@@ -20,8 +20,8 @@ from common.paths import PROJECT_ROOT
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
 from tests.commands import command_line
-from train.loop import RunOptions, train
-from train.packs import pack_folder, write_pack
+from train.run import RunOptions, train
+from train.data.packs import pack_folder, write_pack
 
 QUIET = RunOptions(progress=False, device="cpu")
 DEV = ("data.train_split=dev", "data.val_split=dev", "epochs=2")

@@ -17,11 +17,11 @@ from common.paths import PROJECT_ROOT
 from common.run_folder import RunFolder
 from networks import build_network, load_network_config
 from networks.checkpoint import load_weights, read_checkpoint, read_state_dict
-from train.augment import BatchAugment
-from train.checkpoints import CheckpointKeeper, EarlyStopping, save_checkpoint
+from train.loop.augment import BatchAugment
+from train.resilience.checkpoints import CheckpointKeeper, EarlyStopping, save_checkpoint
 from train.config import AugmentConfig, load_train_config
-from train.data import epoch_order, steps_per_epoch
-from train.optim import lr_factor
+from train.data.loading import epoch_order, steps_per_epoch
+from train.loop.optim import lr_factor
 
 
 def test_cosine_schedule_with_linear_warmup():
@@ -167,7 +167,7 @@ def test_a_kill_during_checkpoint_save_leaves_the_previous_last_pt(tmp_path):
     save_checkpoint({"epoch": 1, "w": torch.arange(4.0)}, target)
     script = textwrap.dedent(f"""
         import os, torch
-        from train.checkpoints import save_checkpoint
+        from train.resilience.checkpoints import save_checkpoint
 
         def dying_save(obj, stream):
             stream.write(b"PK" + b"\\0" * 1000)  # the start of a zip, then the process is killed

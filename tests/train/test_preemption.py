@@ -29,8 +29,8 @@ from networks import load_network_config
 from networks.checkpoint import read_checkpoint
 from tests.commands import command_main
 from train.config import load_train_config
-from train.loop import RunOptions, resume, train
-from train.packs import write_pack
+from train.run import RunOptions, resume, train
+from train.data.packs import write_pack
 
 QUIET = RunOptions(progress=False, device="cpu")
 TIMING = MACHINE_COLUMNS
@@ -180,7 +180,7 @@ def test_signals_during_the_checkpoint_write_change_nothing_in_it(tiny_network, 
         writes.append(path.name)
         atomic_write(path, write)
 
-    monkeypatch.setattr("train.checkpoints.atomic_write_bytes", interrupted_write)
+    monkeypatch.setattr("train.resilience.checkpoints.atomic_write_bytes", interrupted_write)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     args = [f"network={tiny_network}", f"data.dataset={digits_root}", "data.train_split=dev", "data.val_split=dev",
             "epochs=2", "batch_size=8", "augment.rotation=10"]
@@ -193,7 +193,7 @@ def test_signals_during_the_checkpoint_write_change_nothing_in_it(tiny_network, 
     position = read_checkpoint(last)["position"]
     assert (position["epoch"], position["step_in_epoch"]) == (0, 3)
     assert not list(last.parent.glob(".*.tmp"))
-    monkeypatch.setattr("train.checkpoints.atomic_write_bytes", atomic_write_bytes)
+    monkeypatch.setattr("train.resilience.checkpoints.atomic_write_bytes", atomic_write_bytes)
     assert resume(str(result.run_dir), options=QUIET).status == "finished"
     assert_same_run(result.run_dir, straight_run(args, tmp_path / "straight", monkeypatch))
 

@@ -15,14 +15,14 @@ from common.locks import exclusive
 from common.run_folder import RunFolder, RunManifest
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
-from train.auto_resume import decide
-from train.browse_runs import format_show, format_table, list_records, load_run
-from train.checkpoints import save_checkpoint
+from train.resilience.auto_resume import decide
+from train.experiments.runs import format_show, format_table, list_records, load_run
+from train.resilience.checkpoints import save_checkpoint
 from train.config import CheckpointConfig, load_train_config
-from train.data import SplitData, batch_seed, iterate_batches
-from train.distributed import Processes
-from train.epoch import EpochProgress
-from train.preemption import RunGuard, StopSignals, stop_status
+from train.data.loading import SplitData, batch_seed, iterate_batches
+from train.process.distributed import Processes
+from train.loop.epoch import EpochProgress
+from train.resilience.preemption import RunGuard, StopSignals, stop_status
 
 
 def test_batch_seeds_are_a_pure_function_of_seed_epoch_batch_and_rank():
@@ -167,7 +167,7 @@ def test_runs_shows_the_command_that_continues_a_stopped_run(tiny_network):
 
 
 def test_a_collective_failing_because_a_peer_died_is_said_in_one_line():
-    from train.distributed import lost_peer_message
+    from train.process.distributed import lost_peer_message
 
     gloo = RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
                         "[127.0.0.1]:59542: Connection reset by peer. This is typically caused by a remote worker "

@@ -6,7 +6,7 @@ from common.files import file_sha256
 from common.list_versions import record_noticed
 from common.run_folder import RunManifest
 from tests.datatools.small_sets import write_set
-from train.browse_runs import list_lines
+from train.experiments.runs import list_lines
 
 
 def test_runs_show_names_each_lists_version_even_one_recorded_after_the_run(tmp_path):

@@ -20,7 +20,7 @@ from common.paths import PROJECT_ROOT
 from common.run_folder import MACHINE_COLUMNS
 from networks.checkpoint import read_checkpoint
 from train.config import load_train_config
-from train.loop import RunOptions, resume, train
+from train.run import RunOptions, resume, train
 
 QUIET = RunOptions(progress=False, device="cpu")
 TIMING = MACHINE_COLUMNS

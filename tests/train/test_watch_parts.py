@@ -14,16 +14,16 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from common.errors import UserError
 from train.config import load_train_config
-from train.distributed import Processes
-from train.figures import confusion_image, curves_image, image_grid, png_bytes, safe_text
-from train.norms import LayerNorms, layer_groups
-from train.system import CpuSample, cpu_figures, oversubscription
-from train.tally import ValidationTally, per_class_scores
-from train.threads import (OPENMP_WAIT, apply_threads, choose_threads, describe_openmp_wait, intra_op_threads,
+from train.process.distributed import Processes
+from train.watch.plots import confusion_image, curves_image, image_grid, png_bytes, safe_text
+from train.watch.layer_norms import LayerNorms, layer_groups
+from train.watch.system_figures import CpuSample, cpu_figures, oversubscription
+from train.watch.validation import ValidationTally, per_class_scores
+from train.process.threads import (OPENMP_WAIT, apply_threads, choose_threads, describe_openmp_wait, intra_op_threads,
                            set_openmp_wait)
-from train.timing import PhaseTimer, VerdictContext, breakdown, verdict
-from train.trackers.base import TRACKERS, RunInfo, Tracker, Trackers, check_trackers, flat_params
-from train.watch import auto_every, figures_due, tag_name
+from train.loop.phase_timer import PhaseTimer, VerdictContext, breakdown, verdict
+from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, Trackers, check_trackers, flat_params
+from train.watch.watch import auto_every, figures_due, tag_name
 
 HOSTILE = ["$\\frac{1}{0}$", "<script>alert(1)</script>", 'a,"b"', "line\nbreak", "tab\there", "\u65e5\u672c",
            "a\\$b", "$", "%s {0} \\\\", "x" * 80]
@@ -143,7 +143,7 @@ def test_the_oversubscription_warning_is_said_again_only_after_it_clearly_cleare
     import logging
     from types import SimpleNamespace
 
-    from train.watch import Watch
+    from train.watch.watch import Watch
 
     watch = SimpleNamespace(starved=False, is_main=True, log=logging.getLogger("watch-test"),
                             system=SimpleNamespace(gpu_note=""))

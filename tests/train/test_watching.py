@@ -24,9 +24,9 @@ from common.files import read_csv
 from common.paths import display_path
 from common.run_folder import PER_CLASS_COLUMNS, RunFolder
 from train.__main__ import main
-from train.browse_runs import format_show, load_run
-from train.loop import RunOptions, resume, train
-from train.trackers.wandb import WandbTracker
+from train.experiments.runs import format_show, load_run
+from train.run import RunOptions, resume, train
+from train.watch.trackers.wandb import WandbTracker
 
 CLASSES = ["$x_{1}^{0}$", "<script>x</script>", 'a,"b"', "=cmd|' /C calc'!A0", "\u65e5\u672c", "a$b$c", "$", "%s {0}",
            "x" * 60, "plain"]

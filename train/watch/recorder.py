@@ -26,9 +26,9 @@ from common.provenance import host_name, now, package_versions
 from common.run_folder import RunFolder, RunManifest
 from networks.config import NetworkConfig
 from train.config import TrainConfig
-from train.data import TrainingData
-from train.figures import png_bytes
-from train.trackers.base import RunInfo, Trackers, flat_params
+from train.data.loading import TrainingData
+from train.watch.plots import png_bytes
+from train.watch.trackers.base import RunInfo, Trackers, flat_params
 
 TRAIN_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "omegaconf", "tensorboard", "scikit-learn",
                   "tqdm")

@@ -1,8 +1,8 @@
 """Long runs on shared machines: stop cleanly on a signal, and write recovery checkpoints inside epochs.
 
-While a run trains (:class:`RunGuard`, entered by :class:`train.loop.TrainingRun`), each
+While a run trains (:class:`RunGuard`, entered by :class:`train.run.TrainingRun`), each
 signal of ``checkpoint.signals`` only records a request to stop: after the current
-optimiser step every process agrees on it (:class:`train.distributed.StepAgreement`),
+optimiser step every process agrees on it (:class:`train.process.distributed.StepAgreement`),
 ``last.pt`` is written with the position inside the epoch, the manifest records the
 status, one line says how to continue, and the process exits with
 ``128 + the signal's number`` (SIGINT: ``interrupted``, 130; the others:
@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from train.config import CheckpointConfig
-from train.distributed import Processes, StepAgreement
+from train.process.distributed import Processes, StepAgreement
 
 COST_WARNING = 0.05
 """Share of the training time between two recovery checkpoints above which their cost is worth a warning."""

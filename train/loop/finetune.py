@@ -1,7 +1,7 @@
 """Fine-tuning helpers of the trainer: a frozen backbone for the first epochs, and weight averaging.
 
 Both are set in the training config's ``finetune`` section; the learning-rate
-split between backbone and head lives in :func:`train.optim.build_optimizer`.
+split between backbone and head lives in :func:`train.loop.optim.build_optimizer`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from common.paths import output_dir
-from train.trackers.base import TRACKERS, RunInfo, Tracker, flat_params
+from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, flat_params
 
 RUN_TAG = "imagepipe.run"
 """The MLflow tag holding the run folder's name."""

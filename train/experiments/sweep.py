@@ -19,7 +19,7 @@ values as command-line overrides; its value is the best of the metric over its
 epochs. Poor trials are pruned from their intermediate validation metric. The
 study lives in an SQLite file under ``output/sweeps/`` unless ``--storage`` names any
 database URL Optuna accepts: several machines running the same command with the
-same ``--storage`` and ``--study`` work on one study together (:mod:`train.study`:
+same ``--storage`` and ``--study`` work on one study together (:mod:`train.experiments.study`:
 each process seeds its sampler differently, no parameters are trained twice, and a
 trial interrupted by a signal or lost with its process is marked ``FAIL``).
 """
@@ -42,9 +42,9 @@ from common.paths import display_path, output_dir
 from common.staging import staged
 from networks.config_files import load_yaml_mapping
 from train.config import DEFAULT_CONFIG, METRICS, load_train_config
-from train.study import failing_on_interrupt, open_storage, repeated_trial, sampler_seed
+from train.experiments.study import failing_on_interrupt, open_storage, repeated_trial, sampler_seed
 
-log = logging.getLogger("train.sweep")
+log = logging.getLogger("train.experiments.sweep")
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "none")
@@ -226,11 +226,11 @@ def _objective(config: Path, space: Space, metric: str, direction: str, study_na
     """The Optuna objective: one training run per trial, reporting ``metric`` every epoch for pruning.
 
     ``process`` is this process's sampler seed (recorded on each trial) and the list of
-    the trials it started (for :func:`train.study.failing_on_interrupt`).
+    the trials it started (for :func:`train.experiments.study.failing_on_interrupt`).
     """
     import optuna
 
-    from train.loop import RunOptions, train
+    from train.run import RunOptions, train
 
     seed_used, mine = process
 

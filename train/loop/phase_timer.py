@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.run_folder import TIMED_PHASES
-from train.system import STARVED
+from train.watch.system_figures import STARVED
 
 PHASE_LABELS = {"data_wait": "waiting for data", "copy": "host-to-device copy", "augment": "augmentation",
                 "forward": "forward", "backward": "backward", "optimizer": "optimiser", "validation": "validation",

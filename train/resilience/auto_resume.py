@@ -28,8 +28,8 @@ from common.locks import holder
 from common.paths import display_path
 from common.run_folder import RunFolder, list_runs
 from train.config import LoadedConfig, TrainConfig, load_train_config
-from train.distributed import broadcast, start_processes, stop_processes
-from train.loop import RunOptions, RunResult, check_changes, pinned_network_config, resume, train
+from train.process.distributed import broadcast, start_processes, stop_processes
+from train.run import RunOptions, RunResult, check_changes, pinned_network_config, resume, train
 
 ENDED = ("finished", "stopped_early", "pruned", "diverged")
 """Statuses of a run that ended by design: ``--auto-resume`` never trains it again."""

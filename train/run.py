@@ -1,13 +1,13 @@
 """The training run: :func:`train` starts one, :func:`resume` continues one.
 
-Both build the parts (:class:`train.data.TrainingData`, :class:`train.trainer.Trainer`,
-:class:`train.recorder.RunRecorder`) and hand them to :class:`TrainingRun`, which
+Both build the parts (:class:`train.data.loading.TrainingData`, :class:`train.loop.trainer.Trainer`,
+:class:`train.watch.recorder.RunRecorder`) and hand them to :class:`TrainingRun`, which
 runs the epochs, keeps checkpoints, stops early or on divergence, and returns a
 :class:`RunResult`. The model, optimiser, schedule step, RNG states and the
 checkpoint / early-stopping bookkeeping are restored on resume, so on the CPU a
 resumed run ends with the same weights, bit for bit, as an uninterrupted one, whether
 it stopped at the end of an epoch or inside one (a signal, a recovery checkpoint:
-train/preemption.py).
+train/resilience/preemption.py).
 """
 
 from __future__ import annotations
@@ -29,19 +29,19 @@ from datatools.profile import quick_check
 from networks import load_network_config
 from networks.checkpoint import CHECKPOINT_FORMAT, checkpoint_network_config, read_checkpoint
 from networks.config import NetworkConfig, network_config_path
-from train.browse_runs import resume_command
-from train.checkpoints import CheckpointKeeper, EarlyStopping, KeepDecision
+from train.experiments.runs import resume_command
+from train.resilience.checkpoints import CheckpointKeeper, EarlyStopping, KeepDecision
 from train.config import DEFAULT_CONFIG, UNCOMPUTED_KEYS, LoadedConfig, TrainConfig, load_train_config
-from train.data import load_training_data
-from train.distributed import Processes, barrier, broadcast, ranks_agree, start_processes, stop_processes
-from train.preemption import RunGuard, signal_name, stop_status
-from train.profiling import ProfileComplete
-from train.recorder import RunRecorder, new_manifest
-from train.summary import model_summary
-from train.threads import apply_threads, intra_op_threads
-from train.trackers.base import check_trackers
-from train.trainer import DivergedError, Trainer
-from train.watch import Watch
+from train.data.loading import load_training_data
+from train.process.distributed import Processes, barrier, broadcast, ranks_agree, start_processes, stop_processes
+from train.resilience.preemption import RunGuard, signal_name, stop_status
+from train.watch.profiling import ProfileComplete
+from train.watch.recorder import RunRecorder, new_manifest
+from train.watch.network_table import model_summary
+from train.process.threads import apply_threads, intra_op_threads
+from train.watch.trackers.base import check_trackers
+from train.loop.trainer import DivergedError, Trainer
+from train.watch.watch import Watch
 
 RESUME_KEYS = ("optimizer", "scheduler", "epoch", "step", "rng", "checkpoint_keeper", "early_stopping", "history",
                "train_config")
@@ -63,8 +63,8 @@ class RunOptions:
         auto_resume: Started by ``--auto-resume``: the same command continues the run
             (said when a signal stops it).
         profile: Profile this many steps after a warm-up, print the breakdown and
-            stop (status ``profiled``); 0 trains normally (train/profiling.py).
-        threads: Intra-op CPU threads; 0 follows the thread policy (train/threads.py).
+            stop (status ``profiled``); 0 trains normally (train/watch/profiling.py).
+        threads: Intra-op CPU threads; 0 follows the thread policy (train/process/threads.py).
     """
 
     name: str | None = None
@@ -229,7 +229,7 @@ def run_lock(folder: RunFolder, processes: Processes) -> Iterator[None]:
 
 class TrainingRun:
     """Runs the epochs of one run: checkpoints, early stopping, the NaN guard, the epoch callback,
-    stops on signals and recovery checkpoints inside epochs (:class:`train.preemption.RunGuard`).
+    stops on signals and recovery checkpoints inside epochs (:class:`train.resilience.preemption.RunGuard`).
 
     Args:
         trainer: The model being trained.
@@ -289,7 +289,7 @@ class TrainingRun:
         """Train until the last epoch, early stopping, divergence, a callback's stop or a signal.
 
         The signals of ``checkpoint.signals`` are handled from here until everything is
-        written (see :mod:`train.preemption`).
+        written (see :mod:`train.resilience.preemption`).
         """
         try:
             with self.guard:

@@ -1,6 +1,6 @@
 """Watching a run: step-level curves, what the network sees, per-class progress, time and system figures.
 
-:class:`Watch` is the observer (train/observer.py) a training run gives its trainer.
+:class:`Watch` is the observer (train/loop/observer.py) a training run gives its trainer.
 It is told about each optimiser step, each validation batch and each epoch's end,
 and writes through the run's recorder (which feeds the trackers):
 
@@ -14,7 +14,7 @@ and writes through the run's recorder (which feeds the trackers):
 - every ``log.figures_every`` epochs, within ``log.figure_budget`` of the run's
   time (and always after the last epoch): the confusion matrix, the validation
   images the model gets most wrong, ``curves.png``;
-- with ``train --profile``: the profiler (train/profiling.py).
+- with ``train --profile``: the profiler (train/watch/profiling.py).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.figures import confusion_image, curves_image, image_grid
-from train.norms import LayerNorms
-from train.observer import Observer
-from train.profiling import StepProfiler
-from train.recorder import RunRecorder
-from train.system import STARVED, SystemMonitor, oversubscription
-from train.tally import ValidationTally, WorstImages, per_class_scores
-from train.threads import available_cores
-from train.timing import PhaseTimer, VerdictContext
+from train.watch.plots import confusion_image, curves_image, image_grid
+from train.watch.layer_norms import LayerNorms
+from train.loop.observer import Observer
+from train.watch.profiling import StepProfiler
+from train.watch.recorder import RunRecorder
+from train.watch.system_figures import STARVED, SystemMonitor, oversubscription
+from train.watch.validation import ValidationTally, WorstImages, per_class_scores
+from train.process.threads import available_cores
+from train.loop.phase_timer import PhaseTimer, VerdictContext
 
 POINTS_PER_RUN = 100
 """Step-level points a run gets when ``log.every_steps`` is 0."""
@@ -74,7 +74,7 @@ class Watch(Observer):
     """The observer of a training run.
 
     Args:
-        trainer: The :class:`train.trainer.Trainer` it watches.
+        trainer: The :class:`train.loop.trainer.Trainer` it watches.
         recorder: The run's recorder.
         profile_steps: ``train --profile``: steps to profile (0: no profiler).
         data_source: Where the training batches come from (for the profiler's verdict).

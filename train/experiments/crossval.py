@@ -51,7 +51,7 @@ from common.splits import check_split_settings
 from common.staging import staged
 from train.config import DEFAULT_CONFIG, LoadedConfig, load_train_config
 
-log = logging.getLogger("train.crossval")
+log = logging.getLogger("train.experiments.crossval")
 
 DONE = ("finished", "stopped_early")
 """Run statuses of a fold that needs no more training."""
@@ -223,7 +223,7 @@ def fold_run(loaded: LoadedConfig, options: CrossvalOptions, plan: _Plan, fold: 
     Raises:
         UserError: When the fold's run diverged, or trains in another process.
     """
-    from train.loop import RunOptions, resume, train
+    from train.run import RunOptions, resume, train
 
     train_list, _ = plan.lists(fold)
     run_options = RunOptions(name=f"{name}-f{fold}", device=options.device, progress=options.progress)
@@ -310,15 +310,15 @@ def predict_holdout(run: RunFolder, dataset: Dataset, holdout: str, loaded: Load
                     ) -> tuple[list[str], np.ndarray, Path]:
     """A fold's held-out images through its run's ``best.pt``: ``(paths, probabilities (N, K), checkpoint)``.
 
-    Images are decoded as training validates (:func:`train.data.load_split`, no augmentation);
+    Images are decoded as training validates (:func:`train.data.loading.load_split`, no augmentation);
     unreadable ones follow the config's ``data.on_unreadable``.
     """
     import torch
 
     from networks import build_network
     from networks.checkpoint import checkpoint_network_config, load_weights, read_checkpoint
-    from train.data import iterate_batches, load_split
-    from train.distributed import resolve_device
+    from train.data.loading import iterate_batches, load_split
+    from train.process.distributed import resolve_device
 
     path = run.checkpoint_path("best")
     checkpoint = read_checkpoint(path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from train.trackers.base import TRACKERS, RunInfo, Tracker
+from train.watch.trackers.base import TRACKERS, RunInfo, Tracker
 
 
 @TRACKERS.register("wandb")

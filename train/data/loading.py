@@ -2,7 +2,7 @@
 
 Images go through :func:`common.images.load_image`, the same deterministic
 preprocessing evaluation uses, under the shared unreadable-image policy
-(:func:`common.images.handle_unreadable`); augmentation (train/augment.py) is
+(:func:`common.images.handle_unreadable`); augmentation (train/loop/augment.py) is
 applied later, to training batches only.
 """
 
@@ -29,8 +29,8 @@ from common.lists import Dataset, Sample, read_split
 from common.paths import display_path
 from networks.config import NetworkConfig
 from train.config import TrainConfig
-from train.distributed import Processes, barrier
-from train.packs import PackSplit, open_pack_split
+from train.process.distributed import Processes, barrier
+from train.data.packs import PackSplit, open_pack_split
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 """``(images uint8 (B, C, H, W), labels int64 (B,))``."""

@@ -3,14 +3,14 @@
 A :class:`Trainer` is complete once constructed. Its public steps are
 :meth:`Trainer.train_step` (one optimiser step), :meth:`Trainer.train_epoch` (one
 epoch, advancing :attr:`Trainer.epoch`) and :meth:`Trainer.validate`; the run loop
-(train/loop.py), the learning-rate finder and the benchmark use nothing else. Each step's
+(train/run.py), the learning-rate finder and the benchmark use nothing else. Each step's
 phases are timed by, and each step and validation batch reported to,
-:attr:`Trainer.observer` (train/observer.py; a run's is :class:`train.watch.Watch`).
+:attr:`Trainer.observer` (train/loop/observer.py; a run's is :class:`train.watch.watch.Watch`).
 
 Shuffling and dropout are seeded per epoch from ``(config.seed, epoch)``, each batch's
 augmentation from ``(config.seed, epoch, batch, rank)``, and the schedule is a pure
 function of the step, so restoring :meth:`Trainer.training_state` (with the position
-inside the epoch, :class:`train.epoch.EpochProgress`) continues bit for bit on the CPU.
+inside the epoch, :class:`train.loop.epoch.EpochProgress`) continues bit for bit on the CPU.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from common.paths import display_path, model_dir
 from networks import ImageClassifier, build_network
 from networks.checkpoint import LoadReport, load_weights, read_state_dict
 from networks.config import NetworkConfig
-from train.augment import BatchAugment
+from train.loop.augment import BatchAugment
 from train.config import TrainConfig
-from train.data import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
-from train.distributed import Processes, all_reduce_sum, average_buffers
-from train.epoch import EpochBar, EpochProgress, epoch_metrics, training_batches
-from train.finetune import BackboneFreezer, WeightAverage
-from train.observer import Observer
-from train.optim import build_optimizer, lr_factor
+from train.data.loading import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
+from train.process.distributed import Processes, all_reduce_sum, average_buffers
+from train.loop.epoch import EpochBar, EpochProgress, epoch_metrics, training_batches
+from train.loop.finetune import BackboneFreezer, WeightAverage
+from train.loop.observer import Observer
+from train.loop.optim import build_optimizer, lr_factor
 
 CHECK_EVERY = 20
 """Optimiser steps between checks for a non-finite loss (and progress-bar updates)."""
@@ -81,7 +81,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.position: EpochProgress | None = None
-        self.observer = Observer()  # a run's train.watch.Watch replaces it
+        self.observer = Observer()  # a run's train.watch.watch.Watch replaces it
 
     def load_initial_weights(self, weights: str, mode: str, key: str = "init.weights") -> tuple[Path, LoadReport]:
         """Load initial weights (a checkpoint, a state dict or a safetensors file in ``model/`` or a path).

@@ -1,6 +1,6 @@
 """An Optuna study that several processes (and machines) can share safely.
 
-:func:`train.sweep.run_sweep` opens its study through this module:
+:func:`train.experiments.sweep.run_sweep` opens its study through this module:
 
 - **Storage** (:func:`open_storage`): the ``--storage`` URL is checked (a URL that is
   not a database URL, a driver that is not installed, a server that cannot be
@@ -38,7 +38,7 @@ from typing import Any
 from common.errors import UserError
 from common.provenance import host_name
 
-log = logging.getLogger("train.sweep")
+log = logging.getLogger("train.experiments.sweep")
 
 HEARTBEAT_SECONDS = 60
 """How often a running trial's process writes its heartbeat into the study."""

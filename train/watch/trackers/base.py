@@ -94,7 +94,7 @@ class Tracker:
         raise NotImplementedError
 
 
-TRACKERS: Registry[type[Tracker]] = Registry("tracker", "train.trackers", Tracker)
+TRACKERS: Registry[type[Tracker]] = Registry("tracker", "train.watch.trackers", Tracker)
 """Every tracker, by the name ``log.trackers`` uses."""
 
 

@@ -1,14 +1,14 @@
 """The parts of a training epoch that make it resumable at any optimiser step.
 
-:meth:`train.trainer.Trainer.train_epoch` runs the optimiser steps of an epoch from
+:meth:`train.loop.trainer.Trainer.train_epoch` runs the optimiser steps of an epoch from
 wherever it stands (:class:`EpochProgress`: steps done, this process's running loss
 and accuracy sums), asking a callback after every step whether to stop there. The
 next batch is read and augmented in a thread while the current one trains
 (:func:`training_batches`).
 
 Everything random is a pure function of the run's state at a step boundary: the
-sample order of ``(seed, epoch)`` (:func:`train.data.epoch_order`), each batch's
-augmentation of ``(seed, epoch, batch, rank)`` (:func:`train.data.batch_seed`), and
+sample order of ``(seed, epoch)`` (:func:`train.data.loading.epoch_order`), each batch's
+augmentation of ``(seed, epoch, batch, rank)`` (:func:`train.data.loading.batch_seed`), and
 dropout of the global generator, seeded at the start of each epoch and saved with
 the checkpoint. So an epoch stopped after step k and resumed from a checkpoint
 continues exactly as if it had not stopped.
@@ -25,10 +25,10 @@ import torch
 from tqdm import tqdm
 
 from common.errors import UserError
-from train.augment import BatchAugment
+from train.loop.augment import BatchAugment
 from train.config import TrainConfig
-from train.data import Batch, SplitData, batch_seed, epoch_order, iterate_batches, prefetched
-from train.distributed import Processes, all_gather, all_reduce_sum
+from train.data.loading import Batch, SplitData, batch_seed, epoch_order, iterate_batches, prefetched
+from train.process.distributed import Processes, all_gather, all_reduce_sum
 
 
 @dataclass
@@ -154,7 +154,7 @@ def training_batches(split: SplitData, config: TrainConfig, augment: BatchAugmen
     With augmentation on, the next batch is read and augmented in a thread while the
     current one trains (torch operations release the GIL; on the CPU that thread uses
     one intra-op thread, leaving the cores to training); its randomness comes from
-    its own generator, seeded by :func:`train.data.batch_seed`, never from the global
+    its own generator, seeded by :func:`train.data.loading.batch_seed`, never from the global
     one that dropout draws from.
     """
     rank = processes.rank

@@ -1,11 +1,11 @@
 """What the trainer reports while it trains, and to whom.
 
-:class:`train.trainer.Trainer` holds an :class:`Observer` and calls it at a few
+:class:`train.loop.trainer.Trainer` holds an :class:`Observer` and calls it at a few
 points: after each optimiser step, for each validation batch, at the end of
 validation; its :attr:`Observer.timer` times the phases of each step. This base
 class watches nothing and times nothing (what the benchmark's bare trainer and the
 learning-rate finder use); a training run replaces it with
-:class:`train.watch.Watch`.
+:class:`train.watch.watch.Watch`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from train.timing import PhaseTimer
+from train.loop.phase_timer import PhaseTimer
 
 
 class Observer:
@@ -32,7 +32,7 @@ class Observer:
         """After an optimiser step (the trainer's :attr:`step` already counts it; gradients are still there).
 
         Args:
-            trainer: The :class:`train.trainer.Trainer`.
+            trainer: The :class:`train.loop.trainer.Trainer`.
             images: The batch as trained on ``(B, C, H, W)``: augmented, values 0..255, before normalisation.
             labels: ``(B,)`` class indices.
             loss: The batch's mean loss ``()``.

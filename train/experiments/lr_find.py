@@ -24,10 +24,10 @@ from common.paths import display_path, output_dir
 from common.provenance import stamp
 from common.staging import staged
 from train.config import LoadedConfig
-from train.data import epoch_order, iterate_batches, load_training_data
-from train.distributed import Processes, resolve_device
-from train.loop import RunOptions, initial_weights, pinned_network_config
-from train.trainer import Trainer
+from train.data.loading import epoch_order, iterate_batches, load_training_data
+from train.process.distributed import Processes, resolve_device
+from train.run import RunOptions, initial_weights, pinned_network_config
+from train.loop.trainer import Trainer
 
 SMOOTHING = 0.9
 EXPLODE = 4.0

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.distributed import Processes, all_reduce_sum
+from train.process.distributed import Processes, all_reduce_sum
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The profiler starts after :data:`WARMUP_STEPS` steps (caches, allocator and
 autotuning settle first) and records ``N`` steps, including whatever happens between
 them (validation, checkpoints and figures at an epoch's end). Every phase of
-:mod:`train.timing` is a ``record_function`` range (``phase:forward``, ...) and the
+:mod:`train.loop.phase_timer` is a ``record_function`` range (``phase:forward``, ...) and the
 device is synchronised at phase boundaries while it records, so the phases'
 durations are the wall time each one takes. Then the run stops (status
 ``profiled``) and prints:
@@ -12,7 +12,7 @@ durations are the wall time each one takes. Then the run stops (status
   augmentation, forward, backward, optimiser, validation, logging, checkpointing),
   summed from the trace's ``phase:*`` ranges;
 - the operators with the most time of their own;
-- one sentence: what bounds the run and what to do (:func:`train.timing.verdict`).
+- one sentence: what bounds the run and what to do (:func:`train.loop.phase_timer.verdict`).
 
 The trace (``profile/*.pt.trace.json``: Chrome trace format) opens in Perfetto
 (https://ui.perfetto.dev) and in TensorBoard's profiler plugin (``torch-tb-profiler``).
@@ -32,8 +32,8 @@ import torch
 from common.files import atomic_write_text, write_json
 from common.paths import display_path
 from common.run_folder import TIMED_PHASES, RunFolder
-from train.system import cpu_figures, read_cpu
-from train.timing import Breakdown, PhaseTimer, VerdictContext, breakdown, verdict
+from train.watch.system_figures import cpu_figures, read_cpu
+from train.loop.phase_timer import Breakdown, PhaseTimer, VerdictContext, breakdown, verdict
 
 WARMUP_STEPS = 5
 """Steps trained before the profiler starts."""

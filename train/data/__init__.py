@@ -1,0 +1,1 @@
+"""Training data: list files to uint8 image batches (loading), and packed data sets (packs)."""
