@@ -2,7 +2,7 @@
 
 For the digits model (``digits_cnn``, the default config) and timm's ResNet-18 at
 224x224 (10 classes, AdamW, batch 32), on this machine's CPU: the median time of
-:meth:`train.run.TrainingRun.save_position` (gathering the position, ``torch.save``,
+:meth:`train.resilience.checkpoints.CheckpointHook.save_position` (gathering the position, ``torch.save``,
 the sha256 sidecar, the atomic write with its ``fsync``), the checkpoint's size, and the
 median time of one optimiser step. Printed as milliseconds per save, and as a share of
 one epoch (one save per epoch; the digits' 1,257 training images, or 16,000 images
@@ -29,11 +29,11 @@ from networks import load_network_config
 from networks.config import ArchConfig, NetworkConfig
 from train.config import TrainConfig, load_train_config
 from train.data.loading import TrainingData, load_split, load_training_data, steps_per_epoch
-from train.process.distributed import Processes
 from train.loop.epoch import EpochProgress
-from train.run import RunOptions, TrainingRun
-from train.watch.recorder import RunRecorder
+from train.loop.hooks import Hooks, RunState
 from train.loop.trainer import Trainer
+from train.process.distributed import Processes
+from train.resilience.checkpoints import CheckpointHook
 
 TARGET = 0.01
 """Largest share of the default 10-minute interval one save may take."""
@@ -75,12 +75,12 @@ def measure(name: str, trainer: Trainer, epoch_images: int, config: TrainConfig,
     with tempfile.TemporaryDirectory() as folder:
         run_folder = RunFolder(Path(folder) / "run")
         run_folder.checkpoints_dir.mkdir(parents=True)
-        recorder = RunRecorder(run_folder, is_main=True)
-        recorder.log.setLevel(logging.WARNING)  # not a line per save
-        run = TrainingRun(trainer, recorder, RunOptions(progress=False))
-        saves = [run.save_position() for _ in range(rounds + 1)][1:]  # the first replaces no file
+        quiet = logging.getLogger("bench.checkpoint")
+        quiet.setLevel(logging.WARNING)  # not a line per save
+        hook = CheckpointHook(run_folder, config, quiet)
+        run = RunState(trainer, Hooks([hook]))
+        saves = [hook.save_position(run) for _ in range(rounds + 1)][1:]  # the first replaces no file
         size = (run_folder.checkpoints_dir / "last.pt").stat().st_size / 2**20
-        recorder.close()
     save, step = statistics.median(saves), statistics.median(steps[1:])
     per_epoch = steps_per_epoch(epoch_images, config.batch_size, 1)
     epoch_share, interval_share = save / (step * per_epoch), save / 600.0

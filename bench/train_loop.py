@@ -5,12 +5,14 @@ under contention.
    runs it): the default network (``digits_cnn``) with AdamW at the default batch
    size on the bundled digits' training split, decoded once and held in memory,
    without augmentation (the bare loop has none). The stage's ``Trainer.train_epoch``
-   runs once as the benchmark's bare trainer (nothing watched) and once watched as a
-   run watches it by default (:class:`train.watch.watch.Watch`: step-level curves and norms,
-   phase timers, system figures, TensorBoard events, ``steps.csv``, ``metrics.csv`` and
-   ``curves.png`` within the figure budget, in a temporary run folder; the budget keeps
-   drawing under ``log.figure_budget`` (1%) of the time by construction, so a run as short
-   as this one draws no figures). Rounds
+   runs once as the benchmark's bare trainer (nothing watched, no hooks) and once watched
+   as a run watches it by default: the watching hooks of :func:`train.run.build_hooks`
+   (:data:`WATCHING`: step-level curves and norms, phase timers, system figures,
+   TensorBoard events, ``steps.csv``, ``metrics.csv`` and ``curves.png`` within the figure
+   budget), driven by the run loop's own epoch (:meth:`train.loop.run_loop.RunLoop.train_epoch`,
+   with its per-step exchange of stop requests) in a temporary run folder; the budget
+   keeps drawing under ``log.figure_budget`` (1%) of the time by construction, so a run
+   as short as this one draws no figures. Rounds
    alternate between the three so that machine noise hits them alike; the table
    reports median samples/s and the ratios. Target: both at least 0.95 of the bare loop.
 2. **Augmentation off the critical path**: the stage trains with the photo recipe's
@@ -49,20 +51,28 @@ from common.digits import ensure_digits
 from common.lists import Dataset, load_dataset
 from common.paths import PROJECT_ROOT
 from common.provenance import now
-from common.run_folder import RunFolder, RunManifest
+from common.run_folder import RunFolder, RunManifest, RunStatus
 from networks import build_network, load_network_config
 from networks.config import ArchConfig, NetworkConfig
 from train.config import load_train_config
 from train.data.loading import TrainingData, load_split, load_training_data
-from train.process.distributed import Processes
-from train.loop.observer import Observer
-from train.watch.recorder import RunRecorder
-from train.process.threads import OPENMP_WAIT, USER_SETTINGS
+from train.loop.hooks import Hooks
+from train.loop.phase_timer import PhaseTimer
+from train.loop.run_loop import RunLoop
 from train.loop.trainer import Trainer
-from train.watch.watch import Watch
+from train.process.distributed import Processes
+from train.process.threads import OPENMP_WAIT, USER_SETTINGS
+from train.resilience.preemption import StopSignals
+from train.run import RunOptions, build_hooks
+from train.watch.console import RunStart
+from train.watch.recorder import RunRecorder
+from train.watch.steps import points_every
 
 TARGET = 0.95
 """Least ratio of the stage's loop (watched or not) to the bare loop."""
+
+WATCHING = ("trackers", "record", "step_log", "system_figures", "time_breakdown", "metrics", "validation_watch")
+"""The hooks of a run that watch it (the others keep checkpoints and say what happens)."""
 
 PHOTOS = 1280
 """Generated photos of the augmentation case (40 batches of 32)."""
@@ -124,20 +134,28 @@ def measure_loop(rounds: int) -> bool:
     trainer = _trainer([])
     bare_epoch = _bare_epoch_function(trainer)
     samples = len(trainer.data.train)
+    plain = trainer.timer
+    timer = PhaseTimer(True, None, points_every(trainer.config, trainer.steps_per_epoch))
     with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
+        trainer.timer = timer
         recorder = RunRecorder(RunFolder.create("bench", Path(folder)), is_main=True)
-        recorder.start(trainer.config, trainer.network_config,
-                       RunManifest(run="bench", status="running", started=now()))
-        watch, plain = Watch(trainer, recorder, 0, trainer.data.train.source), Observer()
+        manifest = RunManifest(run="bench", status=RunStatus.RUNNING, started=now())
+        hooks = build_hooks(trainer, recorder, RunOptions(progress=False),
+                            lambda: recorder.start(trainer.config, trainer.network_config, manifest),
+                            RunStart("run"), StopSignals(()))
+        loop = RunLoop(trainer, Hooks(hook for hook in hooks.hooks if hook.name in WATCHING))
+        loop.hooks.before_run(loop.run)
 
         def stage_epoch(epoch: int, watched: bool) -> float:
-            trainer.epoch, trainer.observer = epoch, watch if watched else plain  # the epoch seeds the shuffle
+            trainer.epoch, trainer.timer = epoch, timer if watched else plain  # the epoch seeds the shuffle
             started = time.perf_counter()
-            row = trainer.train_epoch()
-            if watched:  # what a run does between epochs for its logging (no validation: the bare loop has none)
-                row = {"epoch": trainer.epoch, "step": trainer.step, **row, **watch.epoch_end(row)}
-                recorder.record_epoch(row)
-                watch.after_epoch(row, final=False)
+            if watched:  # the run loop's epoch, then what a run does for its logging (no validation: the bare loop
+                loop.train_epoch()  # has none)
+                loop.run.start_row({"epoch": trainer.epoch, "step": trainer.step, **loop.epoch_row})
+                loop.hooks.after_validation(loop.run)
+                loop.hooks.after_epoch(loop.run, loop.run.take_row())
+            else:
+                trainer.train_epoch()
             return samples / (time.perf_counter() - started)
 
         bare_epoch(-1), stage_epoch(0, False), stage_epoch(0, True)  # warm-up, not measured
@@ -146,7 +164,8 @@ def measure_loop(rounds: int) -> bool:
             bare.append(bare_epoch(r))
             stage.append(stage_epoch(r + 1, False))
             watched.append(stage_epoch(r + 1, True))
-        recorder.finish("finished", {})
+        loop.run.clean = True
+        loop.hooks.after_run(loop.run, RunStatus.FINISHED)
         recorder.close()
     medians = [statistics.median(values) for values in (bare, stage, watched)]
     print(f"training loop on {samples} digits, {trainer.network_config.name}, AdamW, batch {trainer.config.batch_size}, "

@@ -1,7 +1,7 @@
 """Lazy registries: a name in a config or on a command line -> the class that does the work.
 
 One :class:`Registry` per extension point (networks, data-set readers, evaluation
-figures). A decorator records a name; nothing is built until a name is asked for,
+figures, experiment trackers). A decorator records a name; nothing is built until a name is asked for,
 and the modules of the extension point's package are imported on the first lookup,
 so dropping a decorated module into the package is all it takes. A name registered
 twice is an error; an unknown name lists the registered ones; parameters can be

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, ContextManager
 
 from common.cli import check_name_length
@@ -51,23 +54,102 @@ from common.provenance import host_name, moment, process_alive, stamp
 MANIFEST_VERSION = 1
 """The ``manifest.json`` layout this code writes and reads (a manifest without the field is version 1)."""
 
-TIMED_PHASES = ("data_wait", "copy", "augment", "forward", "backward", "optimizer", "validation", "logging",
-                "checkpoint")
-"""The parts of a training step (and of the work between epochs) whose share of the time a run records."""
+class RunStatus(StrEnum):
+    """How a training run stands; the only place a run's status is spelled (``manifest.json`` holds its value)."""
 
-SYSTEM_COLUMNS = ("system/cpu_cores_used", "system/cpu_wait_fraction", "system/rss_gb", "system/gpu_utilization",
-                  "system/gpu_peak_memory_gb")
-"""The per-epoch system figures of ``metrics.csv`` (the GPU ones empty on the CPU)."""
+    RUNNING = "running"
+    """Training now (or its process died without saying so: see :meth:`RunFolder.status`)."""
+    FINISHED = "finished"
+    """Trained every epoch."""
+    STOPPED_EARLY = "stopped_early"
+    """Early stopping ended it: the monitored metric stopped improving."""
+    PRUNED = "pruned"
+    """A sweep's pruner ended it (a poor trial)."""
+    PROFILED = "profiled"
+    """``train --profile`` ended it after the profiled steps."""
+    DIVERGED = "diverged"
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    INTERRUPTED = "interrupted"
+    """SIGINT (Ctrl-C) stopped it; ``last.pt`` continues it."""
+    PREEMPTED = "preempted"
+    """Another signal of ``checkpoint.signals`` stopped it (a scheduler's preemption); ``last.pt`` continues it."""
+    FAILED = "failed"
+    """A problem with its input stopped it (the message says which)."""
+    CRASHED = "crashed"
+    """An error, or a process that died, stopped it."""
 
-METRIC_COLUMNS = ("epoch", "step", "lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy",
-                  "epoch_seconds", "samples_per_second", "val/macro_f1",
-                  *(f"time/{phase}_fraction" for phase in TIMED_PHASES), *SYSTEM_COLUMNS)
-"""Columns of ``metrics.csv``, in order (files written before a column existed read without it)."""
+    @property
+    def ended(self) -> bool:
+        """Ended by design: ``--auto-resume`` never trains it again."""
+        return self in ENDED
 
-MACHINE_COLUMNS = ("epoch_seconds", "samples_per_second", *(f"time/{phase}_fraction" for phase in TIMED_PHASES),
-                   *SYSTEM_COLUMNS)
-"""The columns of ``metrics.csv`` that measure the machine rather than the training: the only ones that differ
-between a resumed run and the same run made in one go."""
+    @property
+    def resumable(self) -> bool:
+        """Stopped before its end: with a ``last.pt`` it continues from there."""
+        return self in RESUMABLE
+
+    @property
+    def succeeded(self) -> bool:
+        """Ended by design, and not by divergence (what trackers report as a success)."""
+        return self.ended and self is not RunStatus.DIVERGED
+
+
+ENDED = frozenset({RunStatus.FINISHED, RunStatus.STOPPED_EARLY, RunStatus.PRUNED, RunStatus.PROFILED,
+                   RunStatus.DIVERGED})
+"""Statuses of a run that ended by design."""
+
+RESUMABLE = frozenset({RunStatus.INTERRUPTED, RunStatus.PREEMPTED, RunStatus.CRASHED, RunStatus.FAILED})
+"""Statuses of a run that stopped before its end (``running`` is neither: it has not stopped)."""
+
+REDUCTIONS = ("mean", "sum", "global", "main")
+"""How a training metric is combined across the processes of a run: ``mean`` (the sum of each process's
+total over the sum of its counts), ``sum`` (the sum of each process's value), ``global`` (computed from state
+already combined across processes, so the same on every one), ``main`` (the main process's own measurement)."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A training metric, declared once (``train/metrics.py``) and recorded in each run's manifest.
+
+    A run's ``metrics.csv`` has the columns ``epoch``, ``step`` and one per declared metric, in order.
+
+    Attributes:
+        name: Its ``metrics.csv`` column and tracker key, e.g. ``val/accuracy``.
+        label: How figures and tables name it.
+        reduce: One of :data:`REDUCTIONS`.
+        direction: ``max`` or ``min`` (which way is better), or None for a measurement that is no score.
+        monitor: Whether ``checkpoint.monitor`` (and so early stopping and sweeps) may name it.
+        panel: The panel of ``curves.png`` that draws it (``loss``, ``accuracy``, ``lr``), or None.
+        headline: Shown by ``runs show`` and ``runs diff`` and sent to the trackers' summary as ``final/*``.
+        machine: Measures the machine, not the training (the only columns that differ between a resumed run
+            and the same run made in one go).
+    """
+
+    name: str
+    label: str
+    reduce: str
+    direction: str | None = None
+    monitor: bool = False
+    panel: str | None = None
+    headline: bool = False
+    machine: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the manifest's ``metrics`` entries)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> MetricSpec:
+        """One of a manifest's ``metrics`` entries.
+
+        Raises:
+            UserError: Naming the file when the entry is not a metric declaration.
+        """
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or set(data) - known:
+            raise UserError(f"{source}: metrics: {data!r} is not a metric declaration ({sorted(known)})")
+        return cls(**{"label": data["name"], "reduce": "global", **data})
+
 
 STEP_COLUMNS = ("step", "epoch", "train/loss", "lr", "grad_norm", "samples_per_second")
 """Columns of ``steps.csv`` (``epoch`` is fractional: the step's position in the run, in epochs)."""
@@ -89,9 +171,7 @@ class RunManifest:
 
     Attributes:
         run: The run's folder name.
-        status: ``running``, ``finished``, ``stopped_early``, ``diverged``, ``pruned``,
-            ``profiled`` (``train --profile``), ``failed``, ``interrupted`` (SIGINT), ``preempted`` (another
-            signal of ``checkpoint.signals``) or ``crashed``.
+        status: How the run stands (:class:`RunStatus`).
         started: Start time (ISO 8601).
         ended: End time, or None while running.
         command: The command line.
@@ -109,11 +189,13 @@ class RunManifest:
             signal also ``signal`` and ``position`` (``epoch`` completed, ``step_in_epoch``,
             ``steps_per_epoch``).
         resumed: One entry per resume.
+        metrics: The run's training metrics (:class:`MetricSpec` as plain values), the columns of its
+            ``metrics.csv``; a run written before metrics were declared has none (see :meth:`metric_specs`).
         format_version: :data:`MANIFEST_VERSION`.
     """
 
     run: str
-    status: str
+    status: RunStatus
     started: str
     ended: str | None = None
     command: list[str] = field(default_factory=list)
@@ -129,6 +211,7 @@ class RunManifest:
     init: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     resumed: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
     format_version: int = MANIFEST_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,7 +235,20 @@ class RunManifest:
         if missing or unknown:
             detail = "; ".join(filter(None, [missing and f"missing {missing}", unknown and f"unknown {unknown}"]))
             raise UserError(f"{source}: not a run manifest of this project ({detail})")
-        return cls(**data)
+        try:
+            status = RunStatus(data["status"])
+        except ValueError:
+            raise UserError(f"{source}: status {data['status']!r} is not one of "
+                            f"{[s.value for s in RunStatus]}") from None
+        manifest = cls(**{**data, "status": status})
+        manifest.metric_specs(source)  # a broken declaration is named on reading
+        return manifest
+
+    def metric_specs(self, source: str = "manifest.json") -> tuple[MetricSpec, ...]:
+        """The run's declared training metrics (empty for a run written before metrics were declared)."""
+        if not isinstance(self.metrics, list):
+            raise UserError(f"{source}: metrics: expected a list of metric declarations")
+        return tuple(MetricSpec.from_dict(entry, source) for entry in self.metrics)
 
 
 PINNED_KEYS = ("network_hash", "network_config")
@@ -362,15 +458,15 @@ class RunFolder:
         row = pick(rows, key=lambda r: r[monitor])
         return {"metric": monitor, "value": row[monitor], "epoch": int(row["epoch"])}
 
-    def status(self, manifest: RunManifest | None = None) -> str:
+    def status(self, manifest: RunManifest | None = None) -> RunStatus:
         """The effective status: a ``running`` run whose lock nobody holds is ``crashed``.
 
         Runs written before runs were locked fall back to :func:`effective_status`.
         """
         manifest = manifest or self.read_manifest()
-        if manifest.status != "running" or not self.lock_path.exists():
+        if manifest.status is not RunStatus.RUNNING or not self.lock_path.exists():
             return effective_status(manifest)
-        return "running" if holder(self.lock_path) is not None else "crashed"
+        return RunStatus.RUNNING if holder(self.lock_path) is not None else RunStatus.CRASHED
 
     def exclusive(self) -> ContextManager[None]:
         """Hold the run's lock while training in it (see :mod:`common.locks`).
@@ -398,13 +494,23 @@ class RunFolder:
         """Write ``manifest.json`` atomically."""
         write_json(self.manifest_path, manifest.to_dict())
 
-    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Replace ``metrics.csv`` with exactly these rows (when a run resumes)."""
-        write_csv(self.metrics_path, METRIC_COLUMNS, (_metric_cells(row) for row in rows))
+    def rewrite_metrics(self, rows: list[dict[str, Any]], metrics: Sequence[MetricSpec]) -> None:
+        """Replace ``metrics.csv`` with exactly these rows (when a run resumes), in the run's declared columns.
 
-    def append_metrics(self, row: dict[str, Any]) -> None:
-        """Add one epoch's row (creating the file with its header when needed)."""
-        append_csv(self.metrics_path, METRIC_COLUMNS, [_metric_cells(row)])
+        Raises:
+            ValueError: When a row holds a value no declaration names (a metric must be declared to be kept).
+        """
+        columns = metric_columns(metrics)
+        write_csv(self.metrics_path, columns, [_declared_cells(row, columns) for row in rows])
+
+    def append_metrics(self, row: dict[str, Any], metrics: Sequence[MetricSpec]) -> None:
+        """Add one epoch's row in the run's declared columns (creating the file with its header when needed).
+
+        Raises:
+            ValueError: When the row holds a value no declaration names.
+        """
+        columns = metric_columns(metrics)
+        append_csv(self.metrics_path, columns, [_declared_cells(row, columns)])
 
     def append_steps(self, rows: list[dict[str, Any]]) -> None:
         """Add logged steps to ``steps.csv`` (creating it with its header when needed)."""
@@ -430,7 +536,19 @@ class RunFolder:
         atomic_write_bytes(path, png)
 
 
-def _metric_cells(row: dict[str, Any], columns: tuple[str, ...] = METRIC_COLUMNS) -> list[Any]:
+def metric_columns(metrics: Sequence[MetricSpec]) -> tuple[str, ...]:
+    """The columns of ``metrics.csv`` for these declarations: ``epoch``, ``step``, then each metric in order."""
+    return ("epoch", "step", *(spec.name for spec in metrics))
+
+
+def _declared_cells(row: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    undeclared = sorted(set(row) - set(columns))
+    if undeclared:
+        raise ValueError(f"metrics {undeclared} are not declared (train/metrics.py declares a run's metrics)")
+    return _metric_cells(row, columns)
+
+
+def _metric_cells(row: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
     """A row's cells in ``columns`` order (empty where the row has no value)."""
     return [row.get(column, "") for column in columns]
 
@@ -454,17 +572,30 @@ def _read_numbers(path: Path, text_columns: tuple[str, ...] = ()) -> list[dict[s
     return rows
 
 
-def effective_status(manifest: RunManifest) -> str:
+def resume_command(run_dir: Path, world_size: int = 1) -> str:
+    """The command that continues a run from its ``last.pt`` (under torchrun: with as many processes as before)."""
+    shown = shlex.quote(display_path(run_dir))
+    if world_size > 1:
+        return f"pipenv run torchrun <as before: {world_size} processes> -m train --resume {shown}"
+    return f"pipenv run train --resume {shown}"
+
+
+def effective_status(manifest: RunManifest) -> RunStatus:
     """The manifest's status, with ``running`` turned into ``crashed`` when its process (on this host) is gone.
 
-    A run recorded on another host cannot be checked: it shows as ``running on <host>?``.
+    A run recorded on another host cannot be checked: it stays ``running`` (:func:`status_text` says where).
     """
-    if manifest.status != "running":
+    if manifest.status is not RunStatus.RUNNING:
         return manifest.status
     alive = process_alive(manifest.host, manifest.pid)
-    if alive is None:
-        return "running" if not manifest.host or manifest.host == host_name() else f"running on {manifest.host}?"
-    return "running" if alive else "crashed"
+    return RunStatus.CRASHED if alive is False else RunStatus.RUNNING
+
+
+def status_text(status: RunStatus, manifest: RunManifest | None) -> str:
+    """The status as a person reads it: ``running on <host>?`` for a run on another host, which cannot be checked."""
+    if status is RunStatus.RUNNING and manifest is not None and manifest.host and manifest.host != host_name():
+        return f"running on {manifest.host}?"
+    return status.value
 
 
 def find_run(spec: str, root: Path | None = None) -> RunFolder:

@@ -34,6 +34,7 @@ from common.images import UnreadableImageError, decode_image, load_thumbnail, to
 from common.list_versions import is_derived
 from common.lists import Dataset, ListFileError, Sample, read_split
 from common.paths import display_path, output_dir
+from common.plotting import new_figure, safe_text, save_figure
 from common.staging import refuse_foreign_target, staged
 from datatools.profile import ChannelStats, FileProfile, read_header, tiny_split_note
 
@@ -48,6 +49,9 @@ REPORT = "report.json"
 
 GRID_THUMBNAIL = 96
 """Largest side, in pixels, of an image in the sample grids (decoded at reduced scale)."""
+
+GRID_LABEL_INCHES = 1.6
+"""Room left of a sample grid for the class names (24 characters at most, as drawn)."""
 
 GRID_CLASSES = 60
 """Classes (rows) drawn in a sample grid at most: the first ones; figures have a size limit."""
@@ -276,23 +280,23 @@ def summary_lines(result: Inspection) -> list[str]:
 def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str, per_class: int) -> None:
     import numpy as np
 
-    from common.plotting import pyplot
-
-    plt = pyplot()
     classes = dataset.class_names[:GRID_CLASSES]
     by_class: dict[int, list[Sample]] = {}
     for sample in samples:
         if sample.label < len(classes) and len(by_class.setdefault(sample.label, [])) < per_class:
             by_class[sample.label].append(sample)
-    figure, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2), dpi=90,
-                                squeeze=False)
+    width, height = per_class * 1.1 + GRID_LABEL_INCHES, len(classes) * 1.2 + 0.5  # inches: the names, the title
+    figure = new_figure(width, height, dpi=90, layout="none")  # placed by hand: a layout engine takes seconds here
+    figure.subplots_adjust(left=GRID_LABEL_INCHES / width, right=0.99, bottom=0.1 / height, top=1 - 0.5 / height,
+                           wspace=0.08, hspace=0.12)
+    panels = figure.subplots(len(classes), per_class, squeeze=False)
     for row, name in enumerate(classes):
         for column in range(per_class):
-            axis = axes[row][column]
+            axis = panels[row][column]
             axis.set_xticks([])
             axis.set_yticks([])
             if column == 0:
-                axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+                axis.set_ylabel(safe_text(name), rotation=0, ha="right", va="center", fontsize=9)
             members = by_class.get(row, [])
             if column < len(members):
                 try:
@@ -304,29 +308,23 @@ def _sample_grid(path: Path, dataset: Dataset, samples: list[Sample], split: str
                 axis.axis("off")
     shown = "" if len(classes) == len(dataset.class_names) else f", the first {len(classes)} of " \
         f"{len(dataset.class_names)} classes"
-    figure.suptitle(f"{split}: up to {per_class} images per class (rows = classes{shown})", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    figure.suptitle(f"{safe_text(split)}: up to {per_class} images per class (rows = classes{shown})", fontsize=10)
+    save_figure(figure, path)
 
 
 def _count_plot(path: Path, counts: dict[str, dict[str, int]], class_names: Sequence[str]) -> None:
     import numpy as np
 
-    from common.plotting import pyplot
-
-    plt = pyplot()
     width_inches = min(60.0, max(6.0, 0.5 * len(class_names) * max(1, len(counts)) / 2))  # figures have a size limit
-    figure, axes = plt.subplots(figsize=(width_inches, 4), dpi=100)
+    figure = new_figure(width_inches, 4)
+    axes = figure.subplots()
     width = 0.8 / max(1, len(counts))
     positions = np.arange(len(class_names))
     for index, (split, per_class) in enumerate(counts.items()):
-        axes.bar(positions + index * width, [per_class[n] for n in class_names], width, label=split)
+        axes.bar(positions + index * width, [per_class[n] for n in class_names], width, label=safe_text(split))
     if len(class_names) <= LABELLED_CLASSES:
-        axes.set_xticks(positions + width * (len(counts) - 1) / 2, class_names,
+        axes.set_xticks(positions + width * (len(counts) - 1) / 2, [safe_text(name) for name in class_names],
                         rotation=90 if len(class_names) > 12 else 0)
     axes.set(ylabel="images", title="Images per class and split")
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_figure(figure, path)

@@ -25,6 +25,7 @@ from common.contract import InputContract
 from common.files import atomic_write_text, write_csv
 from common.html import link, page
 from common.lists import resolve_image
+from common.plotting import new_figure, safe_text, save_figure
 from common.results import Predictions
 from common.thumbnails import Thumbnails
 from common.thumbnails import write_thumbnails as draw_thumbnails
@@ -239,26 +240,23 @@ def _side_by_side(folder: Path, thumbs: Thumbnails, row: int) -> np.ndarray | No
 
 
 def _write_grid(folder: Path, cases: list[Case], names: list[str], thumbs: Thumbnails) -> None:
-    from common.plotting import pyplot
-
-    plt = pyplot()
     shown = cases[:48]
     columns = 6
     rows = max(1, -(-len(shown) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.2, rows * 1.9), dpi=100, squeeze=False)
-    for axis in axes.ravel():
+    figure = new_figure(columns * 2.2, rows * 1.9)
+    panels = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis in panels:
         axis.axis("off")
-    for axis, case in zip(axes.ravel(), shown):
+    for axis, case in zip(panels, shown):
         image = _side_by_side(folder, thumbs, case.row)
         if image is None:
             axis.text(0.5, 0.5, "n/a", ha="center", va="center")
         else:
             axis.imshow(image, interpolation="nearest")
-        axis.set_title(f"{names[case.true]}\u2192{names[case.predicted]} {case.predicted_score:.2f}", fontsize=8)
+        axis.set_title(f"{safe_text(names[case.true], 16)}\u2192{safe_text(names[case.predicted], 16)} "
+                       f"{case.predicted_score:.2f}", fontsize=8)
     if not shown:
-        axes[0][0].text(0, 0.5, "no mistakes", fontsize=12)
+        panels[0].text(0, 0.5, "no mistakes", fontsize=12)
     figure.suptitle("Most confident mistakes (true\u2192predicted, score): the file, then the network input",
                     fontsize=10)
-    figure.tight_layout()
-    figure.savefig(folder / "bad_cases.png")
-    plt.close(figure)
+    save_figure(figure, folder / "bad_cases.png")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from common.files import write_csv
-from common.plotting import pyplot
+from common.plotting import new_figure, save_figure
 
 BINS = 15
 RELIABILITY = "reliability"
@@ -108,8 +108,14 @@ def write_reliability(folder: Path, calibration: Calibration) -> list[str]:
               [[f"{low:.6g}", f"{high:.6g}", int(n), *(("", "", "") if not n else (
                   f"{conf:.6g}", f"{acc:.6g}", f"{acc - conf:.6g}"))]
                for low, high, n, conf, acc in zip(c.edges[:-1], c.edges[1:], c.counts, c.confidence, c.accuracy)])
-    plt = pyplot()
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.2), dpi=100, height_ratios=[3, 1], sharex=True)
+    _plot_reliability(folder / f"{RELIABILITY}.png", c)
+    return [f"{RELIABILITY}.png", f"{RELIABILITY}.csv"]
+
+
+def _plot_reliability(path: Path, c: Calibration) -> None:
+    """The diagram: accuracy against confidence per bin over the diagonal, and the samples per bin (symlog)."""
+    figure = new_figure(5.5, 6.2)
+    top, bottom = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     centers, width = (c.edges[:-1] + c.edges[1:]) / 2, np.diff(c.edges)
     filled = c.counts > 0
     top.plot([0, 1], [0, 1], ":", color="#888888", label="perfect calibration")
@@ -124,7 +130,4 @@ def write_reliability(folder: Path, calibration: Calibration) -> list[str]:
     bottom.bar(centers, c.counts, width=width * 0.9, color="#999999")
     bottom.set(xlabel="confidence (probability of the predicted class)", ylabel="samples")
     bottom.set_yscale("symlog")
-    figure.tight_layout()
-    figure.savefig(folder / f"{RELIABILITY}.png")
-    plt.close(figure)
-    return [f"{RELIABILITY}.png", f"{RELIABILITY}.csv"]
+    save_figure(figure, path)

@@ -23,7 +23,7 @@ from common.cli import check_plain_name
 from common.errors import UserError
 from common.files import atomic_write_text, write_csv, write_json
 from common.paths import display_path
-from common.plotting import pyplot
+from common.plotting import new_figure, safe_text, save_figure
 from common.results import EvaluationRecord, Predictions, read_results
 from common.staging import refuse_foreign_target, staged
 from common.thumbnails import Thumbnails
@@ -198,11 +198,11 @@ def compare_text(summary: dict[str, Any]) -> str:
 
 
 def _overlay(folder: Path, scores_a: Scores, scores_b: Scores, name_a: str, name_b: str) -> None:
-    plt = pyplot()
-    figure_, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=110)
+    overlay = new_figure(11, 5, dpi=110)
     rows = []
-    for axis, curve_name in zip(axes, ("micro", "macro")):
-        for label, scores, style in ((f"A {name_a}", scores_a, "-"), (f"B {name_b}", scores_b, "--")):
+    for axis, curve_name in zip(overlay.subplots(1, 2), ("micro", "macro")):
+        for label, scores, style in ((f"A {safe_text(name_a, 60)}", scores_a, "-"),
+                                     (f"B {safe_text(name_b, 60)}", scores_b, "--")):
             curve = decimate(scores.curves[curve_name])
             recall, precision = curve.recall, curve.precision
             average = getattr(scores.get(AveragePrecision).averages, curve_name)
@@ -212,9 +212,7 @@ def _overlay(folder: Path, scores_a: Scores, scores_b: Scores, name_a: str, name
                  ylim=(0, 1.02))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="lower left")
-    figure_.tight_layout()
-    figure_.savefig(folder / "pr_overlay.png")
-    plt.close(figure_)
+    save_figure(overlay, folder / "pr_overlay.png")
     write_csv(folder / "pr_overlay.csv", ["evaluation", "curve", "recall", "precision"], rows)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from common.files import write_csv
-from common.plotting import pyplot
+from common.plotting import confusion_figure, new_figure, safe_text, save_figure
 from evaluate.figures.average_precision import AveragePrecision
 from evaluate.figures.base import interval_text
 from evaluate.metrics import Curve
@@ -44,12 +44,10 @@ def write_pr_curves(folder: Path, scores: Scores) -> list[str]:
     names, support = scores.class_names, scores.evidence.support
     with_samples = [c for c in range(len(names)) if support[c]]
     shown = sorted(with_samples, key=lambda c: (ap.per_class[c], c))[:MAX_PANELS]
-    plt = pyplot()
     columns = min(4 if len(shown) < 16 else 6, len(shown) + 1)
     lines = -(-(len(shown) + 1) // columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(2.5 * columns, 2.3 * lines + 0.5), dpi=100,
-                                squeeze=False, sharex=True, sharey=True)
-    panels = axes.ravel()
+    figure = new_figure(2.5 * columns, 2.3 * lines + 0.5)
+    panels = figure.subplots(lines, columns, squeeze=False, sharex=True, sharey=True).ravel()
     micro = decimate(scores.curves["micro"])
     for name, style, average in (("micro", "-", ap.averages.micro), ("macro", "--", ap.averages.macro)):
         curve = decimate(scores.curves[name])
@@ -62,7 +60,7 @@ def write_pr_curves(folder: Path, scores: Scores) -> list[str]:
         axis.plot(micro.recall, micro.precision, color="#cccccc", linewidth=1.0)
         axis.plot(curve.recall, curve.precision, color=class_colour(c, len(names)), linewidth=2.2)
         bounds = None if ap.per_class_interval is None else ap.per_class_interval[c]
-        axis.set_title(f"{names[c]}: AP {ap.per_class[c]:.3f}{interval_text(bounds)}", fontsize=8)
+        axis.set_title(f"{safe_text(names[c])}: AP {ap.per_class[c]:.3f}{interval_text(bounds)}", fontsize=8)
     for axis in panels:
         axis.set(xlim=(0, 1.01), ylim=(0, 1.03))
         axis.grid(alpha=0.3)
@@ -72,9 +70,7 @@ def write_pr_curves(folder: Path, scores: Scores) -> list[str]:
     figure.supxlabel("recall", fontsize=9)
     figure.supylabel("precision", fontsize=9)
     figure.suptitle(_pr_title(scores, len(with_samples), len(shown)), fontsize=9)
-    figure.tight_layout()
-    figure.savefig(folder / "pr_curves.png")
-    plt.close(figure)
+    save_figure(figure, folder / "pr_curves.png")
     _write_curves_csv(folder / "pr_curves.csv", scores)
     return ["pr_curves.png", "pr_curves.csv"]
 
@@ -85,7 +81,8 @@ def _pr_title(scores: Scores, with_samples: int, shown: int) -> str:
         title += f" (the {shown} lowest of {with_samples})"
     missing = scores.classes_without_samples
     if missing:
-        title += f"\nno test samples, not drawn: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"
+        listed = ", ".join(safe_text(name) for name in missing[:8])
+        title += f"\nno test samples, not drawn: {listed}{' ...' if len(missing) > 8 else ''}"
     return title
 
 
@@ -101,41 +98,22 @@ def _write_curves_csv(path: Path, scores: Scores) -> None:
 
 def write_confusions(folder: Path, confusion: np.ndarray, class_names: list[str]) -> list[str]:
     """Confusion matrices as counts and row-normalised (each row sums to 1: recall on the
-    diagonal); rows are true classes, columns predicted classes, as the file names say."""
+    diagonal); rows are true classes, columns predicted classes, as the file names say. Both
+    figures are :func:`common.plotting.confusion_figure` (training's drawer too), coloured by the
+    share of each true class, their cells saying the counts or the shares."""
     support = confusion.sum(axis=1, keepdims=True)  # (K, 1)
     normalized = np.divide(confusion, support, out=np.zeros(confusion.shape), where=support != 0)
     written = []
-    for stem, matrix, title, fmt in (
-        (CONFUSION_COUNTS, confusion, "Confusion matrix (counts)", "d"),
-        (CONFUSION_NORMALIZED, normalized, "Confusion matrix (row-normalized = recall)", ".2f"),
+    for stem, matrix, title, cells in (
+        (CONFUSION_COUNTS, confusion, "Confusion matrix (counts)", "counts"),
+        (CONFUSION_NORMALIZED, normalized, "Confusion matrix (row-normalized = recall)", "shares"),
     ):
-        _plot_matrix(folder / f"{stem}.png", matrix, class_names, title, fmt)
+        save_figure(confusion_figure(confusion, class_names, title, cells), folder / f"{stem}.png")
         write_csv(folder / f"{stem}.csv", ["true \\ predicted", *class_names],
-                  ([name, *(int(v) if fmt == "d" else f"{v:.6g}" for v in row)] for name, row in zip(class_names, matrix)))
+                  ([name, *(int(v) if cells == "counts" else f"{v:.6g}" for v in row)]
+                   for name, row in zip(class_names, matrix)))
         written += [f"{stem}.png", f"{stem}.csv"]
     return written
-
-
-def _plot_matrix(path: Path, matrix: np.ndarray, class_names: list[str], title: str, fmt: str) -> None:
-    plt = pyplot()
-    size = min(14.0, 3.0 + 0.45 * len(class_names))
-    figure, axes = plt.subplots(figsize=(size, size * 0.9), dpi=110)
-    image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    ticks = np.arange(len(class_names))
-    if len(class_names) <= 40:
-        axes.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 10 else 0)
-        axes.set_yticks(ticks, class_names)
-    if len(class_names) <= 20:
-        high = matrix.max() / 2 if matrix.size else 0
-        for (row, column), value in np.ndenumerate(matrix):
-            if value:
-                axes.text(column, row, format(value, fmt), ha="center", va="center", fontsize=7,
-                          color="white" if value > high else "black")
-    axes.set(xlabel="predicted class", ylabel="true class", title=title)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
 
 
 def decimate(curve: Curve) -> Curve:

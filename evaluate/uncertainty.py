@@ -111,7 +111,3 @@ def resampled_sums(matrices: Sequence[Any], resamples: int, seed: int) -> Iterat
         yield [sums[bounds[i]:bounds[i + 1]] for i in range(len(matrices))]
 
 
-def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator`` (broadcast, float64), 0 where the denominator is 0."""
-    return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape),
-                     where=denominator != 0)

@@ -21,12 +21,16 @@ from common.integrity import verify_sha256
 from common.paths import display_path
 from networks.config import NetworkConfig
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 """Version of the checkpoint layout written by the training stage (2 added ``position``: where inside an
-epoch a ``last.pt`` was written, or None at an epoch's end)."""
+epoch a ``last.pt`` was written, or None at an epoch's end; 3 keeps the state of every hook of the run under
+``hooks``, by hook name, where 1 and 2 had ``checkpoint_keeper`` and ``early_stopping``)."""
 
-READABLE_FORMATS = (1, 2)
+READABLE_FORMATS = (1, 2, 3)
 """Versions :func:`read_checkpoint` accepts; a version 1 checkpoint was written at the end of an epoch."""
+
+LEGACY_HOOK_KEYS = {"checkpoint_keeper": "checkpoints", "early_stopping": "early_stopping"}
+"""Keys of formats 1 and 2 that hold a hook's state -> the name the hook's state has under ``hooks``."""
 
 REQUIRED_KEYS = ("format_version", "network_config", "network_hash", "class_names", "model")
 """Keys every training checkpoint holds (resume needs more; see train.resilience.checkpoints)."""
@@ -60,6 +64,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             f"{shown}: checkpoint format {data['format_version']!r}; this code reads formats {list(READABLE_FORMATS)}"
         )
     data.setdefault("position", None)  # format 1: always the end of an epoch
+    if data["format_version"] < 3:  # the hooks' states under their own keys
+        data["hooks"] = {name: data.pop(key) for key, name in LEGACY_HOOK_KEYS.items() if key in data}
     return data
 
 

@@ -75,3 +75,43 @@ def test_no_import_circles():
 def test_the_circle_finder_finds_circles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+TRAIN_ROOMS = {"train.config": ("base", 0), "train.metrics": ("base", 0), "train.config_checks": ("base", 0),
+               "train.process": ("process", 1), "train.data": ("data", 2), "train.loop": ("loop", 3),
+               "train.watch": ("watch", 4), "train.resilience": ("resilience", 4), "train.run": ("run", 5),
+               "train.experiments": ("experiments", 6), "train.__main__": ("command line", 7)}
+"""The rooms of train/ and their layers (docs/contracts.md, "Where code lives"): a room imports only lower ones."""
+
+
+def train_room(module: str) -> tuple[str, int] | None:
+    """The room and layer of a module of train/ (None for the package itself and for other packages)."""
+    matches = [prefix for prefix in TRAIN_ROOMS if module == prefix or module.startswith(f"{prefix}.")]
+    return TRAIN_ROOMS[max(matches, key=len)] if matches else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``importer -> imported`` for every import of train/ that points to a room on the same layer or above."""
+    found = []
+    for module, targets in graph.items():
+        room = train_room(module)
+        for target in targets:
+            other = train_room(target)
+            if room and other and other != room and other[1] >= room[1]:
+                found.append(f"{module} -> {target}")
+    return sorted(found)
+
+
+def test_every_module_of_train_is_in_a_room():
+    modules = [name for name in import_graph() if name.startswith("train.")]
+    assert [name for name in modules if train_room(name) is None] == []
+
+
+def test_the_rooms_of_train_import_only_rooms_below_them():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert upward_imports({"train.loop.trainer": {"train.watch.plots"}, "train.watch.steps": {"train.loop.hooks"},
+                           "train.watch.x": {"train.resilience.y"}}) == [
+        "train.loop.trainer -> train.watch.plots", "train.watch.x -> train.resilience.y"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {"train": "train.run", "resume": "train.run", "RunOptions": "train.run", "RunResult": "train.run",
-            "Trainer": "train.loop.trainer"}
+            "Trainer": "train.loop.trainer", "Hook": "train.loop.hooks"}
 """Public name -> the module that defines it."""
 
 

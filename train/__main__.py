@@ -103,7 +103,7 @@ def train_command(argv: Sequence[str]) -> int:
             print(describe(find_lr(loaded, options, args.lr_min, args.lr_max, args.lr_steps)))
             return 0
         if args.auto_resume:
-            from train.resilience.auto_resume import auto_resume
+            from train.run import auto_resume
 
             result = auto_resume(loaded, options, args.allow_change)
         else:

@@ -26,12 +26,10 @@ from common.images import ON_UNREADABLE
 from common.paths import PROJECT_ROOT, display_path
 from common.run_folder import PINNED_KEYS
 from networks.config_files import describe_config_error, load_yaml_mapping, merge, parse_overrides
+from train.metrics import MONITORED, metric_spec
 
 DEFAULT_CONFIG = PROJECT_ROOT / "train" / "configs" / "default.yaml"
 """The config ``pipenv run train`` uses without ``--config``."""
-
-METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
-"""Per-epoch metrics; ``checkpoint.monitor`` names one of them."""
 
 PACK_CHOICES = ("auto", "require", "off")
 """Values of ``data.pack``."""
@@ -162,7 +160,8 @@ class CheckpointConfig:
     """Which checkpoints to keep, and when ``last.pt`` is written inside an epoch.
 
     Attributes:
-        monitor: Metric that decides ``best.pt`` and the top-k (one of ``METRICS``).
+        monitor: Metric that decides ``best.pt``, the top-k and early stopping (one of
+            :data:`train.metrics.MONITORED`).
         mode: ``max`` or ``min``: whether a larger monitored value is better.
         top_k: How many best epochs to keep as ``epoch=NNNN-<metric>=<value>.pt``
             besides ``best.pt`` and ``last.pt``; 0 keeps none.
@@ -506,8 +505,13 @@ def _check_optim_and_schedule(config: TrainConfig, problems: _Problems) -> None:
 
 def _check_checkpoints_and_rest(config: TrainConfig, problems: _Problems) -> None:
     checkpoint, finetune = config.checkpoint, config.finetune
-    problems.choice("checkpoint.monitor", checkpoint.monitor, METRICS)
+    problems.choice("checkpoint.monitor", checkpoint.monitor, MONITORED)
     problems.choice("checkpoint.mode", checkpoint.mode, ("max", "min"))
+    if checkpoint.monitor in MONITORED and checkpoint.mode in ("max", "min"):
+        better = metric_spec(checkpoint.monitor).direction
+        if checkpoint.mode != better:
+            problems.append(f"checkpoint.mode: {checkpoint.mode!r}, but {checkpoint.monitor} is better when "
+                            f"{'higher' if better == 'max' else 'lower'}; set checkpoint.mode={better}")
     problems.at_least("checkpoint.top_k", checkpoint.top_k, 0)
     problems.at_least("checkpoint.every_minutes", checkpoint.every_minutes, 0)
     problems.at_least("checkpoint.every_steps", checkpoint.every_steps, 0)

@@ -1,50 +1,59 @@
-"""The training run: :func:`train` starts one, :func:`resume` continues one.
+"""A training run: :func:`train` starts one, :func:`resume` continues one, :func:`auto_resume` does either.
 
-Both build the parts (:class:`train.data.loading.TrainingData`, :class:`train.loop.trainer.Trainer`,
-:class:`train.watch.recorder.RunRecorder`) and hand them to :class:`TrainingRun`, which
-runs the epochs, keeps checkpoints, stops early or on divergence, and returns a
-:class:`RunResult`. The model, optimiser, schedule step, RNG states and the
-checkpoint / early-stopping bookkeeping are restored on resume, so on the CPU a
-resumed run ends with the same weights, bit for bit, as an uninterrupted one, whether
-it stopped at the end of an epoch or inside one (a signal, a recovery checkpoint:
-train/resilience/preemption.py).
+Each builds the parts of a run: the data (:mod:`train.data.loading`), the model being
+trained (:class:`train.loop.trainer.Trainer`), the run's record
+(:class:`train.watch.recorder.RunRecorder`) and its hooks (:func:`build_hooks`, where
+their order is written down), then hands them to :class:`train.loop.run_loop.RunLoop`,
+which runs the epochs. Around the loop it sets what belongs to the process rather
+than to the run: the thread policy (:mod:`train.process.threads`) and the signal
+handlers (:class:`train.resilience.preemption.StopSignals`), both given back at the
+end. The model, optimiser, schedule step, RNG states and every hook's state are
+restored on resume, so on the CPU a resumed run ends with the same weights, bit for
+bit, as an uninterrupted one, whether it stopped at the end of an epoch or inside one
+(a signal, a recovery checkpoint).
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common.dicts import describe_differences, differences
+import torch
+
+from common.dicts import differences
 from common.errors import UserError
 from common.files import file_sha256
 from common.paths import display_path
-from common.run_folder import RunFolder, find_run
-from datatools.profile import quick_check
-from networks import load_network_config
-from networks.checkpoint import CHECKPOINT_FORMAT, checkpoint_network_config, read_checkpoint
-from networks.config import NetworkConfig, network_config_path
-from train.experiments.runs import resume_command
-from train.resilience.checkpoints import CheckpointKeeper, EarlyStopping, KeepDecision
-from train.config import DEFAULT_CONFIG, UNCOMPUTED_KEYS, LoadedConfig, TrainConfig, load_train_config
-from train.data.loading import load_training_data
-from train.process.distributed import Processes, barrier, broadcast, ranks_agree, start_processes, stop_processes
-from train.resilience.preemption import RunGuard, signal_name, stop_status
-from train.watch.profiling import ProfileComplete
-from train.watch.recorder import RunRecorder, new_manifest
-from train.watch.network_table import model_summary
+from common.run_folder import RunFolder, RunStatus, find_run
+from networks.checkpoint import checkpoint_network_config, read_checkpoint
+from networks.config import NetworkConfig
+from train.config import DEFAULT_CONFIG, LoadedConfig, TrainConfig, load_train_config
+from train.config_checks import check_changes, pinned_network_config
+from train.data.loading import load_training_data, steps_per_epoch
+from train.loop.hooks import Hook, Hooks
+from train.loop.phase_timer import PhaseTimer
+from train.loop.run_loop import RunLoop
+from train.loop.trainer import Trainer
+from train.process.distributed import Processes, barrier, broadcast, start_processes, stop_processes
 from train.process.threads import apply_threads, intra_op_threads
-from train.watch.trackers.base import check_trackers
-from train.loop.trainer import DivergedError, Trainer
-from train.watch.watch import Watch
+from train.resilience.auto_resume import decide
+from train.resilience.checkpoints import CheckpointHook
+from train.resilience.early_stopping import EarlyStoppingHook
+from train.resilience.preemption import PreemptionHook, StopSignals
+from train.resilience.rank_sync import RankSyncHook
+from train.watch.console import ConsoleHook, RunStart
+from train.watch.profiling import ProfilerHook
+from train.watch.recorder import MetricsHook, RecordHook, RunRecorder, new_manifest
+from train.watch.steps import StepLogHook, points_every
+from train.watch.system_figures import SystemFiguresHook
+from train.watch.time_breakdown import BottleneckContext, TimeBreakdownHook
+from train.watch.trackers.base import RunInfo, Trackers, TrackersHook, check_trackers
+from train.watch.validation import ValidationWatchHook
 
-RESUME_KEYS = ("optimizer", "scheduler", "epoch", "step", "rng", "checkpoint_keeper", "early_stopping", "history",
-               "train_config")
+RESUME_KEYS = ("optimizer", "scheduler", "epoch", "step", "rng", "hooks", "history", "train_config")
 """Keys a checkpoint needs beyond the network to resume training from it."""
 
 
@@ -57,9 +66,8 @@ class RunOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         dev: Train and validate on ``data.dev_split`` (a quick check that code runs).
         progress: Show a progress bar.
-        on_epoch_end: Called with each epoch's metrics row after its checkpoint is
-            saved; returning a string stops the run with that status (sweeps use
-            ``"pruned"``). On the main process only its answer counts.
+        hooks: More hooks (:class:`train.loop.hooks.Hook`: a sweep's pruning, your own concern), after the run's
+            own and before its checkpoints (each checkpoint holds their state): docs/training.md#hooks.
         auto_resume: Started by ``--auto-resume``: the same command continues the run
             (said when a signal stops it).
         profile: Profile this many steps after a warm-up, print the breakdown and
@@ -71,7 +79,7 @@ class RunOptions:
     device: str = "auto"
     dev: bool = False
     progress: bool = True
-    on_epoch_end: Callable[[dict[str, Any]], str | None] | None = None
+    hooks: tuple[Hook, ...] = ()
     auto_resume: bool = False
     profile: int = 0
     threads: int = 0
@@ -83,8 +91,7 @@ class RunResult:
 
     Attributes:
         run_dir: The run folder.
-        status: ``finished``, ``stopped_early``, ``diverged``, ``interrupted`` or
-            ``preempted`` (a signal; ``last.pt`` continues it), or what ``on_epoch_end`` returned.
+        status: How it ended.
         epochs_completed: Epochs finished (and checkpointed).
         best: ``{"epoch", "value", "metric"}`` of the best epoch, or None.
         metrics: The last epoch's metrics row.
@@ -93,7 +100,7 @@ class RunResult:
     """
 
     run_dir: Path
-    status: str
+    status: RunStatus
     epochs_completed: int
     best: dict[str, Any] | None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -102,10 +109,11 @@ class RunResult:
 
     @property
     def exit_status(self) -> int:
-        """The command's exit status: 128 + the signal's number after a signal, 1 after divergence, else 0."""
+        """The command's exit status: 128 + the signal's number after a signal, 1 after divergence, a failure or
+        a crash, else 0."""
         if self.stop_signal is not None:
             return 128 + self.stop_signal
-        return 1 if self.status == "diverged" else 0
+        return 0 if self.status.succeeded or self.status is RunStatus.RUNNING else 1
 
 
 def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()) -> RunResult:
@@ -129,18 +137,16 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
     processes, device = start_processes(options.device)
     try:
         network_config = pinned_network_config(loaded, config)
-        data = load_training_data(config, network_config, processes)
-        trainer = Trainer(config, network_config, data, processes, device)
+        trainer = build_trainer(config, network_config, processes, device)
         init = initial_weights(trainer, config, network_config)
         name = options.name or _default_name(loaded, network_config, options.dev)
         folder = RunFolder(broadcast(RunFolder.create(name).path if processes.is_main else None, processes))
         with run_lock(folder, processes):
             recorder = RunRecorder(folder, processes.is_main)
-            recorder.start(config, network_config, new_manifest(folder, data, network_config, str(device),
-                                                                processes.world_size, options.dev, init))
-            run = TrainingRun(trainer, recorder, options)
-            run.log_start("run", init)
-            return run.fit()
+            manifest = new_manifest(folder, trainer.data, network_config, str(device), processes.world_size,
+                                    options.dev, init)
+            return fit(trainer, recorder, options, lambda: recorder.start(config, network_config, manifest),
+                       RunStart("run", init))
     finally:
         stop_processes()
 
@@ -176,7 +182,8 @@ def resume(run: str, overrides: Sequence[str] = (), allow_change: Sequence[str] 
 
 
 def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_change: Sequence[str],
-                   options: RunOptions, processes: Processes, device: Any, config: TrainConfig | None) -> RunResult:
+                   options: RunOptions, processes: Processes, device: torch.device,
+                   config: TrainConfig | None) -> RunResult:
     original = load_train_config(folder.config_path)
     loaded = load_train_config(folder.config_path, overrides) if config is None else LoadedConfig(config)
     check_trackers(loaded.config.log.trackers)
@@ -194,17 +201,163 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
             f"to train longer: --resume {run} epochs=<more> --allow-change epochs"
         )
     network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
-    data = load_training_data(loaded.config, network_config, processes)
-    trainer = Trainer(loaded.config, network_config, data, processes, device)
+    trainer = build_trainer(loaded.config, network_config, processes, device)
     trainer.restore(checkpoint, display_path(checkpoint_path))
     recorder = RunRecorder(folder, processes.is_main)
     resumed = {"epoch": checkpoint["epoch"], "changes": {k: {"from": a, "to": b} for k, (a, b) in changes.items()}}
     if checkpoint["position"]:
         resumed["step_in_epoch"] = checkpoint["position"]["step_in_epoch"]
-    recorder.resume(loaded.config, network_config, list(checkpoint["history"]), resumed, checkpoint["step"])
-    training = TrainingRun(trainer, recorder, options, checkpoint)
-    training.log_start("resuming", None, resumed["changes"] or "none")
-    return training.fit()
+    history = list(checkpoint["history"])
+    return fit(trainer, recorder, options,
+               lambda: recorder.resume(loaded.config, network_config, history, resumed, checkpoint["step"]),
+               RunStart("resuming", None, resumed["changes"] or "none"), history, checkpoint["hooks"])
+
+
+def auto_resume(loaded: LoadedConfig, options: RunOptions, allow_change: Sequence[str] = ()) -> RunResult:
+    """Start the run ``options.name`` names, or continue its newest unfinished one (see the module docstring).
+
+    Args:
+        loaded: The config the command gives (before ``--dev``).
+        options: Run-level options; ``name`` is required.
+        allow_change: Config keys that may differ from the run's when continuing it.
+
+    Returns:
+        The run's result; for a run that had ended, its recorded result.
+
+    Raises:
+        UserError: When the name is missing, the newest run is unreadable, still
+            training, or was trained with another config.
+    """
+    if not options.name:
+        raise UserError("--auto-resume needs --name: the name of the run that the same command continues")
+    config = loaded.config.for_dev() if options.dev else loaded.config
+    processes, _ = start_processes(options.device)
+    try:
+        decision, error = None, None
+        if processes.is_main:
+            try:
+                decision = decide(options.name, config, allow_change)
+            except UserError as exc:
+                error = str(exc)
+        decision, error = broadcast((decision, error), processes)
+        if error:
+            raise UserError(error)
+        if decision.note and processes.is_main:
+            print(f"auto-resume: {decision.note}", flush=True)  # before the run's own log exists
+        options = replace(options, auto_resume=True)
+        if decision.action == "new":
+            return train(loaded, options)
+        if decision.action == "resume":
+            return resume(decision.run, allow_change=allow_change, options=options, config=config)
+        return _ended(RunFolder(decision.run), decision.status)
+    finally:
+        stop_processes()
+
+
+def _ended(folder: RunFolder, status: RunStatus) -> RunResult:
+    """The result recorded by a run that ended (the decision's note already said so)."""
+    manifest = folder.read_manifest()
+    result = manifest.result or {}
+    message = f"{display_path(folder.path)} already ended ({status}); nothing to train"
+    return RunResult(folder.path, status, int(result.get("epochs_completed") or 0), folder.best(manifest),
+                     dict(result.get("last") or {}), message)
+
+
+def build_trainer(config: TrainConfig, network_config: NetworkConfig, processes: Processes,
+                  device: torch.device) -> Trainer:
+    """The data and the model being trained, with the run's phase timer (on a GPU it synchronises one step in
+    every step point's interval: :func:`train.watch.steps.points_every`).
+
+    Raises:
+        UserError: For a problem with the data set or its lists.
+    """
+    data = load_training_data(config, network_config, processes)
+    every = points_every(config, steps_per_epoch(len(data.train), config.batch_size, processes.world_size))
+    synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    return Trainer(config, network_config, data, processes, device, PhaseTimer(True, synchronize, every))
+
+
+def fit(trainer: Trainer, recorder: RunRecorder, options: RunOptions, record_start: Callable[[], None],
+        start: RunStart, history: list[dict[str, Any]] | None = None,
+        hook_states: dict[str, Any] | None = None) -> RunResult:
+    """Run the loop with the run's hooks, under the thread policy and the run's signal handlers.
+
+    Args:
+        trainer: The model being trained (restored when resuming).
+        recorder: The run's recorder.
+        options: Run-level options.
+        record_start: Writes the record of the run's start (the record hook calls it).
+        start: What the first lines of the log say.
+        history: The metrics rows of the epochs done before (resuming).
+        hook_states: The hooks' states from the checkpoint (resuming).
+    """
+    processes = trainer.processes
+    threads_before = intra_op_threads()  # given back when the run ends (a caller's process)
+    try:
+        threads = apply_threads(options.threads, trainer.device.type, decode_workers(trainer))
+        signals = StopSignals(trainer.config.checkpoint.signals, announce=processes.is_main)
+        hooks = build_hooks(trainer, recorder, options, record_start, replace(start, threads=threads), signals)
+        loop = RunLoop(trainer, hooks, options.progress, history, hook_states)
+        with signals:
+            outcome = loop.fit()
+            barrier(processes)  # nobody leaves (and no launcher stops the others) before the run's files are written
+        return RunResult(recorder.folder.path, outcome.status, trainer.epoch, outcome.result.get("best"),
+                         outcome.history[-1] if outcome.history else {}, outcome.message, outcome.signal)
+    finally:
+        trainer.data.close()
+        recorder.close()
+        intra_op_threads(threads_before)
+
+
+def build_hooks(trainer: Trainer, recorder: RunRecorder, options: RunOptions, record_start: Callable[[], None],
+                start: RunStart, signals: StopSignals) -> Hooks:
+    """The run's hooks, in the order their events go (``after_run`` in reverse).
+
+    The order's rules:
+
+    1. ``trackers`` first: they open before anything of the run is written (one that cannot start stops it
+       there) and, torn down last, close after the run's status is written, with its files.
+    2. ``record`` next: it writes the config and the manifest; torn down after the hooks below, it writes the
+       status with what they added to the result.
+    3. ``rank_sync``: whether the processes ended with the same weights, into the result.
+    4. ``preemption`` before ``checkpoints``: torn down after them, it says how to continue once the
+       checkpoint hook wrote ``last.pt`` where the run stopped.
+    5. The step-level watching: ``step_log``, ``system_figures``.
+    6. ``time_breakdown`` after the hooks that time their work as a phase of the step: it closes the step
+       (what the hooks after it do between steps is timed as between steps).
+    7. ``profiler`` after ``time_breakdown``: a step counts once its phases are closed.
+    8. ``early_stopping``, then the caller's hooks (:attr:`RunOptions.hooks`).
+    9. ``checkpoints`` after every hook with a state: each checkpoint holds every hook's state after its epoch.
+    10. ``metrics`` after ``checkpoints``: a row of ``metrics.csv`` is an epoch a resume can continue from.
+    11. ``validation_watch`` after ``metrics``: ``curves.png`` shows the epoch's row.
+    12. ``console`` last: an epoch's line knows whether it is the best.
+    """
+    config, folder, log = trainer.config, recorder.folder, recorder.log
+    is_main, network_config = trainer.processes.is_main, trainer.network_config
+    metrics = recorder.metrics
+    trackers = Trackers(config.log.trackers, log)
+    recorder.trackers = trackers
+    resumed_step = trainer.step if start.verb == "resuming" else None
+    info = RunInfo(folder, config.to_dict(), {"name": network_config.name, "hash": network_config.hash},
+                   resumed_step)
+    class_names = list(trainer.data.dataset.class_names)
+    every = points_every(config, trainer.steps_per_epoch)
+    hooks: list[Hook] = [
+        TrackersHook(trackers, info, metrics, folder, is_main),
+        RecordHook(recorder, record_start),
+        RankSyncHook(log),
+        PreemptionHook(signals, folder, log, options.auto_resume),
+        StepLogHook(recorder, config, every, trainer.network, class_names),
+        SystemFiguresHook(trainer.device, every, log, is_main),
+        TimeBreakdownHook(),
+    ]
+    if options.profile:
+        context = BottleneckContext(trainer.device.type, trainer.data.train.source, None, torch.get_num_threads())
+        hooks.append(ProfilerHook(options.profile, folder, context, log, is_main))
+    hooks += [EarlyStoppingHook(config), *options.hooks, CheckpointHook(folder, config, log), MetricsHook(recorder),
+              ValidationWatchHook(recorder, config, class_names, trainer.device, metrics),
+              ConsoleHook(log, folder, start, metrics)]
+    return Hooks(hooks)
 
 
 @contextmanager
@@ -225,250 +378,6 @@ def run_lock(folder: RunFolder, processes: Processes) -> Iterator[None]:
         raise UserError(error)
     with stack:
         yield
-
-
-class TrainingRun:
-    """Runs the epochs of one run: checkpoints, early stopping, the NaN guard, the epoch callback,
-    stops on signals and recovery checkpoints inside epochs (:class:`train.resilience.preemption.RunGuard`).
-
-    Args:
-        trainer: The model being trained.
-        recorder: The run folder's recorder.
-        options: Run-level options.
-        checkpoint: The checkpoint a resumed run continues from (its bookkeeping and history).
-    """
-
-    def __init__(self, trainer: Trainer, recorder: RunRecorder, options: RunOptions,
-                 checkpoint: dict[str, Any] | None = None):
-        self.trainer = trainer
-        self.recorder = recorder
-        self.options = options
-        self.log = recorder.log
-        settings = trainer.config.checkpoint
-        self.keeper = CheckpointKeeper(recorder.folder.checkpoints_dir, settings.monitor, settings.mode,
-                                       settings.top_k)
-        self.stopper = EarlyStopping(trainer.config.early_stopping.patience, trainer.config.early_stopping.min_delta,
-                                     settings.mode)
-        self.history: list[dict[str, Any]] = []
-        self.guard = RunGuard(settings, trainer.processes, self.save_position, self.log)
-        self.save_seconds = 0.0
-        if checkpoint is not None:
-            inside = checkpoint.get("position") is not None  # best.pt and the top-k were complete before it
-            self.keeper.load_state_dict(checkpoint["checkpoint_keeper"], remove_files=trainer.processes.is_main,
-                                        epoch=None if inside else checkpoint["epoch"])
-            self.stopper.load_state_dict(checkpoint["early_stopping"])
-            self.history = list(checkpoint["history"])
-        self.threads_before = intra_op_threads()  # given back when the run ends (a caller's process)
-        self.threads = apply_threads(options.threads, trainer.device.type, decode_workers(trainer))
-        self.watch = Watch(trainer, recorder, options.profile, trainer.data.train.source)
-        trainer.observer = self.watch  # step-level curves, figures, timers, system figures, the profiler
-
-    def log_start(self, verb: str, init: dict[str, Any] | None, changes: Any = None) -> None:
-        """Log what this run is: folder, device, network summary, data."""
-        trainer, data = self.trainer, self.trainer.data
-        self.log.info("%s %s (%s, %d process(es))", verb, display_path(self.recorder.folder.path), trainer.device,
-                      trainer.processes.world_size)
-        if changes is not None:
-            inside = f", step {trainer.position.done} of {trainer.steps_per_epoch}" if trainer.position else ""
-            self.log.info("continuing after epoch %d%s; config changes: %s", trainer.epoch, inside, changes)
-        if init:
-            self.log.info("initial weights from %s (%s): %s", init["file"], init["mode"], init["summary"])
-        network_config = trainer.network_config
-        self.log.info("network %s (%s), hash %s\n%s", network_config.name, network_config.arch.name,
-                      network_config.hash[:12], model_summary(trainer.network, trainer.device))
-        self.log.info("data %s: %s %d images (%s), %s %d images (%s); %d steps per epoch",
-                      display_path(data.dataset.root), data.train.name, len(data.train), data.train.source,
-                      data.val.name, len(data.val), data.val.source, trainer.steps_per_epoch)
-        for note in dict.fromkeys(data.train.notes + data.val.notes):
-            self.log.warning("%s", note)
-        self.log.info("%s", self.threads)
-        self.log.info("%s", quick_check(data.dataset, data.train.samples, network_config.input.color_mode,
-                                        data.train.name))
-
-    def fit(self) -> RunResult:
-        """Train until the last epoch, early stopping, divergence, a callback's stop or a signal.
-
-        The signals of ``checkpoint.signals`` are handled from here until everything is
-        written (see :mod:`train.resilience.preemption`).
-        """
-        try:
-            with self.guard:
-                return self._fit()
-        finally:
-            self.trainer.data.close()
-            self.recorder.close()
-            intra_op_threads(self.threads_before)
-
-    def _fit(self) -> RunResult:
-        try:
-            status, message = self._epochs()
-        except KeyboardInterrupt:
-            self._finish("interrupted")
-            raise
-        except UserError as exc:
-            self._finish("failed", str(exc))
-            raise
-        except BaseException:
-            self._finish("crashed")
-            raise
-        if status in ("interrupted", "preempted"):
-            return self._stopped(status)
-        in_sync = ranks_agree(self.trainer.network, self.trainer.processes)  # every process, after the last epoch
-        if not in_sync:
-            self.log.error("the processes ended with different weights; the checkpoints hold rank 0's")
-        self._finish(status, in_sync=in_sync)
-        best = self.keeper.best
-        message = message or f"finished {self.trainer.epoch} epochs"
-        if best:
-            message += f"; best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}"
-        self.log.info("%s\nrun folder: %s", message, display_path(self.recorder.folder.path))
-        barrier(self.trainer.processes)  # every process leaves the group together, once the run's files are written
-        return RunResult(self.recorder.folder.path, status, self.trainer.epoch, best,
-                         self.history[-1] if self.history else {}, message)
-
-    def _epochs(self) -> tuple[str, str]:
-        trainer, config = self.trainer, self.trainer.config
-        first_epoch = trainer.epoch + (1 if trainer.position is None else 2)  # a whole epoch, for the estimate
-        while trainer.epoch < config.epochs:
-            started = time.perf_counter()
-            try:
-                row = trainer.train_epoch(self.options.progress, lambda: self.guard.after_step(trainer.step))
-            except DivergedError as exc:
-                message = (f"training diverged: {exc}; stopped without saving this epoch. The last good checkpoint "
-                           f"is {self._last_good()}. Lower optim.lr or set optim.grad_clip_norm.")
-                self.log.error("%s", message)
-                return "diverged", message
-            except ProfileComplete:
-                return "profiled", self._profile_report()
-            if row is None:  # a signal, inside the epoch: last.pt holds where
-                return stop_status(self.guard.stop_signal), ""
-            row = {"epoch": trainer.epoch, "step": trainer.step, **row, **trainer.validate()}
-            if not math.isfinite(row["val/loss"]):
-                message = (f"training diverged: the validation loss is {row['val/loss']} after epoch {trainer.epoch}; "
-                           f"stopped without saving this epoch. The last good checkpoint is {self._last_good()}. "
-                           "Lower optim.lr or set optim.grad_clip_norm.")
-                self.log.error("%s", message)
-                return "diverged", message
-            stop = self._end_epoch(row)
-            signalled = self.guard.at_epoch_end()
-            if trainer.epoch == first_epoch:
-                self._log_time_estimate(time.perf_counter() - started)
-            requested = self._callback(row)
-            if requested:
-                message = f"stopped after epoch {trainer.epoch}: {requested}"
-                self.log.info("%s", message)
-                return requested, message
-            if stop:
-                message = (f"early stopping: {config.checkpoint.monitor} did not improve by more than "
-                           f"{config.early_stopping.min_delta} for {config.early_stopping.patience} epochs")
-                self.log.info("%s", message)
-                return "stopped_early", message
-            if signalled and trainer.epoch < config.epochs:
-                return stop_status(self.guard.stop_signal), ""
-        return "finished", ""
-
-    def _log_time_estimate(self, seconds: float) -> None:
-        """Once per start: the measured epoch time and what it means for the whole run."""
-        epochs, left = self.trainer.config.epochs, self.trainer.config.epochs - self.trainer.epoch
-        self.log.info("time estimate: %.1f s per epoch (epoch %d, with validation): about %s for %d epochs, %s left",
-                      seconds, self.trainer.epoch, describe_duration(seconds * epochs), epochs,
-                      describe_duration(seconds * left))
-
-    def _callback(self, row: dict[str, Any]) -> str | None:
-        callback = self.options.on_epoch_end
-        answer = callback(row) if callback is not None and self.trainer.processes.is_main else None
-        return broadcast(answer, self.trainer.processes)
-
-    def _end_epoch(self, row: dict[str, Any]) -> bool:
-        monitor, epoch = self.trainer.config.checkpoint.monitor, self.trainer.epoch
-        row.update(self.watch.epoch_end(row))
-        decision = self.keeper.decide(epoch, row[monitor])
-        stop = self.stopper.update(row[monitor])
-        self.history.append(row)
-        timer = self.watch.timer
-        if self.trainer.processes.is_main:
-            with timer.phase("checkpoint"):
-                self.keeper.write(decision, self._payload(row))
-        with timer.phase("logging"):
-            self.recorder.record_epoch(row)
-            self.watch.after_epoch(row, final=stop or epoch >= self.trainer.config.epochs)
-        self.log.info(
-            "epoch %d/%d  train/loss %.4f  train/accuracy %.4f  val/loss %.4f  val/accuracy %.4f  lr %.2e  "
-            "%.0f samples/s%s",
-            epoch, self.trainer.config.epochs, row["train/loss"], row["train/accuracy"], row["val/loss"],
-            row["val/accuracy"], row["lr"], row["samples_per_second"], "  * best" if decision.best else "")
-        return stop
-
-    def save_position(self) -> float:
-        """Write ``last.pt`` where the epoch stands (every process gathers; the main one writes); its seconds."""
-        trainer = self.trainer
-        position = trainer.position
-        state = position.state_dict(trainer.processes, trainer.steps_per_epoch)
-        started = time.perf_counter()
-        if trainer.processes.is_main:
-            self.keeper.write(KeepDecision(None, False, []),
-                              self._payload(self.history[-1] if self.history else {}, state))
-        self.save_seconds = time.perf_counter() - started
-        if self.guard.stop_signal is None:
-            self.log.info("recovery checkpoint in epoch %d at step %d of %d: %.0f ms", position.epoch + 1,
-                          position.done, trainer.steps_per_epoch, 1000 * self.save_seconds)
-        return self.save_seconds
-
-    def _stopped(self, status: str) -> RunResult:
-        """After a signal: record the status and where the run stands, say how to continue, leave together."""
-        trainer, folder = self.trainer, self.recorder.folder
-        position = trainer.position
-        where = (f"in epoch {trainer.epoch + 1} at step {position.done} of {trainer.steps_per_epoch}"
-                 if position else f"after epoch {trainer.epoch}")
-        command = resume_command(folder.path, trainer.processes.world_size)
-        if self.options.auto_resume:
-            command = f"the same command (--auto-resume), or {command}"
-        self._finish(status, position={"epoch": trainer.epoch, "step_in_epoch": position.done if position else 0,
-                                       "steps_per_epoch": trainer.steps_per_epoch},
-                     signal=signal_name(self.guard.stop_signal))
-        message = f"{status} by {signal_name(self.guard.stop_signal)} {where}"
-        self.log.info("%s: last.pt written%s; continue with: %s", message,
-                      f" in {1000 * self.save_seconds:.0f} ms" if position else "", command)
-        barrier(trainer.processes)  # nobody leaves (and no launcher stops the others) before last.pt is written
-        return RunResult(folder.path, status, trainer.epoch, self.keeper.best,
-                         self.history[-1] if self.history else {}, message, self.guard.stop_signal)
-
-    def _payload(self, row: dict[str, Any], position: dict[str, Any] | None = None) -> dict[str, Any]:
-        trainer = self.trainer
-        return {
-            "format_version": CHECKPOINT_FORMAT,
-            "network_config": trainer.network_config.to_dict(),
-            "network_hash": trainer.network_config.hash,
-            "class_names": list(trainer.data.dataset.class_names),
-            "train_config": trainer.config.to_dict(),
-            "run": self.recorder.folder.name,
-            "metrics": dict(row),
-            "history": [dict(r) for r in self.history],
-            **trainer.training_state(),
-            "position": position,
-            "checkpoint_keeper": self.keeper.state_dict(),
-            "early_stopping": self.stopper.state_dict(),
-        }
-
-    def _last_good(self) -> str:
-        last = self.recorder.folder.checkpoints_dir / "last.pt"
-        return f"{display_path(last)} (epoch {self.trainer.epoch})" if last.exists() else "none (no epoch finished)"
-
-    def _profile_report(self) -> str:
-        """Print the profile's report (main process); the run's closing message."""
-        report = self.watch.profiler.report
-        if self.trainer.processes.is_main:
-            self.log.info("%s", report.text())
-        summary = display_path(self.recorder.folder.profile_dir / "summary.txt")
-        return f"profiled {report.breakdown.steps} steps; the breakdown and verdict are above and in {summary}"
-
-    def _finish(self, status: str, error: str | None = None, in_sync: bool | None = None, **stopped: Any) -> None:
-        self.watch.run_end(self.trainer.epoch, self.trainer.step)
-        data = self.trainer.data
-        unreadable = {split.name: split.unreadable for split in (data.train, data.val) if split.unreadable}
-        self.recorder.finish(status, {"epochs_completed": self.trainer.epoch, "best": self.keeper.best,
-                                      "last": self.history[-1] if self.history else None, "error": error,
-                                      "unreadable": unreadable, "ranks_in_sync": in_sync, **stopped})
 
 
 def decode_workers(trainer: Trainer) -> int:
@@ -495,59 +404,8 @@ def initial_weights(trainer: Trainer, config: TrainConfig, network_config: Netwo
             "summary": report.summary()}
 
 
-def pinned_network_config(loaded: LoadedConfig, config: TrainConfig) -> NetworkConfig:
-    """The config's shared network config, refused when it no longer hashes as the run's file pins it.
-
-    Raises:
-        UserError: Showing both hashes and what differs.
-    """
-    network_config = load_network_config(config.network)
-    if loaded.network_hash and loaded.network_hash != network_config.hash:
-        pinned = NetworkConfig.from_dict(loaded.network_config, "pinned") if loaded.network_config else None
-        changes = differences(pinned.to_dict(), network_config.to_dict()) if pinned else {}
-        detail = describe_differences(changes) or "unknown"
-        raise UserError(
-            f"{display_path(loaded.source)} pins network config {config.network!r} with hash "
-            f"{loaded.network_hash[:12]}, but {display_path(network_config_path(config.network))} now hashes to "
-            f"{network_config.hash[:12]} ({detail}). Restore the shared config (the pinned one is inline under "
-            "network_config in that file), or remove network_hash and network_config to train with the current one."
-        )
-    return network_config
-
-
-def check_changes(changes: dict[str, tuple[Any, Any]], allow_change: Sequence[str], folder: RunFolder) -> None:
-    """Refuse config changes on resume unless ``allow_change`` names them (or they are
-    :data:`train.config.UNCOMPUTED_KEYS`); the network never changes.
-
-    Raises:
-        UserError: Listing the differences and the ``--allow-change`` that would allow them.
-    """
-    def allowed(key: str) -> bool:
-        return any(key == a or key.startswith(f"{a}.") for a in allow_change)
-
-    if "network" in changes:
-        raise UserError(f"resume {display_path(folder.path)}: the network cannot change when resuming; start a new run")
-    refused = {k: v for k, v in changes.items() if not allowed(k) and k not in UNCOMPUTED_KEYS}
-    if refused:
-        raise UserError(
-            f"resume {display_path(folder.path)}: the config differs from the run's ({describe_differences(refused)}). "
-            f"Resuming with a changed config is refused unless you allow it explicitly: --allow-change "
-            f"{' '.join(refused)}"
-        )
-
-
-def describe_duration(seconds: float) -> str:
-    """``"40 s"``, ``"12 min"`` or ``"2.5 h"``: a duration as a person reads it."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _default_name(loaded: LoadedConfig, network_config: NetworkConfig, dev: bool) -> str:
     source = loaded.source
     generic = source is None or source == DEFAULT_CONFIG or source.name == "config.yaml"
     name = network_config.name if generic else source.stem
     return f"{name}-dev" if dev else name
-

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.scores import safe_divide
 from evaluate.figures import register_figure
 from evaluate.figures.base import Drawn, DrawnSums, Evidence, FigureValue, SumRows
 from evaluate.figures.kinds import PerClassFigure, per_class_value
 from evaluate.metrics import average_precision
-from evaluate.uncertainty import safe_divide
 
 
 @register_figure("ap")

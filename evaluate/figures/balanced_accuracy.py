@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.scores import safe_divide
 from evaluate.figures import register_figure
 from evaluate.figures.base import Drawn, DrawnSums, Evidence, FigureValue
 from evaluate.figures.kinds import ScalarFigure
-from evaluate.uncertainty import safe_divide
 
 
 @register_figure("balanced_accuracy")

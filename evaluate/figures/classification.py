@@ -1,7 +1,8 @@
 """Precision, recall and F1 per class, one-vs-rest, from the confusion matrix.
 
 Per class c: precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = their harmonic
-mean, 0 where a denominator is 0 (scikit-learn with ``zero_division=0``). Averages as
+mean, 0 where a denominator is 0 (scikit-learn with ``zero_division=0``), computed by
+:mod:`common.scores`, which training's per-class figures use too. Averages as
 in :mod:`evaluate.figures.kinds`; for single-label data micro precision = micro recall =
 micro F1 = accuracy.
 
@@ -14,30 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.scores import precision_recall_f1
 from evaluate.figures import register_figure
 from evaluate.figures.base import Drawn, DrawnSums, Evidence, FigureValue
 from evaluate.figures.kinds import PerClassFigure, per_class_value
-from evaluate.uncertainty import safe_divide
-
-
-def rates(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and F1 per class from confusion counts.
-
-    Args:
-        confusion: ``(K, K)`` or ``(K, K, b)`` counts, rows = true class.
-
-    Returns:
-        Three ``(K,)`` or ``(K, b)`` arrays.
-    """
-    classes = confusion.shape[0]
-    tp = confusion[np.arange(classes), np.arange(classes)].astype(np.float64)  # (K, K, ...) -> (K, ...)
-    precision = safe_divide(tp, confusion.sum(axis=0))
-    recall = safe_divide(tp, confusion.sum(axis=1))
-    return precision, recall, safe_divide(2 * precision * recall, precision + recall)
 
 
 def _value(evidence: Evidence, which: int) -> FigureValue:
-    per_class = rates(evidence.confusion)[which]
+    per_class = precision_recall_f1(evidence.confusion)[which]
     accuracy = np.trace(evidence.confusion) / len(evidence.labels)
     return per_class_value(per_class, evidence.support, accuracy)
 
@@ -82,7 +67,7 @@ class F1(PerClassFigure):
 
     def resampled(self, drawn: DrawnSums) -> Drawn:
         """F1 per class and macro F1 on each resample."""
-        f1 = rates(drawn.confusion)[2].T  # (K, b) -> (b, K)
+        f1 = precision_recall_f1(drawn.confusion)[2].T  # (K, b) -> (b, K)
         return Drawn(f1[:, drawn.present].mean(axis=1), per_class=f1)
 
     def headline(self, value: FigureValue, evidence: Evidence) -> str:

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from common.scores import macro_average
 from evaluate.figures.base import (
     AVERAGE_KINDS,
     Averages,
@@ -111,8 +112,7 @@ def per_class_value(per_class: np.ndarray, support: np.ndarray, micro: float) ->
     """
     per_class = np.asarray(per_class, dtype=np.float64)
     support = np.asarray(support, dtype=np.float64)
-    present = support > 0
-    macro = float(per_class[present].mean()) if present.any() else 0.0
+    macro = macro_average(per_class, support)
     averages = Averages(macro=macro, macro_all_classes=float(per_class.mean()),
                         weighted=float(support @ per_class / support.sum()), micro=float(micro))
     return FigureValue(macro, per_class=per_class, averages=averages)

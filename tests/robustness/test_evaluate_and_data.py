@@ -889,23 +889,33 @@ def test_a_file_size_limit_stops_a_real_evaluate_cleanly(ws):
 
 # -- SIGKILL at a random moment: no complete-looking output, and the next run cleans up --------------------------------
 
-KILL_DELAYS = [round(random.Random(seed).uniform(0.3, 3.0), 2) for seed in (12, 13)]
-"""Seconds after the start at which the commands are killed (seeded, so a failure can be repeated)."""
+KILL_DELAYS = [round(random.Random(seed).uniform(0.0, 0.3), 3) for seed in (12, 13)]
+"""Seconds after the command starts staging its output at which it is killed (seeded, so a failure repeats)."""
 
 
-def kill_after(command: str, argv: list[str], delay: float) -> None:
+def kill_while_staging(command: str, argv: list[str], folder: Path, delay: float) -> None:
+    """Start the command, wait until its staging folder appears in ``folder``, then kill it ``delay`` s later.
+
+    Raises:
+        AssertionError: When the command ended before anything was staged (the kill would prove nothing).
+    """
     process = subprocess.Popen(command_line(command, *argv), cwd=PROJECT_ROOT, env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(".staging-" in name for name in hidden_entries(folder)):
+        assert process.poll() is None and time.monotonic() < deadline, f"{command} ended before it staged anything"
+        time.sleep(0.001)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", KILL_DELAYS)
-def test_evaluate_killed_at_a_random_moment(ws, delay):
+def test_evaluate_killed_while_it_writes_its_output(ws, delay):
     argv = ["--model", str(ws.corpus.model), "--list", str(ws.corpus.digits / "lists" / "test.txt"), "--name",
             "killed", "--no-progress", "--bootstrap", "200"]
-    kill_after("evaluate", argv, delay)
+    kill_while_staging("evaluate", argv, ws.output / "eval", delay)
     complete = {p.name for p in ws.good.iterdir()}
     target = ws.output / "eval" / "killed"
     assert not target.exists() or {p.name for p in target.iterdir()} == complete  # published whole, or not at all
@@ -915,10 +925,11 @@ def test_evaluate_killed_at_a_random_moment(ws, delay):
     assert {p.name for p in target.iterdir()} == complete and hidden_entries(ws.output / "eval") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", KILL_DELAYS)
-def test_prepare_data_killed_at_a_random_moment(ws, delay):
+def test_prepare_data_killed_while_it_writes_its_output(ws, delay):
     target = ws.tmp / "digits"
-    kill_after("prepare-data", ["--out", str(target)], delay)
+    kill_while_staging("prepare-data", ["--out", str(target)], ws.tmp, delay)
     complete = sorted(str(p.relative_to(ws.corpus.digits)) for p in ws.corpus.digits.rglob("*"))
     if target.exists():
         assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == complete

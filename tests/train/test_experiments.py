@@ -13,10 +13,11 @@ import pytest
 
 from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from common.run_folder import RunManifest, effective_status
+from common.run_folder import RunManifest, RunStatus, effective_status
 from tests.commands import command_line
 from train.experiments.runs import format_diff, format_show, format_table, list_records, load_run
 from train.config import load_train_config
+from train.loop.hooks import Hook
 from train.run import RunOptions, train
 from train.experiments.lr_find import find_lr, suggest
 from train.experiments.sweep import load_space, run_sweep
@@ -61,22 +62,26 @@ def test_a_dead_running_run_is_reported_crashed():
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import socket
 
-    dead = RunManifest(run="r", status="running", started="", pid=int(finished.stdout), host=socket.gethostname())
-    assert effective_status(dead) == "crashed"
-    assert effective_status(RunManifest(**{**dead.to_dict(), "pid": os.getpid()})) == "running"
-    assert effective_status(RunManifest(run="r", status="stopped_early", started="")) == "stopped_early"
+    dead = RunManifest(run="r", status=RunStatus.RUNNING, started="", pid=int(finished.stdout), host=socket.gethostname())
+    assert effective_status(dead) is RunStatus.CRASHED
+    assert effective_status(RunManifest(**{**dead.to_dict(), "pid": os.getpid()})) is RunStatus.RUNNING
+    stopped = RunManifest(run="r", status=RunStatus.STOPPED_EARLY, started="")
+    assert effective_status(stopped) is RunStatus.STOPPED_EARLY
 
 
 @pytest.mark.slow
-def test_an_epoch_callback_can_stop_a_run(fast_config):
+def test_a_hook_of_the_caller_can_stop_a_run(fast_config):
     seen = []
 
-    def stop_after_first(row):
-        seen.append(row["epoch"])
-        return "pruned"
+    class StopAfterFirst(Hook):
+        name = "stop_after_first"
+
+        def after_epoch(self, run, row):
+            seen.append(row["epoch"])
+            run.request_stop(RunStatus.PRUNED, "pruned by the test")
 
     result = train(fast_config("epochs=5"), RunOptions(progress=False, device="cpu", dev=True,
-                                                        on_epoch_end=stop_after_first))
+                                                        hooks=(StopAfterFirst(),)))
     assert seen == [1] and result.status == "pruned" and result.epochs_completed == 1
     assert json.loads((result.run_dir / "manifest.json").read_text())["status"] == "pruned"
 

@@ -11,6 +11,8 @@ from networks import load_network_config
 from networks.checkpoint import read_checkpoint
 from train.data.loading import load_training_data
 from train.process.distributed import Processes
+from common.run_folder import RunStatus
+from train.loop.hooks import Hook
 from train.run import RunOptions, resume, train
 from train.loop.trainer import Trainer
 
@@ -100,10 +102,14 @@ def test_a_stopped_run_resumes_bit_for_bit_with_each_setting(fast_config, settin
     config = fast_config(setting, "epochs=4", "augment.rotation=10", *DEV)
     straight = train(config, QUIET)
 
-    def stop_after_two(row):
-        return "pruned" if row["epoch"] == 2 else None
+    class StopAfterTwo(Hook):
+        name = "stop_after_two"
 
-    stopped = train(config, RunOptions(progress=False, device="cpu", on_epoch_end=stop_after_two))
+        def after_epoch(self, run, row):
+            if row["epoch"] == 2:
+                run.request_stop(RunStatus.PRUNED, "pruned by the test")
+
+    stopped = train(config, RunOptions(progress=False, device="cpu", hooks=(StopAfterTwo(),)))
     assert stopped.status == "pruned" and stopped.epochs_completed == 2
     resumed = resume(str(stopped.run_dir), options=QUIET)
     assert resumed.epochs_completed == 4

@@ -11,7 +11,8 @@ from common.errors import UserError
 from common.paths import PROJECT_ROOT
 from train.__main__ import main
 from train.config import load_train_config
-from train.run import RunOptions, describe_duration, train
+from train.run import RunOptions, train
+from train.watch.console import describe_duration
 
 PHOTOS = PROJECT_ROOT / "train" / "configs" / "photos.yaml"
 

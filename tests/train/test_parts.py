@@ -18,7 +18,8 @@ from common.run_folder import RunFolder
 from networks import build_network, load_network_config
 from networks.checkpoint import load_weights, read_checkpoint, read_state_dict
 from train.loop.augment import BatchAugment
-from train.resilience.checkpoints import CheckpointKeeper, EarlyStopping, save_checkpoint
+from train.resilience.checkpoints import CheckpointKeeper, save_checkpoint
+from train.resilience.early_stopping import EarlyStopping
 from train.config import AugmentConfig, load_train_config
 from train.data.loading import epoch_order, steps_per_epoch
 from train.loop.optim import lr_factor

@@ -24,16 +24,18 @@ from common.files import atomic_write, atomic_write_bytes
 from common.integrity import verify_sha256
 from common.lists import load_dataset
 from common.paths import PROJECT_ROOT
-from common.run_folder import MACHINE_COLUMNS
+from common.run_folder import RunStatus
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
 from tests.commands import command_main
 from train.config import load_train_config
+from train.metrics import EPOCH_METRICS
+from train.loop.hooks import Hook
 from train.run import RunOptions, resume, train
 from train.data.packs import write_pack
 
 QUIET = RunOptions(progress=False, device="cpu")
-TIMING = MACHINE_COLUMNS
+TIMING = tuple(spec.name for spec in EPOCH_METRICS if spec.machine)
 STEPS_PER_EPOCH = 79  # 1257 training digits in batches of 16
 SAVED = re.compile(r"recovery checkpoint in epoch (\d+) at step (\d+) of (\d+)")
 
@@ -198,6 +200,15 @@ def test_signals_during_the_checkpoint_write_change_nothing_in_it(tiny_network, 
     assert_same_run(result.run_dir, straight_run(args, tmp_path / "straight", monkeypatch))
 
 
+class CrashAfterFirstEpoch(Hook):
+    """Stops a run after its first epoch as a crash would leave it."""
+
+    name = "crash"
+
+    def after_epoch(self, run, row):
+        run.request_stop(RunStatus.CRASHED, "a crash, for the test")
+
+
 @pytest.mark.slow
 def test_auto_resume_continues_a_crashed_run_and_leaves_a_finished_one(tiny_network, digits_root, tmp_path,
                                                                         monkeypatch, capsys):
@@ -206,7 +217,7 @@ def test_auto_resume_continues_a_crashed_run_and_leaves_a_finished_one(tiny_netw
     command = [*args, "--name", "nightly", "--auto-resume", "--device", "cpu", "--no-progress"]
     train_main = command_main("train")
     crashed = train(load_train_config(overrides=args),  # stops after epoch 1 as a crash would leave it
-                    RunOptions(name="nightly", progress=False, device="cpu", on_epoch_end=lambda row: "crashed"))
+                    RunOptions(name="nightly", progress=False, device="cpu", hooks=(CrashAfterFirstEpoch(),)))
     assert crashed.status == "crashed" and crashed.epochs_completed == 1
     assert run_main(train_main, [*command, "optim.lr=0.5"]) == 2
     assert "--allow-change optim.lr" in capsys.readouterr().err

@@ -4,15 +4,17 @@ positions inside an epoch, checkpoint formats, auto-resume's decision and what `
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from common.errors import UserError
 from common.locks import exclusive
-from common.run_folder import RunFolder, RunManifest
+from common.run_folder import RunFolder, RunManifest, RunStatus
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
 from train.resilience.auto_resume import decide
@@ -22,7 +24,10 @@ from train.config import CheckpointConfig, load_train_config
 from train.data.loading import SplitData, batch_seed, iterate_batches
 from train.process.distributed import Processes
 from train.loop.epoch import EpochProgress
-from train.resilience.preemption import RunGuard, StopSignals, stop_status
+from train.loop.hooks import Hooks, RunState, Step, StopRequest
+from train.loop.phase_timer import PhaseTimer
+from train.resilience.checkpoints import CheckpointHook
+from train.resilience.preemption import PreemptionHook, StopSignals, stop_status
 
 
 def test_batch_seeds_are_a_pure_function_of_seed_epoch_batch_and_rank():
@@ -54,27 +59,56 @@ def test_a_signal_only_records_a_stop_and_the_previous_handlers_come_back(capfd)
         "interrupted", "preempted", "preempted")
 
 
-def test_recovery_checkpoints_follow_the_steps_and_the_clock_and_a_signal_stops():
-    now = [0.0]
-    saves = []
+def test_recovery_checkpoints_follow_the_steps_and_the_clock_and_a_signal_stops(tmp_path):
+    now, saves = [0.0], []
+    config = load_train_config(overrides=["checkpoint.every_minutes=0.5", "checkpoint.every_steps=4",
+                                          "checkpoint.signals=[SIGUSR1]"]).config
+    position = SimpleNamespace(epoch=0, done=0, state_dict=lambda processes, steps: {"done": position.done})
+    trainer = SimpleNamespace(processes=Processes(), timer=PhaseTimer(enabled=False), epoch=0, step=0,
+                              position=position, steps_per_epoch=100)
+    log = logging.getLogger("test")
+    checkpoints = CheckpointHook(RunFolder(tmp_path), config, log, clock=lambda: now[0])
+    checkpoints.payload = lambda run, row, state=None: state
+    checkpoints.keeper.write = lambda decision, payload: saves.append((payload["done"], now[0]))
+    with StopSignals(config.checkpoint.signals) as signals:
+        hooks = Hooks([PreemptionHook(signals, RunFolder(tmp_path), log), checkpoints])
+        run = RunState(trainer, hooks)
+        hooks.before_run(run)
 
-    def save() -> float:
-        saves.append(now[0])
-        return 0.001
+        def step(number: int) -> object:
+            trainer.step = position.done = number
+            hooks.after_step(run, Step(None, None, None, None, 0.1, number, number, last=False))
+            return run.agree()
 
-    log = __import__("logging").getLogger("test")
-    guard = RunGuard(CheckpointConfig(every_minutes=0.5, every_steps=4, signals=("SIGUSR1",)), Processes(), save,
-                     log, clock=lambda: now[0])
-    with guard:
-        for step in range(1, 10):
+        for number in range(1, 10):
             now[0] += 1.0
-            assert guard.after_step(step) is False
-        assert saves == [4.0, 8.0]  # every 4 steps; 30 s have not passed
+            assert step(number) is None
+        assert saves == [(4, 4.0), (8, 8.0)]  # every 4 steps; 30 s have not passed
         now[0] += 30.0
-        assert guard.after_step(10) is False and saves[-1] == 39.0  # 30 s since the save at step 8
+        assert step(10) is None and len(saves) == 2  # the main process's clock votes now ...
+        assert step(11) is None and saves[-1] == (11, 39.0)  # ... and every process writes at the next step
+        assert step(12) is None and saves[-1] == (12, 39.0)
         os.kill(os.getpid(), signal.SIGUSR1)
-        assert guard.after_step(11) is True and guard.stop_signal == signal.SIGUSR1 and len(saves) == 4
-    assert guard.at_epoch_end() is True  # the request stays until the run stops
+        stop = step(13)
+        assert (stop.status, stop.signal, stop.reason) == (RunStatus.PREEMPTED, signal.SIGUSR1, "preempted by SIGUSR1")
+        assert len(saves) == 4  # the stop's checkpoint is written when the run ends
+        run.clean = True
+        hooks.after_run(run, stop.status)
+    assert saves[-1] == (13, 39.0) and len(saves) == 5 and run.result["signal"] == "SIGUSR1"
+    assert run.result["position"] == {"epoch": 0, "step_in_epoch": 13, "steps_per_epoch": 100}
+    assert run.message == "preempted by SIGUSR1 in epoch 1 at step 13 of 100"
+
+
+def test_the_highest_stop_request_wins_and_only_known_statuses_can_be_asked_for():
+    trainer = SimpleNamespace(processes=Processes(), timer=PhaseTimer(enabled=False), epoch=0, position=None)
+    run = RunState(trainer, Hooks([]))
+    run.request_stop(RunStatus.PREEMPTED, "signal", signal.SIGTERM)
+    run.request_stop(RunStatus.STOPPED_EARLY, "no better")
+    run.request_stop(RunStatus.INTERRUPTED, "ctrl-c", signal.SIGINT)
+    assert run.agree(settle=True) == StopRequest(RunStatus.STOPPED_EARLY, "no better")
+    for status in (RunStatus.FINISHED, RunStatus.RUNNING):
+        with pytest.raises(ValueError, match="a run cannot stop as"):
+            run.request_stop(status)
 
 
 def test_a_position_inside_an_epoch_round_trips_and_refuses_another_world_size():
@@ -99,14 +133,18 @@ def test_checkpoint_settings_are_validated():
     assert config.checkpoint.signals == () and config.to_dict()["checkpoint"]["signals"] == []
 
 
-def test_an_epoch_end_checkpoint_of_format_1_still_reads_and_format_3_is_refused(tmp_path, tiny_network):
+def test_checkpoints_of_formats_1_and_2_still_read_and_format_4_is_refused(tmp_path, tiny_network):
     network = load_network_config(tiny_network)
     old = {"format_version": 1, "network_config": network.to_dict(), "network_hash": network.hash,
            "class_names": ["a"], "model": {"w": torch.zeros(1)}}
     save_checkpoint(old, tmp_path / "old.pt")
     assert read_checkpoint(tmp_path / "old.pt")["position"] is None
-    save_checkpoint({**old, "format_version": 3}, tmp_path / "new.pt")
-    with pytest.raises(UserError, match=r"checkpoint format 3; this code reads formats \[1, 2\]"):
+    keeper, stopper = {"best": None, "kept": []}, {"best": 0.5, "bad_epochs": 2}
+    save_checkpoint({**old, "format_version": 2, "checkpoint_keeper": keeper, "early_stopping": stopper},
+                    tmp_path / "two.pt")
+    assert read_checkpoint(tmp_path / "two.pt")["hooks"] == {"checkpoints": keeper, "early_stopping": stopper}
+    save_checkpoint({**old, "format_version": 4}, tmp_path / "new.pt")
+    with pytest.raises(UserError, match=r"checkpoint format 4; this code reads formats \[1, 2, 3\]"):
         read_checkpoint(tmp_path / "new.pt")
 
 

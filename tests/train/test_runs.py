@@ -17,13 +17,13 @@ import torch
 from common.errors import UserError
 from common.integrity import verify_sha256
 from common.paths import PROJECT_ROOT
-from common.run_folder import MACHINE_COLUMNS
 from networks.checkpoint import read_checkpoint
 from train.config import load_train_config
+from train.metrics import EPOCH_METRICS
 from train.run import RunOptions, resume, train
 
 QUIET = RunOptions(progress=False, device="cpu")
-TIMING = MACHINE_COLUMNS
+TIMING = tuple(spec.name for spec in EPOCH_METRICS if spec.machine)
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -142,7 +142,7 @@ def test_early_stopping_stops_and_records_why(fast_config):
     assert "early stopping: val/accuracy did not improve by more than 1.0 for 1 epochs" in result.message
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["status"] == "stopped_early"
-    assert read_checkpoint(result.run_dir / "checkpoints" / "last.pt")["early_stopping"]["bad_epochs"] == 1
+    assert read_checkpoint(result.run_dir / "checkpoints" / "last.pt")["hooks"]["early_stopping"]["bad_epochs"] == 1
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The pure parts of watching a run: breakdown and verdict, timers, starvation, threads, scores, figures, trackers."""
+"""The pure parts of watching a run: breakdown and bottleneck, timers, starvation, threads, scores, figures, trackers."""
 
 from __future__ import annotations
 
@@ -10,27 +10,31 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.metrics import precision_recall_fscore_support
 
 from common.errors import UserError
 from train.config import load_train_config
 from train.process.distributed import Processes
-from train.watch.plots import confusion_image, curves_image, image_grid, png_bytes, safe_text
+from common.plotting import confusion_image, safe_text
+from train.watch.plots import curves_image, image_grid
+from common.plotting import png_bytes
+from common.run_folder import MetricSpec
+from train.metrics import EPOCH_METRICS
 from train.watch.layer_norms import LayerNorms, layer_groups
 from train.watch.system_figures import CpuSample, cpu_figures, oversubscription
-from train.watch.validation import ValidationTally, per_class_scores
+from train.watch.validation import ValidationTally, figures_due, tag_name
 from train.process.threads import (OPENMP_WAIT, apply_threads, choose_threads, describe_openmp_wait, intra_op_threads,
                            set_openmp_wait)
-from train.loop.phase_timer import PhaseTimer, VerdictContext, breakdown, verdict
+from train.loop.phase_timer import PhaseTimer, breakdown
+from train.watch.time_breakdown import BottleneckContext, bottleneck
 from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, Trackers, check_trackers, flat_params
-from train.watch.watch import auto_every, figures_due, tag_name
+from train.watch.steps import auto_every
 
 HOSTILE = ["$\\frac{1}{0}$", "<script>alert(1)</script>", 'a,"b"', "line\nbreak", "tab\there", "\u65e5\u672c",
            "a\\$b", "$", "%s {0} \\\\", "x" * 80]
 """Class names that break naive drawing: mathtext (an invalid one), HTML, CSV, control characters, length."""
 
 
-# -- breakdown and verdict ---------------------------------------------------------------------
+# -- breakdown and bottleneck ------------------------------------------------------------------
 def shares(**given: float) -> dict[str, float]:
     return breakdown(given, 1.0).fractions
 
@@ -49,15 +53,15 @@ def shares(**given: float) -> dict[str, float]:
     ({"forward": 0.4, "backward": 0.45, "data_wait": 0.05}, "decoded once, in memory",
      "compute-bound: 85% of each step is the forward and backward pass; train on a GPU"),
 ])
-def test_the_verdict_names_what_bounds_the_run_and_what_to_do(given, source, expected):
-    sentence = verdict(shares(**given), VerdictContext("cpu", source))
+def test_the_bottleneck_names_what_bounds_the_run_and_what_to_do(given, source, expected):
+    sentence = bottleneck(shares(**given), BottleneckContext("cpu", source))
     assert expected in sentence and sentence.count(";") == 1  # one sentence: the finding; what to do
 
 
-def test_the_verdict_on_a_gpu_suggests_gpu_settings_and_starvation_comes_first():
+def test_the_bottleneck_on_a_gpu_suggests_gpu_settings_and_starvation_comes_first():
     compute = shares(forward=0.5, backward=0.4)
-    assert "amp=true" in verdict(compute, VerdictContext("cuda"))
-    starved = verdict(shares(data_wait=0.6), VerdictContext("cpu", "decoded per batch", cpu_wait_fraction=0.45,
+    assert "amp=true" in bottleneck(compute, BottleneckContext("cuda"))
+    starved = bottleneck(shares(data_wait=0.6), BottleneckContext("cpu", "decoded per batch", cpu_wait_fraction=0.45,
                                                             threads=2))
     assert starved.startswith("CPU-starved: the 2 training thread(s) waited for a free core 45% of the time")
     assert "--threads 1" in starved
@@ -143,14 +147,17 @@ def test_the_oversubscription_warning_is_said_again_only_after_it_clearly_cleare
     import logging
     from types import SimpleNamespace
 
-    from train.watch.watch import Watch
+    from train.watch.system_figures import SystemFiguresHook
 
-    watch = SimpleNamespace(starved=False, is_main=True, log=logging.getLogger("watch-test"),
-                            system=SimpleNamespace(gpu_note=""))
+    hook = SystemFiguresHook(torch.device("cpu"), 1, logging.getLogger("watch-test"), is_main=True)
     waits = [0.30, 0.24, 0.27, 0.20, 0.26, 0.10, 0.31]  # hovering at the threshold, then clearly below, then above
+    added = []
+    run = SimpleNamespace(add_metrics=added.append)
     with caplog.at_level(logging.WARNING, logger="watch-test"):
         for wait in waits:
-            Watch._warn_starved(watch, {"system/cpu_wait_fraction": wait, "system/cpu_cores_used": 0.8})
+            hook.monitor.take = lambda wait=wait: {"system/cpu_wait_fraction": wait, "system/cpu_cores_used": 0.8}
+            hook.after_validation(run)
+    assert [figures["system/cpu_wait_fraction"] for figures in added] == waits
     said = [r.getMessage() for r in caplog.records if "CPU oversubscribed" in r.getMessage()]
     assert len(said) == 2 and "30%" in said[0] and "31%" in said[1]
 
@@ -201,19 +208,6 @@ def test_a_second_run_in_the_process_chooses_from_torch_default_not_from_the_fir
 
 
 # -- per-class scores, the validation tally, layer groups ----------------------------------------
-def test_per_class_scores_match_scikit_learn_and_leave_out_classes_without_samples():
-    rng = np.random.default_rng(0)
-    true, predicted = rng.integers(0, 4, 200), rng.integers(0, 5, 200)  # class 4 predicted, never true
-    confusion = np.zeros((5, 5), dtype=np.int64)
-    np.add.at(confusion, (true, predicted), 1)
-    scores = per_class_scores(confusion)
-    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=range(4),
-                                                                     zero_division=0)
-    assert np.allclose(scores["precision"][:4], precision) and np.allclose(scores["recall"][:4], recall)
-    assert np.allclose(scores["f1"][:4], f1) and list(scores["support"]) == [*support, 0]
-    assert np.isnan(scores["f1"][4]) and scores["macro_f1"] == pytest.approx(f1.mean())
-
-
 def test_the_tally_keeps_the_most_confidently_wrong_images():
     tally = ValidationTally(3, keep=2, device=torch.device("cpu"))
     images = torch.arange(4, dtype=torch.uint8).reshape(4, 1, 1, 1).expand(4, 1, 2, 2)  # image i is all i
@@ -250,13 +244,11 @@ def test_layer_norms_are_the_norms_of_each_group():
 
 
 # -- figures with hostile class names -----------------------------------------------------------
-def test_names_are_drawn_literally():
-    from matplotlib import cbook
-
+def test_names_are_shown_on_one_line_and_shortened():
     for name in HOSTILE:
         text = safe_text(name)
-        assert not cbook.is_math_text(text) and "\n" not in text and "\t" not in text and len(text) <= 24
-    assert safe_text("$x$") == r"\$x\$" and safe_text("line\nbreak") == "line\\nbreak"
+        assert "\n" not in text and "\t" not in text and len(text) <= 24
+    assert safe_text("$x$") == "$x$" and safe_text("line\nbreak") == "line\\nbreak"  # $: mathtext is off, not escaped
 
 
 def decoded(image: np.ndarray) -> Image.Image:
@@ -273,11 +265,34 @@ def test_figures_draw_hostile_names_even_where_latex_is_configured():
                     "val/accuracy": 0.6, "lr": 0.1, "val/macro_f1": 0.4} for e in (1, 2, 3)]
         per_class = [{"epoch": e, "class": k, "f1": 0.1 * k, "name": HOSTILE[k]} for e in (1, 2) for k in range(10)]
         curves = curves_image(history, [{"epoch": 0.5, "train/loss": 2.0, "lr": 0.01}], per_class,
-                              {"epoch": 2, "metric": "val/loss", "value": 0.5}, HOSTILE, "run $x")
+                              {"epoch": 2, "metric": "val/loss", "value": 0.5}, HOSTILE, "run $x", EPOCH_METRICS)
     assert decoded(grid).size[0] > 4 * 20 and decoded(matrix).size == (matrix.shape[1], matrix.shape[0])
-    assert decoded(curves).size == (1100, 750)
+    width, height = decoded(curves).size  # 11 x 7.5 inches at 100 dpi, cut to the box that holds every text
+    assert 1050 <= width <= 1100 and 700 <= height <= 750
     many = [{"epoch": 1, "class": k, "f1": 0.5, "name": str(k)} for k in range(30)]  # worst/median/best lines
-    assert curves_image(history, [], many, None, [str(k) for k in range(30)], "30 classes").shape == (750, 1100, 3)
+    assert curves_image(history, [], many, None, [str(k) for k in range(30)], "30 classes",
+                        EPOCH_METRICS).shape[2] == 3
+
+
+def test_curves_draw_every_declared_metric_in_the_panel_it_names(monkeypatch):
+    import train.watch.plots as plots
+
+    legends = {}
+
+    def remember(figure):
+        for axes in figure.axes:
+            legend = axes.get_legend()
+            legends[axes.get_title()] = [text.get_text() for text in legend.get_texts()] if legend else []
+        return np.zeros((1, 1, 3), np.uint8)
+
+    monkeypatch.setattr(plots, "render_figure", remember)
+    declared = (*EPOCH_METRICS, MetricSpec("val/new_score", "validation new score", "global", "max", panel="accuracy"))
+    history = [{"epoch": e, "train/loss": 1 / e, "val/loss": 1.1 / e, "train/accuracy": 0.5, "val/accuracy": 0.6,
+                "lr": 0.1, "val/macro_f1": 0.4, "val/new_score": 0.3} for e in (1, 2)]
+    plots.curves_image(history, [], [], None, ["a"], "run", declared)
+    assert legends["accuracy and scores"] == ["train accuracy", "validation accuracy", "validation macro F1",
+                                              "validation new score"]
+    assert legends["loss"] == ["train loss", "validation loss"] and legends["learning rate"] == ["learning rate"]
 
 
 # -- schedules and names ------------------------------------------------------------------------
@@ -339,10 +354,12 @@ def fake_trackers():
 
 
 def test_trackers_get_everything_and_a_failing_one_is_switched_off(fake_trackers, tmp_path, caplog):
-    from common.run_folder import RunFolder
+    from common.run_folder import RunFolder, RunStatus
 
     run = RunInfo(RunFolder(tmp_path), {"log": {}}, {"name": "net", "hash": "h"})
-    trackers = Trackers(run, ["remembering", "failing"], logging.getLogger("test.trackers"))
+    trackers = Trackers(["remembering", "failing"], logging.getLogger("test.trackers"))
+    trackers.log_scalars({"before": 1.0}, 1)  # nothing is open yet: it goes nowhere
+    trackers.open(run)
     with caplog.at_level(logging.WARNING, logger="test.trackers"):
         trackers.log_scalars({"a": 1.0}, 3)
         trackers.log_scalars({"a": 2.0}, 4)
@@ -352,7 +369,7 @@ def test_trackers_get_everything_and_a_failing_one_is_switched_off(fake_trackers
     trackers.log_image("grid", np.zeros((2, 3, 3), np.uint8), 4)
     trackers.log_files([tmp_path / "exists.txt", tmp_path / "missing.txt"])
     trackers.log_card("best_checkpoint", {"epoch": 1})
-    trackers.close("finished")
+    trackers.close(RunStatus.FINISHED)
     assert [c[0] for c in Remembering.calls] == ["scalars", "scalars", "image", "files", "card", "close"]
     assert Remembering.calls[3] == ("files", ["exists.txt"]) and Remembering.calls[-1] == ("close", "finished")
     assert Remembering.calls[0] == ("scalars", {"a": 1.0}, 3)

@@ -25,6 +25,7 @@ from common.paths import display_path
 from common.run_folder import PER_CLASS_COLUMNS, RunFolder
 from train.__main__ import main
 from train.experiments.runs import format_show, load_run
+from train.loop.hooks import Hook
 from train.run import RunOptions, resume, train
 from train.watch.trackers.wandb import WandbTracker
 
@@ -65,12 +66,18 @@ def test_a_watched_run_writes_curves_figures_and_events(fast_config, hostile_dig
     runs = Path(os.environ["IMAGEPIPE_OUTPUT"]) / "train"
     curves = []
 
-    def remember(row: dict) -> None:
-        curves.append(hashlib.sha256(next(runs.glob("*/curves.png")).read_bytes()).hexdigest())
+    class Remember(Hook):  # a caller's hook: its epoch's curves are drawn after it, its run's last before its end
+        name = "remember"
+
+        def after_epoch(self, run, row):
+            curves.extend(hashlib.sha256(path.read_bytes()).hexdigest() for path in runs.glob("*/curves.png"))
+
+        def after_run(self, run, status):
+            self.after_epoch(run, {})
 
     config = fast_config(f"data.dataset={hostile_digits}", *DEV, "epochs=3", "log.every_steps=1",
                          "log.histograms_every_steps=2", "log.figure_budget=1")
-    result = train(config, RunOptions(progress=False, device="cpu", on_epoch_end=remember))
+    result = train(config, RunOptions(progress=False, device="cpu", hooks=(Remember(),)))
     run = result.run_dir
     assert len(set(curves)) == 3  # curves.png redrawn after every epoch
     for name in ("samples/train_batch.png", "samples/confusion.png", "samples/val_worst.png", "curves.png"):
@@ -107,7 +114,7 @@ def test_a_watched_run_writes_curves_figures_and_events(fast_config, hostile_dig
 
 
 @pytest.mark.slow
-def test_profile_prints_a_breakdown_and_a_verdict_and_writes_a_trace(capsys, tiny_network, digits_root):
+def test_profile_prints_a_breakdown_and_the_bottleneck_and_writes_a_trace(capsys, tiny_network, digits_root):
     code = main([f"network={tiny_network}", f"data.dataset={digits_root}", "--dev", "epochs=30", "batch_size=16",
                  "--profile", "8", "--no-progress", "--device", "cpu"])
     printed = capsys.readouterr().out
@@ -116,8 +123,8 @@ def test_profile_prints_a_breakdown_and_a_verdict_and_writes_a_trace(capsys, tin
     for phase in ("waiting for data", "host-to-device copy", "forward", "backward", "optimiser", "logging",
                   "checkpointing"):
         assert f"  {phase} " in printed
-    (verdict,) = [line for line in printed.splitlines() if line.startswith("verdict: ")]
-    assert verdict.split(": ")[1] in ("compute-bound", "CPU-starved", "logging-bound", "checkpoint-bound",
+    (bottleneck,) = [line for line in printed.splitlines() if line.startswith("bottleneck: ")]
+    assert bottleneck.split(": ")[1] in ("compute-bound", "CPU-starved", "logging-bound", "checkpoint-bound",
                                       "input-bound", "augmentation-bound", "optimiser-bound", "validation-bound")
     assert "aten::" in printed.split("top operators")[1]
     run = next((Path(os.environ["IMAGEPIPE_OUTPUT"]) / "train").iterdir())

@@ -46,14 +46,14 @@ from common.locks import exclusive
 from common.paths import display_path, output_dir
 from common.provenance import command_text, now
 from common.results import EvaluationRecord, Predictions, sum_tolerance_for, write_evaluation_record, write_predictions
-from common.run_folder import RunFolder, list_runs
+from common.run_folder import RunFolder, RunStatus, list_runs
 from common.splits import check_split_settings
 from common.staging import staged
 from train.config import DEFAULT_CONFIG, LoadedConfig, load_train_config
 
 log = logging.getLogger("train.experiments.crossval")
 
-DONE = ("finished", "stopped_early")
+DONE = (RunStatus.FINISHED, RunStatus.STOPPED_EARLY)
 """Run statuses of a fold that needs no more training."""
 
 
@@ -233,7 +233,7 @@ def fold_run(loaded: LoadedConfig, options: CrossvalOptions, plan: _Plan, fold: 
         if status in DONE or len(run.read_metrics()) >= loaded.config.epochs:
             log.info("fold %d: %s is done (%s)", fold, display_path(run.path), status)
             return run
-        if status == "diverged":
+        if status is RunStatus.DIVERGED:
             raise UserError(f"fold {fold}: its run {display_path(run.path)} diverged; lower optim.lr (with another "
                             "--name) or remove that run")
         if (run.checkpoints_dir / "last.pt").is_file():

@@ -24,10 +24,11 @@ from common.paths import display_path, output_dir
 from common.provenance import stamp
 from common.staging import staged
 from train.config import LoadedConfig
+from train.config_checks import pinned_network_config
 from train.data.loading import epoch_order, iterate_batches, load_training_data
-from train.process.distributed import Processes, resolve_device
-from train.run import RunOptions, initial_weights, pinned_network_config
 from train.loop.trainer import Trainer
+from train.process.distributed import Processes, resolve_device
+from train.run import RunOptions, initial_weights
 
 SMOOTHING = 0.9
 EXPLODE = 4.0
@@ -126,10 +127,10 @@ def _write(name: str, lrs: list[float], losses: list[float], smoothed: list[floa
 
 
 def _plot(path: Path, lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float | None) -> None:
-    from common.plotting import pyplot
+    from common.plotting import new_figure, save_figure
 
-    plt = pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    figure = new_figure(7, 4.5, dpi=110)
+    axes = figure.subplots()
     axes.plot(lrs, losses, alpha=0.3, label="loss")
     axes.plot(lrs, smoothed, label="smoothed loss")
     if suggestion:
@@ -141,9 +142,7 @@ def _plot(path: Path, lrs: list[float], losses: list[float], smoothed: list[floa
         axes.set_ylim(min(min(finite), min(raw)) * 0.9, min(max(finite), 3 * min(finite)) * 1.1)
     axes.grid(alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def describe(result: LrFindResult) -> str:

@@ -16,7 +16,6 @@ signal or a crash stopped before its end is listed with the command that continu
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,25 +25,24 @@ from common.errors import UserError
 from common.list_versions import version_label
 from common.model_card import read_card_file
 from common.paths import PROJECT_ROOT, display_path, model_dir
-from common.run_folder import RunFolder, RunManifest, list_runs, runs_root
+from common.run_folder import (
+    MetricSpec,
+    RunFolder,
+    RunManifest,
+    RunStatus,
+    list_runs,
+    resume_command,
+    runs_root,
+    status_text,
+)
 
 KEY_HYPERPARAMETERS = ("epochs", "batch_size", "optim.name", "optim.lr", "optim.weight_decay", "schedule.name")
-
-RESUMABLE = ("interrupted", "preempted", "crashed", "failed")
-"""Statuses of a run that stopped before its end; with a ``last.pt`` it continues from there."""
-
-
-def resume_command(run_dir: Path, world_size: int = 1) -> str:
-    """The command that continues a run from its ``last.pt`` (under torchrun: with as many processes as before)."""
-    shown = shlex.quote(display_path(run_dir))
-    if world_size > 1:
-        return f"pipenv run torchrun <as before: {world_size} processes> -m train --resume {shown}"
-    return f"pipenv run train --resume {shown}"
 
 
 def continue_command(record: RunRecord) -> str | None:
     """The command that continues a run that stopped before its end and has a ``last.pt``, else None."""
-    if record.status not in RESUMABLE or not (record.folder.checkpoints_dir / "last.pt").is_file():
+    resumable = record.status is not None and record.status.resumable
+    if not resumable or not (record.folder.checkpoints_dir / "last.pt").is_file():
         return None
     return resume_command(record.folder.path, record.manifest.world_size if record.manifest else 1)
 
@@ -58,7 +56,7 @@ class RunRecord:
         manifest: Its manifest (None when unreadable).
         config: Its config as plain values, with ``network_hash`` (empty when unreadable).
         metrics: ``metrics.csv`` rows.
-        status: The effective status (``crashed`` for a dead ``running`` run, ``unreadable`` for a broken one).
+        status: The effective status (``crashed`` for a dead ``running`` run); None for a broken run.
         best: ``{"metric", "value", "epoch"}`` of the best epoch, or None.
         models: Names of the models in ``model/`` exported from this run.
         problem: Why the run could not be read, or None.
@@ -68,7 +66,7 @@ class RunRecord:
     manifest: RunManifest | None
     config: dict[str, Any]
     metrics: list[dict[str, float]]
-    status: str
+    status: RunStatus | None
     best: dict[str, Any] | None
     models: list[str] = field(default_factory=list)
     problem: str | None = None
@@ -77,6 +75,26 @@ class RunRecord:
     def name(self) -> str:
         """The run's folder name."""
         return self.folder.name
+
+    @property
+    def status_text(self) -> str:
+        """The status as the table shows it (``unreadable`` for a broken run, ``running on <host>?``)."""
+        return "unreadable" if self.status is None else status_text(self.status, self.manifest)
+
+    @property
+    def headline(self) -> list[str]:
+        """The run's headline metrics (declared in its manifest; a run from before declarations: its columns)."""
+        specs = self.manifest.metric_specs() if self.manifest else ()
+        if specs:
+            return [spec.name for spec in specs if spec.headline]
+        return [key for key in (self.metrics[0] if self.metrics else {}) if key not in ("epoch", "step")]
+
+    def scores(self) -> list[str]:
+        """The headline metrics that are scores (with a direction): what ``runs diff`` compares."""
+        specs: tuple[MetricSpec, ...] = self.manifest.metric_specs() if self.manifest else ()
+        if specs:
+            return [spec.name for spec in specs if spec.headline and spec.direction]
+        return [key for key in self.headline if key.startswith(("train/", "val/"))]
 
 
 def load_run(folder: RunFolder | Path, models: dict[str, list[str]] | None = None) -> RunRecord:
@@ -102,7 +120,7 @@ def list_records(root: Path | None = None) -> list[RunRecord]:
         try:
             records.append(load_run(folder, models))
         except UserError as exc:
-            records.append(RunRecord(folder, None, {}, [], "unreadable", None, models.get(folder.name, []), str(exc)))
+            records.append(RunRecord(folder, None, {}, [], None, None, models.get(folder.name, []), str(exc)))
     return records
 
 
@@ -131,7 +149,7 @@ def format_table(records: list[RunRecord]) -> str:
             record.name, started, str(record.config.get("network", "-")),
             *(_format(_get(record.config, key)) for key in KEY_HYPERPARAMETERS),
             f"{best['metric']} {best['value']:.4f} @{best['epoch']}" if best else "-",
-            str(len(record.metrics)), record.status, ", ".join(record.models) or "-",
+            str(len(record.metrics)), record.status_text, ", ".join(record.models) or "-",
         ])
     if not rows:
         return f"no runs in {display_path(runs_root())}"
@@ -139,7 +157,7 @@ def format_table(records: list[RunRecord]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths))]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
     lines += [f"unreadable: {record.name}: {record.problem}" for record in records if record.problem]
-    lines += [f"continue {record.name} ({record.status}): {command}" for record in records
+    lines += [f"continue {record.name} ({record.status_text}): {command}" for record in records
               if (command := continue_command(record))]
     return "\n".join(lines)
 
@@ -150,7 +168,7 @@ def format_show(record: RunRecord) -> str:
 
     manifest = record.manifest
     assert manifest is not None  # load_run raises for unreadable runs
-    lines = [f"run: {record.name} ({display_path(record.folder.path)})", f"status: {record.status}",
+    lines = [f"run: {record.name} ({display_path(record.folder.path)})", f"status: {record.status_text}",
              f"started: {manifest.started}  ended: {manifest.ended}", f"command: {' '.join(manifest.command)}",
              f"git: {manifest.git.get('commit')} dirty={manifest.git.get('dirty')}",
              f"network: {manifest.network.get('name')} hash {manifest.network.get('hash')}",
@@ -168,7 +186,7 @@ def format_show(record: RunRecord) -> str:
     lines += ["  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()]
     lines += ["", "metrics:"]
     if record.metrics:
-        columns = ["epoch", "lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy"]
+        columns = ["epoch", *record.headline]
         lines.append("  " + "  ".join(f"{c:>14}" for c in columns))
         lines += ["  " + "  ".join(f"{_format(row.get(c)):>14}" for c in columns) for row in record.metrics]
     if record.best:
@@ -208,7 +226,8 @@ def format_diff(a: RunRecord, b: RunRecord) -> str:
     for label, value_a, value_b in _metric_pairs(a, b):
         delta = f"{value_b - value_a:+12.4f}" if None not in (value_a, value_b) else f"{'-':>12}"
         lines.append(f"{label:<22}{_format(value_a):>12}{_format(value_b):>12}{delta}")
-    lines += [f"{'status':<22}{a.status:>12}{b.status:>12}", f"{'epochs':<22}{len(a.metrics):>12}{len(b.metrics):>12}"]
+    lines += [f"{'status':<22}{a.status_text:>12}{b.status_text:>12}",
+              f"{'epochs':<22}{len(a.metrics):>12}{len(b.metrics):>12}"]
     return "\n".join(lines)
 
 
@@ -217,7 +236,7 @@ def _metric_pairs(a: RunRecord, b: RunRecord) -> list[tuple[str, float | None, f
     if a.best and b.best and a.best["metric"] == b.best["metric"]:
         pairs.append((f"best {a.best['metric']}", a.best["value"], b.best["value"]))
     last_a, last_b = (a.metrics[-1] if a.metrics else {}), (b.metrics[-1] if b.metrics else {})
-    for key in ("train/loss", "train/accuracy", "val/loss", "val/accuracy"):
+    for key in dict.fromkeys([*a.scores(), *b.scores()]):
         pairs.append((f"last {key}", last_a.get(key), last_b.get(key)))
     return pairs
 

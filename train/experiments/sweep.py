@@ -7,7 +7,7 @@
 The space file names dotted config keys and their ranges::
 
     metric: val/loss            # optional; default: the config's checkpoint.monitor
-    direction: minimize         # optional; default from checkpoint.mode
+    direction: minimize         # optional; default: the metric's declared direction (train/metrics.py)
     params:
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       optim.weight_decay: {type: float, low: 0.0, high: 0.1}
@@ -39,10 +39,13 @@ from common.cli import check_plain_name
 from common.errors import UserError
 from common.files import write_csv, write_json
 from common.paths import display_path, output_dir
+from common.run_folder import RunStatus
 from common.staging import staged
 from networks.config_files import load_yaml_mapping
-from train.config import DEFAULT_CONFIG, METRICS, load_train_config
+from train.config import DEFAULT_CONFIG, load_train_config
 from train.experiments.study import failing_on_interrupt, open_storage, repeated_trial, sampler_seed
+from train.loop.hooks import Hook, RunState
+from train.metrics import MONITORED, metric_spec
 
 log = logging.getLogger("train.experiments.sweep")
 
@@ -80,8 +83,8 @@ class Space:
 
     Attributes:
         params: The searched keys.
-        metric: Metric to optimise (one of ``train.config.METRICS``), or None for the config's monitor.
-        direction: ``maximize`` or ``minimize``, or None to follow ``checkpoint.mode``.
+        metric: Metric to optimise (one of :data:`train.metrics.MONITORED`), or None for the config's monitor.
+        direction: ``maximize`` or ``minimize``, or None for the metric's declared direction.
     """
 
     params: tuple[Param, ...]
@@ -122,8 +125,8 @@ def load_space(path: Path) -> Space:
     if unknown:
         raise UserError(f"{shown}: unknown key(s) {unknown}; expected metric, direction, params")
     metric, direction = raw.get("metric"), raw.get("direction")
-    if metric is not None and metric not in METRICS:
-        raise UserError(f"{shown}: metric: {metric!r} is not one of {list(METRICS)}")
+    if metric is not None and metric not in MONITORED:
+        raise UserError(f"{shown}: metric: {metric!r} is not one of {list(MONITORED)}")
     if direction is not None and direction not in ("maximize", "minimize"):
         raise UserError(f"{shown}: direction: {direction!r} is not 'maximize' or 'minimize'")
     entries = raw.get("params")
@@ -200,7 +203,7 @@ def run_sweep(config: Path | None, space_path: Path, trials: int, sampler: str =
     base = load_train_config(config, overrides).config
     space = load_space(space_path)
     metric = space.metric or base.checkpoint.monitor
-    direction = space.direction or ("maximize" if base.checkpoint.mode == "max" else "minimize")
+    direction = space.direction or ("maximize" if metric_spec(metric).direction == "max" else "minimize")
     study_name = study or f"{Path(config).stem}-sweep"
     check_plain_name(study_name, "--study")
     folder = output_dir() / "sweeps" / study_name
@@ -245,27 +248,50 @@ def _objective(config: Path, space: Space, metric: str, direction: str, study_na
                      repeated, values)
             raise optuna.TrialPruned(f"repeats trial {repeated}")
         loaded = load_train_config(config, [*overrides, *(f"{k}={v}" for k, v in values.items())])
-        history: list[float] = []
-
-        def report(row: dict[str, Any]) -> str | None:
-            history.append(float(row[metric]))
-            trial.report(float(row[metric]), int(row["epoch"]))
-            return "pruned" if trial.should_prune() else None
-
+        pruning = PruningHook(trial, metric)
         result = train(loaded, RunOptions(name=f"{study_name}-t{trial.number:03d}", device=device, dev=dev,
-                                          progress=False, on_epoch_end=report))
+                                          progress=False, hooks=(pruning,)))
         trial.set_user_attr("run_dir", str(result.run_dir))
         log.info("trial %d: %s %s", trial.number, result.status, values)
         if result.stop_signal is not None:
             raise KeyboardInterrupt  # a signal stops the sweep too; the trial's run is left resumable
-        if result.status == "pruned":
+        if result.status is RunStatus.PRUNED:
             raise optuna.TrialPruned()
-        finite = [v for v in history if math.isfinite(v)]
-        if result.status == "diverged" or not finite:
+        finite = [v for v in pruning.history if math.isfinite(v)]
+        if result.status is RunStatus.DIVERGED or not finite:
             return float("nan")  # Optuna records the trial as failed
         return max(finite) if direction == "maximize" else min(finite)
 
     return objective
+
+
+class PruningHook(Hook):
+    """A trial's hook: reports the metric to Optuna after every epoch and stops the run (``pruned``) when the
+    pruner says so (the main process decides; the epoch's exchange tells the others).
+
+    Args:
+        trial: The Optuna trial.
+        metric: The optimised metric.
+
+    Attributes:
+        history: The metric after each epoch.
+    """
+
+    name = "pruning"
+
+    def __init__(self, trial: Any, metric: str):
+        self.trial, self.metric = trial, metric
+        self.history: list[float] = []
+
+    def after_epoch(self, run: RunState, row: dict[str, Any]) -> None:
+        """Report the epoch's value; ask to stop when the trial should be pruned."""
+        if not run.trainer.processes.is_main:
+            return
+        value, epoch = float(row[self.metric]), int(row["epoch"])
+        self.history.append(value)
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            run.request_stop(RunStatus.PRUNED, f"stopped after epoch {epoch}: pruned")
 
 
 def _summarise(study: Any, folder: Path, storage: str, metric: str, direction: str) -> SweepResult:
@@ -303,11 +329,11 @@ def _plots(study: Any, folder: Path, completed: int) -> dict[str, str]:
     """Optimisation history and parameter importances (when enough trials completed)."""
     from optuna.visualization import matplotlib as optuna_plots
 
-    from common.plotting import pyplot
+    from common.plotting import drawing, pyplot, save_figure
 
-    plt = pyplot()
+    plt = pyplot()  # Optuna draws through pyplot, and sets its own style: inside drawing(), undone after
     written = {}
-    with warnings.catch_warnings():
+    with drawing(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         for name, draw, needs in (("history.png", optuna_plots.plot_optimization_history, 1),
                                   ("importance.png", optuna_plots.plot_param_importances, 2)):
@@ -320,8 +346,8 @@ def _plots(study: Any, folder: Path, completed: int) -> dict[str, str]:
                 written[name] = f"skipped: {exc}"
                 continue
             axes.figure.set_size_inches(8, 5)
-            axes.figure.tight_layout()
-            axes.figure.savefig(folder / name, dpi=110)
+            axes.figure.set_dpi(110)
+            save_figure(axes.figure, folder / name)
             plt.close(axes.figure)
             written[name] = name
     return written

@@ -17,7 +17,7 @@ continues exactly as if it had not stopped.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from common.errors import UserError
 from train.loop.augment import BatchAugment
 from train.config import TrainConfig
 from train.data.loading import Batch, SplitData, batch_seed, epoch_order, iterate_batches, prefetched
+from train.metrics import metric_spec
 from train.process.distributed import Processes, all_gather, all_reduce_sum
 
 
@@ -138,13 +139,48 @@ class EpochBar:
 
 
 def epoch_metrics(position: EpochProgress, seconds: float, processes: Processes) -> dict[str, float]:
-    """The finished epoch's row: the last learning rate, loss and accuracy over every process, speed."""
-    totals = all_reduce_sum(torch.stack([position.loss_sum, position.correct.double(), torch.tensor(
-        float(position.seen), dtype=torch.float64, device=position.loss_sum.device)]),
-        processes)  # 3 x () -> (3,): loss sum, correct, seen
-    return {"lr": position.lr, "train/loss": totals[0].item() / totals[2].item(),
-            "train/accuracy": totals[1].item() / totals[2].item(), "epoch_seconds": round(seconds, 3),
-            "samples_per_second": round(totals[2].item() / seconds, 1)}
+    """The finished epoch's row: the last learning rate, loss and accuracy over every process, time and speed."""
+    seen = torch.tensor(float(position.seen), dtype=torch.float64, device=position.loss_sum.device)
+    row = reduce_metrics({"lr": (position.lr, 1.0), "train/loss": (position.loss_sum, seen),
+                          "train/accuracy": (position.correct.double(), seen),
+                          "epoch_seconds": (round(seconds, 3), 1.0),
+                          "samples_per_second": (position.seen / seconds, 1.0)}, processes)
+    row["samples_per_second"] = round(row["samples_per_second"], 1)
+    return row
+
+
+def reduce_metrics(partials: Mapping[str, tuple[Any, Any]], processes: Processes) -> dict[str, float]:
+    """Declared metrics (:mod:`train.metrics`) from this process's part of each, combined as each is declared.
+
+    Args:
+        partials: Metric name -> ``(total, count)`` on this process (numbers or 0-d tensors): the metric is
+            ``total / count`` after the ``mean`` reduction (both summed over the processes first), ``total``
+            summed over the processes for ``sum``, and this process's ``total / count`` for ``global`` and
+            ``main`` (already the same everywhere, or the main process's own).
+        processes: This process's rank and the world size (every process calls it: one all-reduce in all).
+
+    Raises:
+        KeyError: For a metric no declaration names.
+    """
+    specs = {name: metric_spec(name) for name in partials}
+    reduced = [name for name, spec in specs.items() if spec.reduce in ("mean", "sum")]
+    device = next((value.device for pair in partials.values() for value in pair if isinstance(value, torch.Tensor)),
+                  torch.device("cpu"))
+    sums: list[float] = []
+    if reduced:
+        parts = [torch.as_tensor(part, dtype=torch.float64, device=device).reshape(())
+                 for name in reduced for part in partials[name]]  # 2 per metric: total, count
+        sums = all_reduce_sum(torch.stack(parts), processes).tolist()  # 2M x () -> (2M,)
+    out: dict[str, float] = {}
+    for name, spec in specs.items():
+        if name in reduced:
+            total, count = sums[2 * reduced.index(name)], sums[2 * reduced.index(name) + 1]
+            value = total / count if spec.reduce == "mean" else total
+        else:
+            total, count = (float(part) for part in partials[name])
+            value = total / count
+        out[name] = value
+    return out
 
 
 def training_batches(split: SplitData, config: TrainConfig, augment: BatchAugment, device: torch.device,

@@ -1,6 +1,6 @@
-"""Where a run's time goes: a cheap phase timer, the breakdown it gives, and a verdict in one sentence.
+"""Where a run's time goes: a cheap phase timer, and the breakdown it gives.
 
-:class:`PhaseTimer` measures the phases of :data:`common.run_folder.TIMED_PHASES`
+:class:`PhaseTimer` measures the phases of :data:`train.metrics.TIMED_PHASES`
 with ``time.perf_counter`` (a context manager per phase, an iterator wrapper for the
 data wait). On the CPU every step is timed; on a GPU, whose work runs asynchronously,
 one step in ``every`` synchronises the device at its phase boundaries and the step
@@ -8,9 +8,9 @@ phases are computed from those steps (the others run without synchronising). Whi
 ``torch.profiler`` records (``train --profile``), every phase is also a
 ``record_function`` range named ``phase:<name>``, so the trace shows the same phases.
 
-:func:`breakdown` turns the measured seconds into fractions of the time;
-:func:`verdict` turns fractions into one sentence saying what bounds the run and
-what to do. Both are pure, so they are tested with given numbers.
+:func:`breakdown` turns the measured seconds into fractions of the time (pure, so
+it is tested with given numbers); :mod:`train.watch.time_breakdown` records them per
+epoch and names the bottleneck.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.run_folder import TIMED_PHASES
-from train.watch.system_figures import STARVED
+from train.metrics import TIMED_PHASES
 
 PHASE_LABELS = {"data_wait": "waiting for data", "copy": "host-to-device copy", "augment": "augmentation",
                 "forward": "forward", "backward": "backward", "optimizer": "optimiser", "validation": "validation",
@@ -205,76 +204,3 @@ class Breakdown:
 def breakdown(seconds: Mapping[str, float], total: float, steps: int = 0) -> Breakdown:
     """A :class:`Breakdown` from seconds per phase and the wall time they were part of."""
     return Breakdown({name: float(seconds.get(name, 0.0)) for name in TIMED_PHASES}, float(total), steps)
-
-
-INPUT_ADVICE = {
-    "decoded per batch": "pack the data set (pipenv run pack) or raise data.num_workers",
-    "pack": "hold the pack in memory (data.in_memory=true) if it fits, or keep it on a faster disk",
-    "memory": "the batches come from memory, so look for another process using the disk or the CPU",
-}
-"""What to do about waiting for data, by where the batches come from."""
-
-
-@dataclass(frozen=True)
-class VerdictContext:
-    """What the verdict needs to know besides the breakdown.
-
-    Attributes:
-        device: ``cpu`` or ``cuda``.
-        data_source: Where training batches come from (``decoded per batch``, ``pack, read per batch``, ``... in memory``).
-        cpu_wait_fraction: Share of the time the training threads waited for a free CPU core (None when unknown).
-        threads: The process's intra-op threads.
-    """
-
-    device: str = "cpu"
-    data_source: str = "decoded once, in memory"
-    cpu_wait_fraction: float | None = None
-    threads: int = 1
-
-
-def verdict(shares: Mapping[str, float], context: VerdictContext = VerdictContext()) -> str:
-    """One sentence: what bounds the run, by how much, and what to do.
-
-    Args:
-        shares: Fractions of the time per phase (:attr:`Breakdown.fractions`).
-        context: Device, data source and CPU contention.
-
-    Returns:
-        E.g. ``input-bound: 62% of each step waits for data; pack the data set (pipenv run pack) or raise
-        data.num_workers``.
-    """
-    wait = context.cpu_wait_fraction
-    if wait is not None and wait >= STARVED:
-        return (f"CPU-starved: the {context.threads} training thread(s) waited for a free core {wait:.0%} of the "
-                "time, so every phase is slower than it should be; run it alone, or give it fewer threads "
-                "(--threads 1) while another busy process shares the machine")
-    def get(*names: str) -> float:
-        return sum(shares.get(name, 0.0) for name in names)
-
-    source = context.data_source
-    advice = INPUT_ADVICE["decoded per batch" if "decoded per batch" in source else
-                          "pack" if "pack" in source and "read per batch" in source else "memory"]
-    candidates = [
-        (get("data_wait"), 0.3, f"input-bound: {get('data_wait'):.0%} of each step waits for data; {advice}"),
-        (get("copy"), 0.2, f"copy-bound: {get('copy'):.0%} of each step copies batches to the GPU; keep the data "
-                           "on the GPU (data.keep_on_gpu=always) if it fits"),
-        (get("augment"), 0.25, f"augmentation-bound: {get('augment'):.0%} of each step augments the batch; "
-                               "lighten the augment.* settings or train on a GPU, where augmentation is cheap"),
-        (get("logging"), 0.1, f"logging-bound: {get('logging'):.0%} of the time goes to logging and figures; "
-                              "raise log.every_steps and log.figures_every, or turn log.histograms_every_steps off"),
-        (get("checkpoint"), 0.15, f"checkpoint-bound: {get('checkpoint'):.0%} of the time writes checkpoints; keep "
-                                  "fewer (checkpoint.top_k), or put the run folder on a faster disk"),
-        (get("validation"), 0.35, f"validation-bound: {get('validation'):.0%} of the time validates; use a "
-                                  "smaller validation list (data.val_split)"),
-        (get("optimizer"), 0.3, f"optimiser-bound: {get('optimizer'):.0%} of each step updates the weights; a "
-                                "larger batch (batch_size) spreads this cost over more samples"),
-    ]
-    found = [(share, sentence) for share, threshold, sentence in candidates if share >= threshold]
-    if found:
-        return max(found)[1]
-    compute = get("forward", "backward")
-    if context.device == "cuda":
-        todo = "a larger batch, amp=true, channels_last=true or compile=true may make each step faster"
-    else:
-        todo = "train on a GPU (--device cuda), or use a smaller network or input size"
-    return f"compute-bound: {compute:.0%} of each step is the forward and backward pass; {todo}"

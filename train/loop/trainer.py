@@ -1,11 +1,13 @@
 """The model being trained: network, optimiser, mixed precision, augmentation and schedule position.
 
 A :class:`Trainer` is complete once constructed. Its public steps are
-:meth:`Trainer.train_step` (one optimiser step), :meth:`Trainer.train_epoch` (one
-epoch, advancing :attr:`Trainer.epoch`) and :meth:`Trainer.validate`; the run loop
-(train/run.py), the learning-rate finder and the benchmark use nothing else. Each step's
-phases are timed by, and each step and validation batch reported to,
-:attr:`Trainer.observer` (train/loop/observer.py; a run's is :class:`train.watch.watch.Watch`).
+:meth:`Trainer.train_step` (one optimiser step), :meth:`Trainer.epoch_steps` (the
+steps of one epoch, one at a time, then :meth:`EpochSteps.finish`),
+:meth:`Trainer.train_epoch` (a whole epoch at once) and :meth:`Trainer.validate`. The
+run loop (:mod:`train.loop.run_loop`) calls the run's hooks between them; the
+learning-rate finder and the benchmarks use them without hooks. The phases of each
+step are timed by :attr:`Trainer.timer` (:mod:`train.loop.phase_timer`; a disabled
+one unless the run gives its own).
 
 Shuffling and dropout are seeded per epoch from ``(config.seed, epoch)``, each batch's
 augmentation from ``(config.seed, epoch, batch, rank)``, and the schedule is a pure
@@ -15,7 +17,8 @@ inside the epoch, :class:`train.loop.epoch.EpochProgress`) continues bit for bit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +34,11 @@ from train.loop.augment import BatchAugment
 from train.config import TrainConfig
 from train.data.loading import TrainingData, epoch_order, epoch_seed, iterate_batches, steps_per_epoch
 from train.process.distributed import Processes, all_reduce_sum, average_buffers
-from train.loop.epoch import EpochBar, EpochProgress, epoch_metrics, training_batches
+from train.loop.epoch import EpochBar, EpochProgress, epoch_metrics, reduce_metrics, training_batches
 from train.loop.finetune import BackboneFreezer, WeightAverage
-from train.loop.observer import Observer
+from train.loop.hooks import Step, ValidationBatch
 from train.loop.optim import build_optimizer, lr_factor
+from train.loop.phase_timer import PhaseTimer
 
 CHECK_EVERY = 20
 """Optimiser steps between checks for a non-finite loss (and progress-bar updates)."""
@@ -53,10 +57,11 @@ class Trainer:
         data: The training and validation splits.
         processes: This process's rank and the world size.
         device: The training device.
+        timer: Times the phases of each step (a disabled one, which measures nothing, by default).
     """
 
     def __init__(self, config: TrainConfig, network_config: NetworkConfig, data: TrainingData,
-                 processes: Processes, device: torch.device):
+                 processes: Processes, device: torch.device, timer: PhaseTimer | None = None):
         self.config = config
         self.network_config = network_config
         self.data = data
@@ -81,7 +86,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.position: EpochProgress | None = None
-        self.observer = Observer()  # a run's train.watch.watch.Watch replaces it
+        self.timer = timer if timer is not None else PhaseTimer(enabled=False)
 
     def load_initial_weights(self, weights: str, mode: str, key: str = "init.weights") -> tuple[Path, LoadReport]:
         """Load initial weights (a checkpoint, a state dict or a safetensors file in ``model/`` or a path).
@@ -125,7 +130,7 @@ class Trainer:
         lr = self.learning_rate() if lr is None else lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        timer = self.observer.timer
+        timer = self.timer
         with timer.phase("forward"):
             if self.config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -152,62 +157,39 @@ class Trainer:
         self.step += 1
         return loss, logits
 
-    def train_epoch(self, progress: bool = False, after_step: Callable[[], bool] | None = None
-                    ) -> dict[str, float] | None:
-        """Train (the rest of) epoch ``epoch + 1``, from :attr:`position` (None: its start).
+    def epoch_steps(self, progress: bool = False) -> EpochSteps:
+        """The optimiser steps of (the rest of) epoch ``epoch + 1``, from :attr:`position` (None: its start).
 
         Args:
             progress: Show a progress bar (main process, terminal only).
-            after_step: Called after every optimiser step but the epoch's last; True
-                stops the epoch there, and :attr:`position` holds where.
+        """
+        return EpochSteps(self, progress)
 
-        Returns:
-            The epoch's metrics once it is complete (:attr:`epoch` is then advanced), or
-            None when ``after_step`` stopped it.
+    def train_epoch(self, progress: bool = False) -> dict[str, float]:
+        """Train the rest of the epoch at once (no hooks) and return its metrics (:meth:`EpochSteps.finish`)."""
+        with self.epoch_steps(progress) as steps:
+            for images, labels in steps:
+                steps.step(images, labels)
+            return steps.finish()
+
+    def validate(self, each_batch: Callable[[ValidationBatch], None] | None = None) -> dict[str, float]:
+        """Loss and accuracy on the validation split (shared out over the processes), of the averaged
+        weights when ``finetune.ema_decay`` is set.
+
+        Args:
+            each_batch: Called with every validation batch (the run's hooks).
 
         Raises:
-            DivergedError: When the loss becomes NaN or infinite (the epoch is not counted).
+            DivergedError: When the validation loss is NaN or infinite.
         """
-        if self.position is None:
-            torch.manual_seed(epoch_seed(self.config.seed, self.epoch))  # dropout, anything drawing from it
-            self.position = EpochProgress.start(self.epoch, self.device)
-        position = self.position
-        if self.freezer.update(self.epoch):
-            # DistributedDataParallel must see which parameters train
-            self.model = wrap(self.network, self.processes, self.device, self.config.compile)
-        self.train_mode()
-        bar = EpochBar(progress and self.processes.is_main, self.epoch, self.config.epochs, self.steps_per_epoch,
-                       position, self.processes.world_size)
-        batches = training_batches(self.data.train, self.config, self.augment, self.device, self.processes,
-                                   self.epoch, position.done)
-        for images, labels in self.observer.timer.batches(batches):  # times the wait for each prepared batch
-            lr = self.learning_rate()
-            loss, logits = self.train_step(images, labels, lr)
-            self.observer.step_end(self, images, labels, loss, logits)
-            position.add(loss, logits, labels, lr)
-            checking = self.step % CHECK_EVERY == 0
-            if checking:
-                self.check_finite(position.loss_sum)
-            bar.update(position, postfix=checking)
-            if position.done < self.steps_per_epoch and after_step is not None and after_step():
-                bar.close(position)
-                return None
-        seconds = bar.close(position)
-        self.check_finite(position.loss_sum)
-        row = epoch_metrics(position, seconds, self.processes)
-        for network in {id(n): n for n in (self.network, self.evaluated_network)}.values():
-            average_buffers(network, self.processes)
-        self.epoch, self.position = self.epoch + 1, None
-        return row
-
-    def validate(self) -> dict[str, float]:
-        """Loss and accuracy on the validation split (shared out over the processes), of the
-        averaged weights when ``finetune.ema_decay`` is set; each batch is shown to the observer."""
-        with self.observer.timer.phase("validation"):
-            return self._validate()
+        with self.timer.phase("validation"):
+            metrics = self._validate(each_batch)
+        if not math.isfinite(metrics["val/loss"]):
+            raise DivergedError(f"the validation loss is {metrics['val/loss']} after epoch {self.epoch}")
+        return metrics
 
     @torch.no_grad()
-    def _validate(self) -> dict[str, float]:
+    def _validate(self, each_batch: Callable[[ValidationBatch], None] | None) -> dict[str, float]:
         network = self.evaluated_network
         network.eval()
         val = self.data.val
@@ -222,10 +204,10 @@ class Trainer:
             totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
                                    (logits.argmax(dim=1) == labels).sum().double(),
                                    torch.tensor(float(len(labels)), dtype=torch.float64, device=self.device)])
-            self.observer.val_batch(images, labels, logits)
-        totals = all_reduce_sum(totals, self.processes)
-        self.observer.val_end(self.processes)
-        return {"val/loss": totals[0].item() / totals[2].item(), "val/accuracy": totals[1].item() / totals[2].item()}
+            if each_batch is not None:
+                each_batch(ValidationBatch(images, labels, logits))
+        return reduce_metrics({"val/loss": (totals[0], totals[2]), "val/accuracy": (totals[1], totals[2])},
+                              self.processes)
 
     @property
     def evaluated_network(self) -> ImageClassifier:
@@ -288,6 +270,88 @@ class Trainer:
         bad = torch.logical_not(torch.isfinite(loss_sum)).to(torch.float64).reshape(1)  # () -> (1,)
         if all_reduce_sum(bad, self.processes).item() > 0:
             raise DivergedError(f"the loss became {loss_sum.item()} in epoch {self.epoch + 1} (by step {self.step})")
+
+
+class EpochSteps:
+    """The optimiser steps of one epoch, one at a time (:meth:`Trainer.epoch_steps`); a context manager.
+
+    Iterating gives the epoch's batches (each wait for one timed as ``data_wait``);
+    :meth:`step` trains on one; :meth:`finish` ends a complete epoch. Leaving the block
+    before :meth:`finish` (a stop) leaves :attr:`Trainer.position` where the epoch stands,
+    with this start's training time added, so a checkpoint written then continues exactly.
+
+    Args:
+        trainer: The trainer.
+        progress: Show a progress bar (main process, terminal only).
+    """
+
+    def __init__(self, trainer: Trainer, progress: bool):
+        self.trainer = trainer
+        if trainer.position is None:
+            torch.manual_seed(epoch_seed(trainer.config.seed, trainer.epoch))  # dropout, anything drawing from it
+            trainer.position = EpochProgress.start(trainer.epoch, trainer.device)
+        self.position = trainer.position
+        if trainer.freezer.update(trainer.epoch):
+            # DistributedDataParallel must see which parameters train
+            trainer.model = wrap(trainer.network, trainer.processes, trainer.device, trainer.config.compile)
+        trainer.train_mode()
+        self.bar = EpochBar(progress and trainer.processes.is_main, trainer.epoch, trainer.config.epochs,
+                            trainer.steps_per_epoch, self.position, trainer.processes.world_size)
+        self.batches = training_batches(trainer.data.train, trainer.config, trainer.augment, trainer.device,
+                                        trainer.processes, trainer.epoch, self.position.done)
+        self.waits = trainer.timer.batches(self.batches)  # times the wait for each prepared batch
+        self.seconds: float | None = None
+
+    def __enter__(self) -> EpochSteps:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.waits
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> Step:
+        """One optimiser step on a batch of this epoch; every :data:`CHECK_EVERY` steps the loss is checked.
+
+        Raises:
+            DivergedError: When the loss became NaN or infinite on any process.
+        """
+        trainer, position = self.trainer, self.position
+        lr = trainer.learning_rate()
+        loss, logits = trainer.train_step(images, labels, lr)
+        position.add(loss, logits, labels, lr)
+        checking = trainer.step % CHECK_EVERY == 0
+        if checking:
+            trainer.check_finite(position.loss_sum)
+        self.bar.update(position, postfix=checking)
+        return Step(images, labels, loss, logits, lr, trainer.step, position.done,
+                    position.done == trainer.steps_per_epoch)
+
+    def close(self) -> float:
+        """Stop reading batches and close the bar, adding this start's training time to the position (once)."""
+        if self.seconds is None:
+            self.waits.close()
+            close = getattr(self.batches, "close", None)
+            if close is not None:
+                close()
+            self.seconds = self.bar.close(self.position)
+        return self.seconds
+
+    def finish(self) -> dict[str, float]:
+        """End the complete epoch: its metrics over every process (advancing :attr:`Trainer.epoch`).
+
+        Raises:
+            DivergedError: When the loss became NaN or infinite (the epoch is not counted).
+        """
+        trainer = self.trainer
+        seconds = self.close()
+        trainer.check_finite(self.position.loss_sum)
+        row = epoch_metrics(self.position, seconds, trainer.processes)
+        for network in {id(n): n for n in (trainer.network, trainer.evaluated_network)}.values():
+            average_buffers(network, trainer.processes)
+        trainer.epoch, trainer.position = trainer.epoch + 1, None
+        return row
 
 
 def wrap(network: ImageClassifier, processes: Processes, device: torch.device, compile: bool) -> torch.nn.Module:

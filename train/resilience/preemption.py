@@ -1,20 +1,16 @@
-"""Long runs on shared machines: stop cleanly on a signal, and write recovery checkpoints inside epochs.
+"""Long runs on shared machines: a signal stops a run cleanly, with a checkpoint and the command that continues it.
 
-While a run trains (:class:`RunGuard`, entered by :class:`train.run.TrainingRun`), each
-signal of ``checkpoint.signals`` only records a request to stop: after the current
-optimiser step every process agrees on it (:class:`train.process.distributed.StepAgreement`),
-``last.pt`` is written with the position inside the epoch, the manifest records the
-status, one line says how to continue, and the process exits with
-``128 + the signal's number`` (SIGINT: ``interrupted``, 130; the others:
-``preempted``, e.g. 143 for SIGTERM, 138 for SIGUSR1). A second signal while that
-checkpoint is written is reported and otherwise ignored: the handler never raises, so
-nothing interrupts the write. The handlers are those of the run only; the previous
-ones come back when it ends.
-
-Recovery checkpoints (``checkpoint.every_minutes``, ``checkpoint.every_steps``) write
-the same ``last.pt`` during long epochs, so a SIGKILL or a lost node costs at most that
-much training; each is logged with its cost, and a warning says when they take more
-than :data:`COST_WARNING` of the training time.
+While a run trains (:class:`StopSignals`, entered by :func:`train.run.train` and
+:func:`train.run.resume` around the whole run), each signal of ``checkpoint.signals``
+only records a request to stop. :class:`PreemptionHook` turns it into the run's stop
+request after the current optimiser step; the loop's per-step exchange makes every
+process stop at the same step; the checkpoint hook writes ``last.pt`` with the
+position inside the epoch; the manifest records the status; one line says how to
+continue; and the process exits with ``128 + the signal's number`` (SIGINT:
+``interrupted``, 130; the others: ``preempted``, e.g. 143 for SIGTERM, 138 for
+SIGUSR1). A second signal while that checkpoint is written is reported and otherwise
+ignored: the handler never raises, so nothing interrupts the write. The handlers are
+those of the run only; the previous ones come back when it ends.
 """
 
 from __future__ import annotations
@@ -23,21 +19,17 @@ import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from train.config import CheckpointConfig
-from train.process.distributed import Processes, StepAgreement
-
-COST_WARNING = 0.05
-"""Share of the training time between two recovery checkpoints above which their cost is worth a warning."""
+from common.run_folder import RunFolder, RunStatus, resume_command
+from train.loop.hooks import Hook, RunState, Step
 
 
-def stop_status(signum: int) -> str:
+def stop_status(signum: int) -> RunStatus:
     """The run status a stop on this signal records: ``interrupted`` for SIGINT, else ``preempted``."""
-    return "interrupted" if signum == signal.SIGINT else "preempted"
+    return RunStatus.INTERRUPTED if signum == signal.SIGINT else RunStatus.PREEMPTED
 
 
 def signal_name(signum: int) -> str:
@@ -89,70 +81,48 @@ class StopSignals:
             os.write(2, f"\n{signal_name(signum)}: {text}\n".encode())
 
 
-class RunGuard:
-    """Decides, after every optimiser step, whether to stop the run there or write a recovery checkpoint.
-
-    Every process calls :meth:`after_step` after each step and :meth:`at_epoch_end`
-    after each epoch's checkpoint; their answers agree on every process.
+class PreemptionHook(Hook):
+    """Turns a signal into the run's stop request, and says how to continue the stopped run.
 
     Args:
-        settings: ``checkpoint.every_minutes``, ``every_steps`` and ``signals``.
-        processes: This process's rank and the world size.
-        save: Writes ``last.pt`` at the current position (called on every process;
-            only the main one writes); returns the seconds it took.
+        signals: The run's signal handlers (entered around the whole run).
+        folder: The run folder.
         log: The run's logger.
-        clock: Seconds, monotonic (a parameter for tests).
+        auto_resume: Started by ``--auto-resume`` (the same command continues it).
     """
 
-    def __init__(self, settings: CheckpointConfig, processes: Processes, save: Callable[[], float],
-                 log: logging.Logger, clock: Callable[[], float] = time.monotonic):
-        self.signals = StopSignals(settings.signals, announce=processes.is_main)
-        self.agreement = StepAgreement(processes)
-        self.every_seconds = settings.every_minutes * 60.0
-        self.every_steps = settings.every_steps
-        self.is_main = processes.is_main
-        self.save, self.log, self.clock = save, log, clock
-        self.last_save = clock()
-        self.stop_signal: int | None = None
-        self.warned = False
+    name = "preemption"
 
-    def __enter__(self) -> RunGuard:
-        self.last_save = self.clock()
-        self.signals.__enter__()
-        return self
+    def __init__(self, signals: StopSignals, folder: RunFolder, log: logging.Logger, auto_resume: bool = False):
+        self.signals, self.folder, self.log, self.auto_resume = signals, folder, log, auto_resume
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.signals.__exit__(*exc_info)
+    def after_step(self, run: RunState, step: Step) -> None:
+        """A signal received asks to stop after this step."""
+        self._request(run)
 
-    def after_step(self, step: int) -> bool:
-        """After optimiser step ``step`` (counted over the run): True to stop here (``last.pt`` is written).
+    def after_epoch(self, run: RunState, row: dict[str, Any]) -> None:
+        """A signal received asks to stop after this epoch (its checkpoints are written)."""
+        self._request(run)
 
-        A recovery checkpoint is written when ``every_steps`` divides ``step`` or when
-        ``every_minutes`` passed on the main process's clock since the last write.
-        """
-        timed = self.is_main and self.every_seconds > 0 and self.clock() - self.last_save >= self.every_seconds
-        signum, due = self.agreement.exchange([self.signals.received or 0, int(timed)])
-        if signum:
-            self.stop_signal = signum
-            self.save()
-            return True
-        if due or (self.every_steps > 0 and step % self.every_steps == 0):
-            since = self.clock() - self.last_save
-            self._check_cost(self.save(), since)
-            self.last_save = self.clock()
-        return False
+    def _request(self, run: RunState) -> None:
+        signum = self.signals.received
+        if signum is not None:
+            run.request_stop(stop_status(signum), f"{stop_status(signum).value} by {signal_name(signum)}", signum)
 
-    def at_epoch_end(self) -> bool:
-        """After an epoch's checkpoint: True when a signal asks to stop (every process agrees)."""
-        signum, _ = self.agreement.settle([self.signals.received or 0, 0])
-        self.last_save = self.clock()
-        if signum:
-            self.stop_signal = signum
-        return bool(signum)
-
-    def _check_cost(self, seconds: float, since: float) -> None:
-        if self.is_main and not self.warned and since > 0 and seconds > COST_WARNING * since:
-            self.warned = True
-            self.log.warning("recovery checkpoints take %.0f%% of the training time (%.0f ms each, every %.1f s); "
-                             "raise checkpoint.every_minutes or checkpoint.every_steps", 100 * seconds / since,
-                             1000 * seconds, since)
+    def after_run(self, run: RunState, status: RunStatus) -> None:
+        """After a stop on a signal: where the run stands into its result, and the command that continues it."""
+        stop = run.stop
+        if not (run.clean and stop is not None and stop.signal is not None and status.resumable):
+            return
+        trainer = run.trainer
+        position = trainer.position
+        where = (f"in epoch {trainer.epoch + 1} at step {position.done} of {trainer.steps_per_epoch}"
+                 if position else f"after epoch {trainer.epoch}")
+        run.result.update(signal=signal_name(stop.signal),
+                          position={"epoch": trainer.epoch, "step_in_epoch": position.done if position else 0,
+                                    "steps_per_epoch": trainer.steps_per_epoch})
+        run.message = f"{status.value} by {signal_name(stop.signal)} {where}"
+        command = resume_command(self.folder.path, trainer.processes.world_size)
+        if self.auto_resume:
+            command = f"the same command (--auto-resume), or {command}"
+        self.log.info("%s: last.pt written; continue with: %s", run.message, command)

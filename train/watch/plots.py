@@ -1,82 +1,28 @@
-"""The figures of a run: image grids, the confusion matrix and ``curves.png``.
+"""The figures of a run drawn only in training: image grids and ``curves.png``.
 
 Each function returns the figure as an RGB array ``(H, W, 3) uint8`` (what the
-trackers take); :func:`png_bytes` encodes one for the run folder. Drawing uses
-matplotlib's object interface on the Agg canvas (no pyplot state, no display).
-Class names can hold anything: every text drawn goes through :func:`safe_text`
-(``$`` escaped so matplotlib never reads mathtext, control characters shown as
-escapes, long names shortened), and LaTeX rendering is off whatever the user's
-matplotlib settings say.
+trackers take); :func:`common.plotting.png_bytes` encodes one for the run folder. Every figure is
+made and rendered by :mod:`common.plotting`, as every figure of the project is:
+class names go through :func:`common.plotting.safe_text` (control characters as
+escapes, long names shortened), every text is drawn literally (no mathtext, no
+LaTeX, whatever the user's matplotlib settings say), tick labels are plain numbers
+and no text is cut off. The run's confusion matrix is
+:func:`common.plotting.confusion_image`, drawn as evaluation draws its own.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import textwrap
-import unicodedata
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-MAX_LABEL = 24
-"""Longest label drawn, in characters (longer ones end in an ellipsis)."""
+from common.plotting import new_figure, render_figure, safe_text
+from common.run_folder import MetricSpec
 
 CELL_INCHES = 1.1
-"""Width of one image in a grid, in inches (at :data:`DPI`)."""
-
-DPI = 100
-"""Resolution of every figure."""
-
-
-def safe_text(text: str, limit: int = MAX_LABEL) -> str:
-    """``text`` as matplotlib should draw it literally: ``$`` escaped, control characters as escapes, shortened."""
-    shown = "".join(_visible(character) for character in str(text))
-    if len(shown) > limit:
-        shown = shown[:limit - 1] + "\u2026"
-    return shown.replace("$", r"\$")
-
-
-def _visible(character: str) -> str:
-    if character == "\n":
-        return "\\n"
-    if character == "\t":
-        return "\\t"
-    if unicodedata.category(character) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-        return f"\\u{ord(character):04x}"
-    return character
-
-
-@contextmanager
-def drawing() -> Iterator[Any]:
-    """A matplotlib ``Figure`` factory with LaTeX off and missing-glyph warnings silenced."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    with matplotlib.rc_context({"text.usetex": False, "font.size": 8}), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "Glyph ... missing from font(s)" for exotic names
-        yield Figure
-
-
-def rendered(figure: Any) -> np.ndarray:
-    """A figure drawn on the Agg canvas, as an RGB array ``(H, W, 3) uint8``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 4) -> (H, W, 3)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """An RGB array ``(H, W, 3) uint8`` as PNG bytes."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
+"""Width of one image in a grid, in inches."""
 
 
 def mosaic(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
@@ -99,66 +45,35 @@ def image_grid(images: np.ndarray, captions: Sequence[Sequence[str]], title: str
     Args:
         images: ``(N, C, H, W)``, C 1 (grayscale) or 3 (RGB), values 0..255 (what the network takes, before
             its normalisation).
-        captions: One per image: its lines (each drawn literally, through :func:`safe_text`).
+        captions: One per image: its lines (each drawn literally, through :func:`common.plotting.safe_text`).
         title: Above the grid.
     """
     count, _, height, width = images.shape
     columns = max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / columns))
-    tiled = mosaic(images, columns)
-    lines = textwrap.wrap(safe_text(title, 200), max(24, int(columns * CELL_INCHES * 14)))  # ~14 characters an inch
-    header = 0.15 + 0.17 * len(lines)  # inches above the grid
-    with drawing() as Figure:
-        figure = Figure(figsize=(columns * CELL_INCHES, rows * CELL_INCHES * height / width + header), dpi=DPI)
-        axes = figure.add_axes((0, 0, 1, 1 - header / figure.get_figheight()))
-        axes.imshow(tiled, interpolation="nearest" if max(height, width) < 64 else "antialiased")
-        axes.set_axis_off()
-        for index, caption in enumerate(captions[:count]):
-            row, column = divmod(index, columns)
-            text = "\n".join(safe_text(line) for line in caption)
-            axes.text(column * (width + 2) + 0.5, row * (height + 2) + 0.5, text, fontsize=6, color="white",
-                      va="top", ha="left", bbox={"facecolor": "black", "alpha": 0.55, "pad": 1, "linewidth": 0})
-        figure.suptitle("\n".join(lines), fontsize=9, y=1 - 0.05 / figure.get_figheight(), va="top")
-        return rendered(figure)
+    figure = new_figure(columns * CELL_INCHES, rows * CELL_INCHES * height / width + 0.4)
+    axes = figure.subplots()
+    axes.imshow(mosaic(images, columns), interpolation="nearest" if max(height, width) < 64 else "antialiased")
+    axes.set_axis_off()
+    for index, caption in enumerate(captions[:count]):
+        row, column = divmod(index, columns)
+        text = "\n".join(safe_text(line) for line in caption)
+        axes.text(column * (width + 2) + 0.5, row * (height + 2) + 0.5, text, fontsize=6, color="white",
+                  va="top", ha="left", bbox={"facecolor": "black", "alpha": 0.55, "pad": 1, "linewidth": 0})
+    figure.suptitle(safe_text(title, 200), fontsize=9)
+    return render_figure(figure)
 
 
-def confusion_image(matrix: np.ndarray, class_names: Sequence[str], title: str) -> np.ndarray:
-    """The confusion matrix (rows: true class, columns: predicted), coloured by the share of each row.
-
-    Args:
-        matrix: ``(K, K)`` counts.
-        class_names: The K class names.
-        title: Above the matrix.
-    """
-    classes = len(class_names)
-    totals = matrix.sum(axis=1, keepdims=True)
-    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
-    side = min(14.0, 2.5 + 0.4 * classes)
-    with drawing() as Figure:
-        figure = Figure(figsize=(side + 1.5, side), dpi=DPI)
-        margin = 1.6 / side if classes <= 40 else 0.6 / side  # room for the class names
-        axes = figure.add_axes((margin, margin, 0.98 - margin - 1.5 / (side + 1.5), 0.94 - margin))
-        shown = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        figure.colorbar(shown, ax=axes, label="share of the true class", fraction=0.05, pad=0.03)
-        if classes <= 40:
-            labels = [safe_text(name, 16) for name in class_names]
-            axes.set_xticks(range(classes), labels, rotation=90, fontsize=7)
-            axes.set_yticks(range(classes), labels, fontsize=7)
-        if classes <= 20:
-            for (true, predicted), count in np.ndenumerate(matrix):
-                if count:
-                    axes.text(predicted, true, str(count), ha="center", va="center", fontsize=6,
-                              color="white" if shares[true, predicted] > 0.5 else "black")
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("true")
-        axes.set_title(safe_text(title, 120))
-        return rendered(figure)
+PANELS = {"loss": ("loss", "train/loss", "upper right"), "accuracy": ("accuracy and scores", None, "lower right"),
+          "lr": ("learning rate", "lr", "upper right")}
+"""The panels of ``curves.png`` that a declared metric's ``panel`` names: title, the ``steps.csv`` column drawn
+faintly under the epochs' points, and the legend's corner (where the curves are not; "best" would search: slow)."""
 
 
 def curves_image(history: Sequence[Mapping[str, float]], steps: Sequence[Mapping[str, float]],
                  per_class: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | None,
-                 class_names: Sequence[str], title: str) -> np.ndarray:
-    """``curves.png``: losses, accuracies, the learning rate and per-class validation F1 against the epoch.
+                 class_names: Sequence[str], title: str, metrics: Sequence[MetricSpec]) -> np.ndarray:
+    """``curves.png``: every declared metric with a ``panel`` against the epoch, and per-class validation F1.
 
     Args:
         history: ``metrics.csv`` rows.
@@ -167,29 +82,29 @@ def curves_image(history: Sequence[Mapping[str, float]], steps: Sequence[Mapping
         best: ``{"epoch", "metric", "value"}`` of the best epoch (marked in every panel), or None.
         class_names: The class names.
         title: Above the panels.
+        metrics: The run's declared metrics (:mod:`train.metrics`): each is drawn in the panel it names.
     """
-    with drawing() as Figure:
-        figure = Figure(figsize=(11, 7.5), dpi=DPI)
-        figure.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.92, wspace=0.15, hspace=0.3)
-        loss, accuracy, rate, classes = figure.subplots(2, 2).ravel()
-        _plot(loss, steps, "train/loss", "train loss (steps)", alpha=0.35, linewidth=0.8)
-        for axes, key in ((loss, "loss"), (accuracy, "accuracy")):
-            _plot(axes, history, f"train/{key}", f"train {key}", marker=".")
-            _plot(axes, history, f"val/{key}", f"validation {key}", marker=".")
-            axes.set_title(key)
-        _plot(accuracy, history, "val/macro_f1", "validation macro F1", marker=".", linestyle="--")
-        _plot(rate, steps or history, "lr", "learning rate")
-        rate.set_title("learning rate")
-        _per_class_panel(classes, per_class, class_names)
-        for axes, corner in ((loss, "upper right"), (accuracy, "lower right"), (rate, "upper right"),
-                             (classes, "lower right")):  # where the curves are not; "best" would search: slow
-            if best is not None:
-                axes.axvline(best["epoch"], color="grey", linestyle=":", label=safe_text(f"best ({best['metric']})"))
-            axes.set_xlabel("epoch")
-            if axes.has_data():
-                axes.legend(fontsize=7, loc=corner)
-        figure.suptitle(safe_text(title, 120))
-        return rendered(figure)
+    figure = new_figure(11, 7.5, layout="none")  # fixed texts: placed by hand, half the cost of a layout engine
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.92, wspace=0.15, hspace=0.3)
+    *panels, classes = figure.subplots(2, 2).ravel()
+    corners = []
+    for axes, (panel, (panel_title, step_key, corner)) in zip(panels, PANELS.items()):
+        if step_key is not None:
+            _plot(axes, steps, step_key, f"{step_key} (steps)", alpha=0.35, linewidth=0.8)
+        drawn = [spec for spec in metrics if spec.panel == panel]
+        for index, spec in enumerate(drawn):
+            _plot(axes, history, spec.name, spec.label, marker=".", linestyle="-" if index < 2 else "--")
+        axes.set_title(panel_title)
+        corners.append((axes, corner))
+    _per_class_panel(classes, per_class, class_names)
+    for axes, corner in [*corners, (classes, "lower right")]:
+        if best is not None:
+            axes.axvline(best["epoch"], color="grey", linestyle=":", label=safe_text(f"best ({best['metric']})"))
+        axes.set_xlabel("epoch")
+        if axes.has_data():
+            axes.legend(fontsize=7, loc=corner)
+    figure.suptitle(safe_text(title, 120))
+    return render_figure(figure)
 
 
 def _plot(axes: Any, rows: Sequence[Mapping[str, Any]], key: str, label: str, **style: Any) -> None:
@@ -204,7 +119,8 @@ def _per_class_panel(axes: Any, per_class: Sequence[Mapping[str, Any]], class_na
     axes.set_title("validation F1 per class")
     by_class: dict[int, list[tuple[float, float]]] = {}
     for row in per_class:
-        by_class.setdefault(int(row["class"]), []).append((row["epoch"], row["f1"]))
+        if row.get("support", 1) > 0:  # a class without validation samples has no F1 to follow
+            by_class.setdefault(int(row["class"]), []).append((row["epoch"], row["f1"]))
     if not by_class:
         return
     if len(by_class) <= 10:

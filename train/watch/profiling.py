@@ -1,18 +1,18 @@
-"""``train --profile [N]``: ``torch.profiler`` over N steps after a warm-up, a breakdown and a verdict.
+"""``train --profile [N]``: ``torch.profiler`` over N steps after a warm-up, a breakdown and the bottleneck.
 
 The profiler starts after :data:`WARMUP_STEPS` steps (caches, allocator and
 autotuning settle first) and records ``N`` steps, including whatever happens between
 them (validation, checkpoints and figures at an epoch's end). Every phase of
 :mod:`train.loop.phase_timer` is a ``record_function`` range (``phase:forward``, ...) and the
 device is synchronised at phase boundaries while it records, so the phases'
-durations are the wall time each one takes. Then the run stops (status
-``profiled``) and prints:
+durations are the wall time each one takes. Then :class:`ProfilerHook` asks the run to
+stop (status ``profiled``) and prints:
 
 - the share of the time in each phase (waiting for data, host-to-device copy,
   augmentation, forward, backward, optimiser, validation, logging, checkpointing),
   summed from the trace's ``phase:*`` ranges;
 - the operators with the most time of their own;
-- one sentence: what bounds the run and what to do (:func:`train.loop.phase_timer.verdict`).
+- one sentence: what bounds the run and what to do (:func:`train.watch.time_breakdown.bottleneck`).
 
 The trace (``profile/*.pt.trace.json``: Chrome trace format) opens in Perfetto
 (https://ui.perfetto.dev) and in TensorBoard's profiler plugin (``torch-tb-profiler``).
@@ -31,9 +31,12 @@ import torch
 
 from common.files import atomic_write_text, write_json
 from common.paths import display_path
-from common.run_folder import TIMED_PHASES, RunFolder
+from common.run_folder import RunFolder, RunStatus
+from train.loop.hooks import Hook, RunState, Step
+from train.loop.phase_timer import Breakdown, PhaseTimer, breakdown
+from train.metrics import TIMED_PHASES
 from train.watch.system_figures import cpu_figures, read_cpu
-from train.loop.phase_timer import Breakdown, PhaseTimer, VerdictContext, breakdown, verdict
+from train.watch.time_breakdown import BottleneckContext, bottleneck
 
 WARMUP_STEPS = 5
 """Steps trained before the profiler starts."""
@@ -45,10 +48,6 @@ TOP_OPERATORS = 10
 """Operators listed in the report."""
 
 
-class ProfileComplete(Exception):
-    """The profiled steps are done: the run stops here (status ``profiled``)."""
-
-
 @dataclass(frozen=True)
 class ProfileReport:
     """What ``train --profile`` found.
@@ -56,7 +55,7 @@ class ProfileReport:
     Attributes:
         breakdown: Share of the time per phase over the profiled steps.
         operators: ``(name, self seconds, calls)`` of the operators with the most time of their own.
-        verdict: One sentence.
+        bottleneck: One sentence: what bounds the run and what to do.
         trace: The trace file.
         device: The training device.
         first_step: The first profiled step (1-based, counting from the start of this process's training).
@@ -65,7 +64,7 @@ class ProfileReport:
 
     breakdown: Breakdown
     operators: list[tuple[str, float, int]]
-    verdict: str
+    bottleneck: str
     trace: str
     device: str
     first_step: int
@@ -83,7 +82,7 @@ class ProfileReport:
         lines.append("top operators (own time per step, share of the time, calls per step):")
         lines += [f"  {name[:60]:<60} {1000 * seconds / max(1, steps):8.2f} ms {seconds / total if total else 0:6.1%}"
                   f" {calls / max(1, steps):7.1f}" for name, seconds, calls in self.operators]
-        lines += [*self.notes, f"verdict: {self.verdict}",
+        lines += [*self.notes, f"bottleneck: {self.bottleneck}",
                   f"trace: {self.trace} (open it in https://ui.perfetto.dev or TensorBoard's profiler plugin)"]
         return "\n".join(lines)
 
@@ -92,11 +91,11 @@ class ProfileReport:
         return {"steps": self.breakdown.steps, "first_step": self.first_step, "seconds": self.breakdown.total,
                 "device": self.device, "fractions": self.breakdown.fractions, "cpu_wait_fraction": self.cpu_wait_fraction,
                 "operators": [{"name": n, "self_seconds": s, "calls": c} for n, s, c in self.operators],
-                "verdict": self.verdict, "trace": self.trace}
+                "bottleneck": self.bottleneck, "trace": self.trace}
 
 
 class StepProfiler:
-    """Profiles ``steps`` optimiser steps after :data:`WARMUP_STEPS`, then raises :class:`ProfileComplete`.
+    """Profiles ``steps`` optimiser steps after :data:`WARMUP_STEPS`; :meth:`step_end` says when they are done.
 
     Every process counts steps so that all stop at the same one; only the main process records and reports.
 
@@ -104,11 +103,11 @@ class StepProfiler:
         steps: Steps to record.
         timer: The run's phase timer (its phases become profiler ranges while recording).
         folder: Where ``profile/`` goes.
-        context: Device, data source and threads, for the verdict.
+        context: Device, data source and threads, for naming the bottleneck.
         record: Whether this process records (the main one).
     """
 
-    def __init__(self, steps: int, timer: PhaseTimer, folder: RunFolder, context: VerdictContext, record: bool):
+    def __init__(self, steps: int, timer: PhaseTimer, folder: RunFolder, context: BottleneckContext, record: bool):
         self.steps, self.timer, self.folder, self.context, self.record = steps, timer, folder, context, record
         self.seen = 0
         self.profile: Any = None
@@ -121,12 +120,8 @@ class StepProfiler:
         """Whether the profiled steps are under way."""
         return self.seen > WARMUP_STEPS and self.report is None
 
-    def step_end(self) -> None:
-        """Count a finished step; start, advance or finish the recording.
-
-        Raises:
-            ProfileComplete: After the last profiled step.
-        """
+    def step_end(self) -> bool:
+        """Count a finished step; start, advance or finish the recording; True once the profiled steps are done."""
         self.seen += 1
         if self.seen == WARMUP_STEPS:
             self._start()
@@ -135,7 +130,8 @@ class StepProfiler:
                 self.profile.step()
             if self.seen == WARMUP_STEPS + self.steps:
                 self.finish()
-                raise ProfileComplete(f"profiled {self.steps} steps")
+                return True
+        return False
 
     def _start(self) -> None:
         self.timer.every, self.timer.ranges = 1, self.record  # every step timed exactly, phases as ranges
@@ -153,6 +149,9 @@ class StepProfiler:
     def finish(self) -> ProfileReport | None:
         """Stop recording (early, when the run ends first) and write the trace and the report; None if nothing ran."""
         if self.report is not None or self.seen <= WARMUP_STEPS:
+            if self.profile is not None and self.report is None:  # started at the warm-up's last step: nothing ran
+                self.profile.stop()
+                self.profile, self.timer.ranges = None, False
             return self.report
         steps = self.seen - WARMUP_STEPS
         self.timer.ranges = False
@@ -165,11 +164,11 @@ class StepProfiler:
         events = self.profile.key_averages()
         phases = {name: _range_seconds(events, f"phase:{name}") for name in TIMED_PHASES}
         shares = breakdown(phases, total, steps)
-        context = VerdictContext(self.context.device, self.context.data_source, wait, self.context.threads)
+        context = BottleneckContext(self.context.device, self.context.data_source, wait, self.context.threads)
         trace = self._export()
         notes = [] if steps == self.steps else [f"(the run ended after {steps} of the {self.steps} steps asked for)"]
         self.report = ProfileReport(shares, top_operators(events, self.context.device == "cuda"),
-                                    verdict(shares.fractions, context), display_path(trace), self.context.device,
+                                    bottleneck(shares.fractions, context), display_path(trace), self.context.device,
                                     WARMUP_STEPS + 1, wait, notes)
         atomic_write_text(self.folder.profile_dir / "summary.txt", self.report.text() + "\n")
         write_json(self.folder.profile_dir / "summary.json", self.report.to_dict())
@@ -200,3 +199,47 @@ def top_operators(events: Any, cuda: bool, count: int = TOP_OPERATORS) -> list[t
     operators = [event for event in events if not event.key.startswith(("phase:", "ProfilerStep"))]
     ranked = sorted(operators, key=own, reverse=True)[:count]
     return [(event.key, own(event), int(event.count)) for event in ranked]
+
+
+class ProfilerHook(Hook):
+    """``train --profile``: profiles the steps after the warm-up, then asks the run to stop (``profiled``) and
+    prints the report; a run that ends first gets the report of the steps it profiled, or a line saying why
+    there is none.
+
+    Comes after the time breakdown's hook: a step is counted once its phases are closed.
+
+    Args:
+        steps: Steps to profile.
+        folder: The run folder (``profile/``).
+        context: Device, data source and threads, for naming the bottleneck.
+        log: The run's logger.
+        is_main: Whether this process records and reports (rank 0).
+    """
+
+    name = "profiler"
+
+    def __init__(self, steps: int, folder: RunFolder, context: BottleneckContext, log: Any, is_main: bool):
+        self.steps, self.folder, self.context, self.log, self.is_main = steps, folder, context, log, is_main
+        self.profiler: StepProfiler | None = None
+
+    def before_run(self, run: RunState) -> None:
+        """Start counting steps (every process counts, so all stop at the same one)."""
+        self.profiler = StepProfiler(self.steps, run.timer, self.folder, self.context, self.is_main)
+
+    def after_step(self, run: RunState, step: Step) -> None:
+        """Count the step; once the profiled steps are done, ask the run to stop."""
+        if self.profiler is not None and self.profiler.step_end():
+            summary = display_path(self.folder.profile_dir / "summary.txt")
+            run.request_stop(RunStatus.PROFILED, f"profiled {self.steps} steps; the breakdown and the bottleneck "
+                                                 f"are above and in {summary}")
+
+    def after_run(self, run: RunState, status: RunStatus) -> None:
+        """Print the report (finishing a recording the run's end cut short), or why there is none."""
+        if self.profiler is None or not self.is_main:
+            return
+        report = self.profiler.finish()
+        if report is not None:
+            self.log.info("%s", report.text())
+        else:
+            self.log.warning("no profile: the run ended after %d step(s), before the warm-up of %d steps was over; "
+                             "profile a longer run", self.profiler.seen, WARMUP_STEPS)

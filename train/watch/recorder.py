@@ -1,9 +1,14 @@
-"""The run recorder: what a training run writes besides its checkpoints.
+"""The run's record: its status and its training metrics have one owner, :class:`RunRecorder`.
 
-:class:`RunRecorder` owns ``config.yaml``, ``manifest.json``, ``metrics.csv``, the
-TensorBoard events and ``log.txt`` of a run folder (writing them through
-:class:`common.run_folder.RunFolder`, which knows the layout). Only the main process
-writes; other processes under torchrun log warnings and errors only.
+:class:`RunRecorder` writes ``config.yaml``, ``manifest.json`` (the run's status, as a
+:class:`common.run_folder.RunStatus`), ``metrics.csv`` (the declared metrics of
+:mod:`train.metrics`), ``steps.csv``, ``per_class.csv``, the figures and ``log.txt``
+of a run folder, through :class:`common.run_folder.RunFolder` (which knows the
+layout), and hands scalars, images and histograms to the run's trackers
+(:class:`train.watch.trackers.base.Trackers`, opened and closed by their own hook).
+:class:`RecordHook` records the run's start and how it ended, :class:`MetricsHook`
+every epoch's row. Only the main process writes; other processes under torchrun log
+warnings and errors only.
 """
 
 from __future__ import annotations
@@ -12,85 +17,83 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from common.files import atomic_write_text, file_sha256
-from common.integrity import recorded_digests
 from common.list_versions import list_reference
 from common.paths import PROJECT_ROOT, display_path
+from common.plotting import png_bytes
 from common.provenance import host_name, now, package_versions
-from common.run_folder import RunFolder, RunManifest
+from common.run_folder import MetricSpec, RunFolder, RunManifest, RunStatus
 from networks.config import NetworkConfig
 from train.config import TrainConfig
 from train.data.loading import TrainingData
-from train.watch.plots import png_bytes
-from train.watch.trackers.base import RunInfo, Trackers, flat_params
+from train.loop.hooks import Hook, RunState
+from train.metrics import EPOCH_METRICS
+from train.watch.trackers.base import Trackers
 
 TRAIN_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "omegaconf", "tensorboard", "scikit-learn",
                   "tqdm")
 """Packages whose versions a run's manifest records."""
 
-FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/macro_f1")
-"""Metrics of the last epoch that a run's summary (TensorBoard's HParams view, W&B, MLflow) shows as ``final/*``."""
-
 
 class RunRecorder:
-    """Writes a run's config, manifest, metrics, figures and log, and feeds its trackers.
+    """Writes a run's config, manifest, metrics, figures and log, and hands what it logs to the trackers.
 
     Args:
         folder: The run folder.
         is_main: Whether this process writes (rank 0).
+        trackers: The run's trackers (their own hook opens and closes them).
+
+    Attributes:
+        metrics: The run's declared metrics (the columns of its ``metrics.csv``).
     """
 
-    def __init__(self, folder: RunFolder, is_main: bool):
+    def __init__(self, folder: RunFolder, is_main: bool, trackers: Trackers | None = None):
         self.folder = folder
         self.is_main = is_main
+        self.trackers = trackers
         self.log = setup_logging(folder.log_path if is_main else None, is_main)
         self.manifest: RunManifest | None = None
-        self.trackers: Trackers | None = None
-        self.config: TrainConfig | None = None
+        self.metrics: tuple[MetricSpec, ...] = EPOCH_METRICS
 
     def start(self, config: TrainConfig, network_config: NetworkConfig, manifest: RunManifest) -> None:
-        """Record a new run: open its trackers, then write ``config.yaml`` and ``manifest.json``.
-
-        Raises:
-            UserError: When a tracker cannot start (nothing of the run is written then).
-        """
+        """Record a new run: write ``config.yaml`` and ``manifest.json`` (status ``running``, its metrics)."""
         if not self.is_main:
             return
-        self._open_trackers(config, network_config, resumed_step=None)
         self.folder.write_config(config.to_dict(), network_config.to_dict(), network_config.hash)
+        manifest.metrics = [spec.to_dict() for spec in self.metrics]
         self.manifest = manifest
         self.folder.write_manifest(manifest)
 
     def resume(self, config: TrainConfig, network_config: NetworkConfig, history: list[dict[str, Any]],
                resumed: dict[str, Any], step: int) -> None:
-        """Record a resumed run: the config as resumed, a ``resumed`` manifest entry, metrics, logged steps,
-        per-class rows and tracker events cut back to ``history`` and ``step``."""
+        """Record a resumed run: the config as resumed, a ``resumed`` manifest entry, metrics, logged steps and
+        per-class rows cut back to ``history`` and ``step``."""
         if not self.is_main:
             return
         manifest = self.folder.read_manifest()  # before anything is written: a broken run is left as it is
-        self._open_trackers(config, network_config, resumed_step=step)
         self.folder.write_config(config.to_dict(), network_config.to_dict(), network_config.hash)
         manifest.resumed.append({"at": now(), "command": list(sys.argv), **resumed})
-        manifest.status, manifest.ended, manifest.host, manifest.pid = "running", None, host_name(), os.getpid()
+        manifest.status, manifest.ended, manifest.host, manifest.pid = RunStatus.RUNNING, None, host_name(), os.getpid()
+        manifest.metrics = [spec.to_dict() for spec in self.metrics]
         self.manifest = manifest
         self.folder.write_manifest(manifest)
-        self.folder.rewrite_metrics(history)
+        self.folder.rewrite_metrics(history, self.metrics)
         self.folder.cut_back(step, len(history))
 
     def record_epoch(self, row: dict[str, Any]) -> None:
-        """Append an epoch's metrics to ``metrics.csv`` and send them to the trackers (at the epoch's last step)."""
-        if not self.is_main:
-            return
-        self.folder.append_metrics(row)
-        self.log_scalars({key: value for key, value in row.items() if key != "step"}, int(row["step"]))
-        if self.trackers is not None:
-            self.trackers.flush()
+        """Append an epoch's row to ``metrics.csv``.
+
+        Raises:
+            ValueError: When the row holds a metric :mod:`train.metrics` does not declare.
+        """
+        if self.is_main:
+            self.folder.append_metrics(row, self.metrics)
 
     def record_steps(self, rows: list[dict[str, Any]]) -> None:
         """Append logged steps to ``steps.csv`` (they went to the trackers when logged)."""
@@ -128,57 +131,60 @@ class RunRecorder:
         if self.is_main and self.trackers is not None:
             self.trackers.log_histograms(values, step)
 
-    def finish(self, status: str, result: dict[str, Any]) -> None:
-        """Record how the run ended in the manifest; send the trackers the summary and files, and close them."""
+    def finish(self, status: RunStatus, result: dict[str, Any]) -> None:
+        """Record how the run ended in the manifest: its status, end time and result."""
         if not self.is_main or self.manifest is None:
             return
         self.manifest.status, self.manifest.ended, self.manifest.result = status, now(), result
         self.folder.write_manifest(self.manifest)
-        if self.trackers is not None:
-            self._summarise(result)
-            self.trackers.close(status)
-            self.trackers = None
 
-    def close(self, status: str = "failed") -> None:
-        """Close any tracker still open, then flush and detach the log handlers."""
-        if self.trackers is not None:
-            self.trackers.close(status)
-            self.trackers = None
+    def close(self) -> None:
+        """Flush and detach the log handlers."""
         close_logging(self.log)
 
-    def _open_trackers(self, config: TrainConfig, network_config: NetworkConfig, resumed_step: int | None) -> None:
-        info = RunInfo(self.folder, config.to_dict(), {"name": network_config.name, "hash": network_config.hash},
-                       resumed_step)
-        self.config = config
-        self.trackers = Trackers(info, config.log.trackers, self.log)
 
-    def _summarise(self, result: dict[str, Any]) -> None:
-        """Hyperparameters beside the final and best metrics, the run's files, the best checkpoint's card."""
-        assert self.trackers is not None and self.config is not None
-        last, best = result.get("last") or {}, result.get("best")
-        metrics = {f"final/{key}": float(last[key]) for key in FINAL_METRICS if key in last}
-        if best:
-            metrics[f"best/{best['metric']}"] = float(best["value"])
-            metrics["best/epoch"] = float(best["epoch"])
-        hparams = {key: value for key, value in flat_params(self.config.to_dict()).items() if not key.startswith("log.")}
-        self.trackers.log_summary(hparams, metrics, int(last.get("step", 0)))
-        folder = self.folder
-        self.trackers.log_files([folder.config_path, folder.manifest_path, folder.metrics_path, folder.steps_path,
-                                 folder.per_class_path, folder.curves_path, folder.log_path])
-        card = best_checkpoint_card(folder, best)
-        if card is not None:
-            self.trackers.log_card("best_checkpoint", card)
+class RecordHook(Hook):
+    """The run's record as a hook: its start (or resume) and how it ended (its status and result).
+
+    Args:
+        recorder: The run's recorder.
+        start: Writes the record of the run's start (:meth:`RunRecorder.start` or :meth:`RunRecorder.resume`
+            with their arguments), called in ``before_run``.
+    """
+
+    name = "record"
+
+    def __init__(self, recorder: RunRecorder, start: Callable[[], None]):
+        self.recorder, self.start = recorder, start
+
+    def before_run(self, run: RunState) -> None:
+        """Write the config and the manifest (status ``running``)."""
+        self.start()
+
+    def after_run(self, run: RunState, status: RunStatus) -> None:
+        """The status and the result (with what the other hooks added) into the manifest."""
+        data = run.trainer.data
+        unreadable = {split.name: split.unreadable for split in (data.train, data.val) if split.unreadable}
+        self.recorder.finish(status, {**run.result, "unreadable": unreadable})
 
 
-def best_checkpoint_card(folder: RunFolder, best: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What ``checkpoints/best.pt`` is, without loading it: epoch, metric, sha256 (from its sidecar), the run."""
-    path = folder.checkpoints_dir / "best.pt"
-    if best is None or not path.is_file():
-        return None
-    digests = recorded_digests(path)
-    return {"file": display_path(path), "sha256": digests[0] if digests else file_sha256(path), "run": folder.name,
-            "epoch": best["epoch"], "metric": best["metric"], "value": best["value"],
-            "bytes": path.stat().st_size}
+class MetricsHook(Hook):
+    """Every epoch's row into ``metrics.csv``, through the run's recorder, once the epoch's checkpoints are
+    written (so every row of ``metrics.csv`` is one a resume can continue from).
+
+    Args:
+        recorder: The run's recorder.
+    """
+
+    name = "metrics"
+
+    def __init__(self, recorder: RunRecorder):
+        self.recorder = recorder
+
+    def after_epoch(self, run: RunState, row: dict[str, Any]) -> None:
+        """The row into ``metrics.csv``."""
+        with run.timer.phase("logging"):
+            self.recorder.record_epoch(row)
 
 
 def new_manifest(folder: RunFolder, data: TrainingData, network_config: NetworkConfig, device: str,
@@ -193,7 +199,7 @@ def new_manifest(folder: RunFolder, data: TrainingData, network_config: NetworkC
         if entry["role"] != role:
             entry["role"] = "train"  # one list for both (--dev): it was trained on
     return RunManifest(
-        run=folder.name, status="running", started=now(), command=list(sys.argv), host=host_name(),
+        run=folder.name, status=RunStatus.RUNNING, started=now(), command=list(sys.argv), host=host_name(),
         pid=os.getpid(), dev=dev, device=device, world_size=world_size,
         network={"name": network_config.name, "hash": network_config.hash},
         data={"dataset": display_path(data.dataset.root), "classes": list(data.dataset.class_names), "lists": lists},

@@ -7,17 +7,22 @@ core (``/proc/self/task/*/schedstat`` on Linux), resident memory
 is installed) and peak memory. Decoding worker processes are not included.
 
 :func:`oversubscription` is the pure rule that turns these into a warning when the
-process gets much less CPU than its threads ask for.
+process gets much less CPU than its threads ask for. :class:`SystemFiguresHook` adds
+the figures to each epoch's row (``system/*``) and says the warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from train.loop.hooks import Hook, RunState, Step
+from train.process.threads import available_cores
 
 TASKS = Path("/proc/self/task")
 """One folder per thread of this process (Linux)."""
@@ -148,3 +153,44 @@ class SystemMonitor:
                 row["system/gpu_utilization"] = round(sum(self.gpu_samples) / len(self.gpu_samples), 1)
             self.gpu_samples = []
         return row
+
+
+class SystemFiguresHook(Hook):
+    """The system figures of each epoch into its row, the GPU's utilisation sampled every few steps, and a
+    warning when the CPU is oversubscribed (said once; again only after it clearly cleared).
+
+    Args:
+        device: The training device.
+        every: Steps between GPU utilisation samples (the step points).
+        log: The run's logger.
+        is_main: Whether this process samples the GPU and warns (rank 0).
+    """
+
+    name = "system_figures"
+
+    def __init__(self, device: Any, every: int, log: logging.Logger, is_main: bool):
+        self.monitor = SystemMonitor(device)
+        self.every, self.log, self.is_main = every, log, is_main
+        self.starved = False
+
+    def after_step(self, run: RunState, step: Step) -> None:
+        """Sample the GPU's utilisation at each step point."""
+        if self.is_main and step.step % self.every == 0:
+            self.monitor.sample_gpu()
+
+    def after_validation(self, run: RunState) -> None:
+        """The epoch's ``system/*`` figures into its row; the oversubscription warning."""
+        import torch
+
+        figures = self.monitor.take()
+        run.add_metrics(figures)
+        warning = oversubscription(figures.get("system/cpu_wait_fraction"), figures["system/cpu_cores_used"],
+                                   torch.get_num_threads(), available_cores())
+        if warning and not self.starved and self.is_main:
+            self.log.warning("%s", warning)
+        wait = figures.get("system/cpu_wait_fraction")
+        if warning or wait is None or wait < STARVED / 2:  # said once; said again only after it clearly cleared
+            self.starved = warning is not None
+        if self.monitor.gpu_note and self.is_main:
+            self.log.warning("%s", self.monitor.gpu_note)
+            self.monitor.gpu_note = ""  # said once; GPU utilisation stays off

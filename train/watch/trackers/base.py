@@ -1,6 +1,8 @@
-"""The tracker interface, its registry, and the fan-out the recorder writes through.
+"""The tracker interface, its registry, the fan-out the recorder writes through, and the trackers' hook.
 
-A tracker is opened when a run starts (or resumes) and closed when it ends. Steps are
+A tracker is opened when a run starts (or resumes) and closed when it ends
+(:class:`TrackersHook`, first in a run's hooks: it opens before anything of the run is
+written and closes after its status is, sending the run's summary and files last). Steps are
 optimiser steps: per-epoch metrics are logged at the step that ended the epoch, with
 ``epoch`` as a metric of its own. A tracker that fails while a run trains is switched
 off with one warning: losing a dashboard is never worth losing the run.
@@ -18,8 +20,12 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
+from common.files import file_sha256
+from common.integrity import recorded_digests
+from common.paths import display_path
 from common.registry import Registry
-from common.run_folder import RunFolder
+from common.run_folder import MetricSpec, RunFolder, RunStatus
+from train.loop.hooks import Hook, RunState
 
 OPTIONAL_CATEGORY = 'pipenv sync --categories="train trackers"'
 """How to install the optional trackers (the Pipfile's ``[trackers]`` category)."""
@@ -89,8 +95,8 @@ class Tracker:
     def flush(self) -> None:
         """Send what is buffered (called at the end of each epoch)."""
 
-    def close(self, status: str) -> None:
-        """End the tracked run with the run's status (``finished``, ``failed``, ...)."""
+    def close(self, status: RunStatus) -> None:
+        """End the tracked run with the run's status."""
         raise NotImplementedError
 
 
@@ -116,26 +122,32 @@ def check_trackers(names: Sequence[str]) -> list[type[Tracker]]:
 class Trackers:
     """Every tracker of a run behind one interface; one that fails is switched off with a warning.
 
+    Nothing is sent before :meth:`open` (what is logged then goes nowhere).
+
     Args:
-        run: The run.
         names: The trackers to open (``log.trackers``).
         log: Where warnings go.
-
-    Raises:
-        UserError: When a tracker cannot be opened (an unknown name, a missing package, an unreachable server).
     """
 
-    def __init__(self, run: RunInfo, names: Sequence[str], log: logging.Logger):
-        self.log = log
+    def __init__(self, names: Sequence[str], log: logging.Logger):
+        self.names, self.log = tuple(names), log
         self.active: dict[str, Tracker] = {}
-        for name, cls in zip(names, check_trackers(names)):
+
+    def open(self, run: RunInfo) -> None:
+        """Open every tracker.
+
+        Raises:
+            UserError: When a tracker cannot be opened (an unknown name, a missing package, an unreachable
+                server); the ones opened already are closed.
+        """
+        for name, cls in zip(self.names, check_trackers(self.names)):
             try:
                 self.active[name] = cls(run)
             except UserError:
-                self.close("failed")
+                self.close(RunStatus.FAILED)
                 raise
             except Exception as exc:
-                self.close("failed")
+                self.close(RunStatus.FAILED)
                 raise UserError(f"log.trackers: {name} could not start: {type(exc).__name__}: {exc}") from exc
 
     def _each(self, method: str, *args: Any) -> None:
@@ -176,7 +188,7 @@ class Trackers:
         """See :meth:`Tracker.flush`."""
         self._each("flush")
 
-    def close(self, status: str) -> None:
+    def close(self, status: RunStatus) -> None:
         """Close every tracker (each once)."""
         self._each("close", status)
         self.active.clear()
@@ -194,3 +206,69 @@ def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = str(value)
     return flat
+
+
+class TrackersHook(Hook):
+    """Opens the run's trackers, sends them every epoch's row, and at the end the summary, files and status.
+
+    Args:
+        trackers: The run's trackers (the recorder sends them the step-level values and figures).
+        info: What they are told when they open.
+        metrics: The run's declared metrics (the headline ones go to the summary as ``final/*``).
+        folder: The run folder (its files go to the trackers at the end).
+        is_main: Whether this process sends anything (rank 0).
+    """
+
+    name = "trackers"
+
+    def __init__(self, trackers: Trackers, info: RunInfo, metrics: Sequence[MetricSpec], folder: RunFolder,
+                 is_main: bool):
+        self.trackers, self.info, self.metrics, self.folder, self.is_main = trackers, info, metrics, folder, is_main
+
+    def before_run(self, run: RunState) -> None:
+        """Open them (before anything of the run is written: one that cannot start stops the run there)."""
+        if self.is_main:
+            self.trackers.open(self.info)
+
+    def after_epoch(self, run: RunState, row: dict[str, Any]) -> None:
+        """The row's numbers at the epoch's last step, then a flush."""
+        if not self.is_main:
+            return
+        with run.timer.phase("logging"):
+            numbers = {key: float(value) for key, value in row.items()
+                       if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)}
+            self.trackers.log_scalars(numbers, int(row["step"]))
+            self.trackers.flush()
+
+    def after_run(self, run: RunState, status: RunStatus) -> None:
+        """Hyperparameters beside the final and best metrics, the run's files, the best checkpoint's card; close."""
+        if not self.is_main or not self.trackers.active:
+            self.trackers.close(status)
+            return
+        result = run.result
+        last, best = result.get("last") or {}, result.get("best")
+        metrics = {f"final/{spec.name}": float(last[spec.name]) for spec in self.metrics
+                   if spec.headline and spec.direction and spec.name in last}
+        if best:
+            metrics[f"best/{best['metric']}"] = float(best["value"])
+            metrics["best/epoch"] = float(best["epoch"])
+        hparams = {key: value for key, value in flat_params(self.info.config).items() if not key.startswith("log.")}
+        self.trackers.log_summary(hparams, metrics, int(last.get("step", 0)))
+        folder = self.folder
+        self.trackers.log_files([folder.config_path, folder.manifest_path, folder.metrics_path, folder.steps_path,
+                                 folder.per_class_path, folder.curves_path, folder.log_path])
+        card = best_checkpoint_card(folder, best)
+        if card is not None:
+            self.trackers.log_card("best_checkpoint", card)
+        self.trackers.close(status)
+
+
+def best_checkpoint_card(folder: RunFolder, best: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``checkpoints/best.pt`` is, without loading it: epoch, metric, sha256 (from its sidecar), the run."""
+    path = folder.checkpoints_dir / "best.pt"
+    if best is None or not path.is_file():
+        return None
+    digests = recorded_digests(path)
+    return {"file": display_path(path), "sha256": digests[0] if digests else file_sha256(path), "run": folder.name,
+            "epoch": best["epoch"], "metric": best["metric"], "value": best["value"],
+            "bytes": path.stat().st_size}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from common.paths import output_dir
+from common.run_folder import RunStatus
 from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, flat_params
 
 RUN_TAG = "imagepipe.run"
@@ -31,9 +32,12 @@ BATCH = 1000
 SEND_EVERY = 60.0
 """Seconds after which buffered metrics are sent even before the epoch ends."""
 
-STATUS = {"finished": "FINISHED", "stopped_early": "FINISHED", "pruned": "FINISHED", "profiled": "FINISHED",
-          "interrupted": "KILLED"}
-"""Run status -> MLflow run status (anything else is ``FAILED``)."""
+def mlflow_status(status: RunStatus) -> str:
+    """The MLflow run status of a run's: ``FINISHED`` when it succeeded, ``KILLED`` when a signal stopped it (it can
+    continue), ``FAILED`` otherwise."""
+    if status.succeeded:
+        return "FINISHED"
+    return "KILLED" if status in (RunStatus.INTERRUPTED, RunStatus.PREEMPTED) else "FAILED"
 
 
 def tracking_uri(configured: str | None) -> str:
@@ -130,7 +134,7 @@ class MlflowTracker(Tracker):
             self.client.log_batch(self.run_id, metrics=chunk)
         self.sent = time.monotonic()
 
-    def close(self, status: str) -> None:
+    def close(self, status: RunStatus) -> None:
         """Send what is left and mark the MLflow run finished, killed or failed."""
         self.flush()
-        self.client.set_terminated(self.run_id, status=STATUS.get(status, "FAILED"))
+        self.client.set_terminated(self.run_id, status=mlflow_status(status))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from common.run_folder import RunStatus
 from train.watch.trackers.base import TRACKERS, RunInfo, Tracker
 
 
@@ -68,6 +69,6 @@ class TensorBoardTracker(Tracker):
         """Write buffered events to disk."""
         self.writer.flush()
 
-    def close(self, status: str) -> None:
+    def close(self, status: RunStatus) -> None:
         """Flush and close the event file."""
         self.writer.close()

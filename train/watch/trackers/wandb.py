@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from common.run_folder import RunStatus
 from train.watch.trackers.base import TRACKERS, RunInfo, Tracker
 
 
@@ -68,7 +69,6 @@ class WandbTracker(Tracker):
         """The card into the run's summary under ``name``."""
         self.run_handle.summary[name] = dict(card)
 
-    def close(self, status: str) -> None:
-        """Finish the W&B run (exit code 0 for a run that ended normally)."""
-        clean = status in ("finished", "stopped_early", "pruned", "profiled")
-        self.run_handle.finish(exit_code=0 if clean else 1)
+    def close(self, status: RunStatus) -> None:
+        """Finish the W&B run (exit code 0 for a run that succeeded)."""
+        self.run_handle.finish(exit_code=0 if status.succeeded else 1)
