@@ -33,6 +33,7 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["report.html", "bad_cases.html"])
 def test_pages_load_with_all_their_images(make_model, digits_root, tmp_path, page):
     if CHROMIUM is None:
@@ -72,6 +73,7 @@ def overlapping_predictions(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_every_pr_curve_is_visible_in_the_report_even_where_curves_coincide(tmp_path):
     if CHROMIUM is None:
         if os.environ.get("IMAGEPIPE_REQUIRE_BROWSER"):

@@ -64,10 +64,12 @@ def image_grid(images: np.ndarray, captions: Sequence[Sequence[str]], title: str
     return render_figure(figure)
 
 
-PANELS = {"loss": ("loss", "train/loss", "upper right"), "accuracy": ("accuracy and scores", None, "lower right"),
-          "lr": ("learning rate", "lr", "upper right")}
-"""The panels of ``curves.png`` that a declared metric's ``panel`` names: title, the ``steps.csv`` column drawn
-faintly under the epochs' points, and the legend's corner (where the curves are not; "best" would search: slow)."""
+PANELS = {"loss": ("loss", "train/loss", False, "upper right"),
+          "accuracy": ("accuracy and scores", None, False, "lower right"),
+          "lr": ("learning rate", "lr", True, "upper right")}
+"""The panels of ``curves.png`` that a declared metric's ``panel`` names: title; the ``steps.csv`` column drawn with
+it, and whether that curve replaces the metric's epoch points (the learning rate) or lies faintly under them (the
+loss); the legend's corner (where the curves are not; "best" would search: slow)."""
 
 
 def curves_image(history: Sequence[Mapping[str, float]], steps: Sequence[Mapping[str, float]],
@@ -88,11 +90,15 @@ def curves_image(history: Sequence[Mapping[str, float]], steps: Sequence[Mapping
     figure.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.92, wspace=0.15, hspace=0.3)
     *panels, classes = figure.subplots(2, 2).ravel()
     corners = []
-    for axes, (panel, (panel_title, step_key, corner)) in zip(panels, PANELS.items()):
-        if step_key is not None:
-            _plot(axes, steps, step_key, f"{step_key} (steps)", alpha=0.35, linewidth=0.8)
+    for axes, (panel, (panel_title, step_key, replaces, corner)) in zip(panels, PANELS.items()):
+        stepped = step_key is not None and any(step_key in row for row in steps)
         drawn = [spec for spec in metrics if spec.panel == panel]
         for index, spec in enumerate(drawn):
+            if stepped and spec.name == step_key:
+                style = {"linewidth": 1.2} if replaces else {"alpha": 0.35, "linewidth": 0.8}
+                _plot(axes, steps, step_key, spec.label if replaces else f"{spec.label} (steps)", **style)
+                if replaces:
+                    continue
             _plot(axes, history, spec.name, spec.label, marker=".", linestyle="-" if index < 2 else "--")
         axes.set_title(panel_title)
         corners.append((axes, corner))
