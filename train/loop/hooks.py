@@ -266,11 +266,6 @@ class RunState:
         if self._requested is None or STOP_PRIORITY.index(status) > STOP_PRIORITY.index(self._requested.status):
             self._requested = request
 
-    @property
-    def stop_requested(self) -> StopRequest | None:
-        """This process's own request so far (not yet agreed)."""
-        return self._requested
-
     def vote(self, name: str, value: bool) -> None:
         """Set this process's flag ``name`` (one of the hooks' :attr:`Hook.votes`) for the next exchange."""
         self._votes[name] = int(value)

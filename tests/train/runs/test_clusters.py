@@ -22,7 +22,7 @@ import torch
 from common.paths import PROJECT_ROOT
 from networks.checkpoint import read_checkpoint
 from tests.conftest import TINY_NETWORK
-from tests.train.test_preemption import saved_steps
+from tests.train.runs.test_preemption import saved_steps
 
 STEPS_PER_EPOCH = 40  # 1257 training digits over 2 processes (629 each) in batches of 16
 ENV = {"OMP_NUM_THREADS": "1"}

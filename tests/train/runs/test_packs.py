@@ -1,15 +1,13 @@
-"""Training from packs: used when they match, the same weights as decoding, never stale, kill-safe, shared by nodes."""
+"""Training from packs: used when they match, the same weights as decoding, never stale, shared by nodes."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -19,9 +17,8 @@ from common.lists import load_dataset
 from common.paths import PROJECT_ROOT
 from networks import load_network_config
 from networks.checkpoint import read_checkpoint
-from tests.commands import command_line
 from train.run import RunOptions, train
-from train.data.packs import pack_folder, write_pack
+from train.data.packs import write_pack
 
 QUIET = RunOptions(progress=False, device="cpu")
 DEV = ("data.train_split=dev", "data.val_split=dev", "epochs=2")
@@ -62,28 +59,6 @@ def test_a_stale_pack_is_ignored_saying_why_or_refused(fast_config, digits, tiny
     assert "dev 100 images (decoded once, in memory)" in log
     with pytest.raises(UserError, match=r"data\.pack=require: .*lists/dev\.txt changed since it was packed"):
         train(fast_config(f"data.dataset={digits.root}", "data.pack=require", *DEV), QUIET)
-
-
-def test_a_killed_pack_leaves_nothing_that_looks_complete(digits, tmp_path):
-    network = tmp_path / "big.yaml"  # a large size, so that packing takes long enough to be killed
-    network.write_text("version: 1\narch: {name: small_cnn, params: {channels: [8]}}\nnum_classes: 10\n"
-                       "input: {color_mode: RGB, height: 160, width: 160, interpolation: lanczos, "
-                       "mean: [0.3, 0.3, 0.3], std: [0.4, 0.4, 0.4]}\n")
-    command = [*command_line("pack"), "--dataset", str(digits.root), "--network", str(network),
-               "--workers", "1", "--no-progress"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list((digits.root / "packs").glob(".*.staging-*/*.npy")):
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    contract = load_network_config(network).input
-    target = pack_folder(digits, contract)
-    assert not target.exists(), "a killed pack must not leave a pack behind"
-    debris = list((digits.root / "packs").glob(".*.staging-*"))
-    assert len(debris) == 1
-    write_pack(digits, contract, ["dev"])  # the next pack removes the dead process's staging folder
-    assert not debris[0].exists() and (target / "index.json").is_file()
 
 
 def free_port() -> int:

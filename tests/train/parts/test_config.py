@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from common.dicts import differences
 from common.errors import UserError
-from common.paths import PROJECT_ROOT
 from train.config import DEFAULT_CONFIG, TrainConfig, load_train_config
 
 
@@ -75,19 +72,3 @@ def test_config_differences_lists_dotted_keys():
     a = load_train_config(None).config.to_dict()
     b = load_train_config(None, ["epochs=99", "optim.lr=0.1"]).config.to_dict()
     assert differences(a, b) == {"epochs": (30, 99), "optim.lr": (0.001, 0.1)}
-
-
-@pytest.mark.slow
-def test_print_config_shows_the_resolved_config():
-    result = subprocess.run([sys.executable, "-m", "train", "--print-config", "optim.lr=0.25", "--dev"],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "lr: 0.25" in result.stdout and "train_split: dev" in result.stdout
-
-
-@pytest.mark.slow
-def test_cli_errors_have_no_traceback():
-    result = subprocess.run([sys.executable, "-m", "train", "optim.lrr=1"], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "error: command line: optim.lrr: Key 'lrr' not in 'OptimConfig'. Did you mean: 'lr'?" in result.stderr

@@ -1,16 +1,16 @@
-"""The run folder's one owner: a run written before it had a typed owner still reads, damage is named."""
+"""The run folder's one owner: an old run still reads, damage is named, every run status round-trips."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from common.errors import UserError
-from common.run_folder import RunFolder, find_run, list_runs
-from train.config import load_train_config
+from common.run_folder import ENDED, RESUMABLE, RunFolder, RunManifest, RunStatus, find_run, list_runs
 
 LEGACY = Path(__file__).resolve().parent.parent / "data" / "legacy"
 """config.yaml, manifest.json and metrics.csv of a default digits run written before RunFolder existed."""
@@ -27,11 +27,9 @@ def legacy_run(tmp_path: Path) -> RunFolder:
 
 
 def test_a_run_written_before_the_typed_owner_reads(legacy_run):
-    loaded = load_train_config(legacy_run.config_path)
-    assert loaded.config.network == "digits_cnn" and loaded.config.epochs == 60 and len(loaded.network_hash) == 64
     view = legacy_run.read_run_config()
     assert (view.network, view.dataset, view.split("val"), view.on_unreadable) == ("digits_cnn", "digits", "val", "error")
-    assert view.network_hash == loaded.network_hash and view.get("epochs") == 60
+    assert len(view.network_hash) == 64 and view.get("epochs") == 60  # as a training config: tests/train/parts/
     manifest = legacy_run.read_manifest()
     assert manifest.run == legacy_run.name and manifest.status == "finished" and manifest.init is None
     metrics = legacy_run.read_metrics()
@@ -91,3 +89,32 @@ def test_a_running_run_is_crashed_once_its_lock_is_free(legacy_run):
     with legacy_run.exclusive():
         assert legacy_run.status() == "running"
     assert legacy_run.status() == "crashed"
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+def test_every_status_round_trips_through_a_written_manifest(tmp_path, status):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.write_manifest(RunManifest(run=folder.name, status=status, started="2026-01-01T00:00:00+00:00"))
+    assert json.loads(folder.manifest_path.read_text())["status"] == status.value
+    assert folder.read_manifest().status is status
+
+
+def test_ended_resumable_and_succeeded_are_the_documented_sets():
+    assert {s.value for s in RunStatus if s.ended} == {"finished", "stopped_early", "pruned", "profiled", "diverged"}
+    assert {s.value for s in RunStatus if s.resumable} == {"interrupted", "preempted", "crashed", "failed"}
+    assert {s.value for s in RunStatus if s.succeeded} == {"finished", "stopped_early", "pruned", "profiled"}
+    assert {s for s in RunStatus if s.ended} == ENDED and {s for s in RunStatus if s.resumable} == RESUMABLE
+    running = RunStatus.RUNNING
+    assert not (running.ended or running.resumable or running.succeeded)  # it has not stopped
+    assert set(RunStatus) == ENDED | RESUMABLE | {running} and ENDED.isdisjoint(RESUMABLE)
+
+
+def test_an_unknown_status_in_a_manifest_is_refused_naming_the_file_and_the_known_values(legacy_run):
+    data = json.loads(legacy_run.manifest_path.read_text())
+    data["status"] = "paused"
+    legacy_run.manifest_path.write_text(json.dumps(data))
+    known = [status.value for status in RunStatus]
+    with pytest.raises(UserError, match=rf"{re.escape(legacy_run.name)}/manifest\.json: status 'paused' is not one of "
+                                        rf"{re.escape(str(known))}$"):
+        legacy_run.read_manifest()

@@ -1,4 +1,4 @@
-"""Experiment management on the bundled digits: runs, sweeps, the LR finder."""
+"""Experiment management on the bundled digits, training: runs listed and diffed, sweeps, the LR finder."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from common.errors import UserError
 from common.paths import PROJECT_ROOT
-from common.run_folder import RunManifest, RunStatus, effective_status
+from common.run_folder import RunStatus
 from tests.commands import command_line
 from train.experiments.runs import format_diff, format_show, format_table, list_records, load_run
 from train.config import load_train_config
 from train.loop.hooks import Hook
 from train.run import RunOptions, train
-from train.experiments.lr_find import find_lr, suggest
-from train.experiments.sweep import load_space, run_sweep
+from train.experiments.lr_find import find_lr
+from train.experiments.sweep import run_sweep
 
 QUIET = RunOptions(progress=False, device="cpu", dev=True)
 SPACE = """\
@@ -56,17 +55,6 @@ def test_runs_name_the_models_exported_from_them(fast_config, tmp_path):
     export(ExportOptions(run=str(run.run_dir), name="from-run", network_config=Path(network)))
     (record,) = list_records()
     assert record.models == ["from-run"] and "from-run" in format_table([record])
-
-
-def test_a_dead_running_run_is_reported_crashed():
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    import socket
-
-    dead = RunManifest(run="r", status=RunStatus.RUNNING, started="", pid=int(finished.stdout), host=socket.gethostname())
-    assert effective_status(dead) is RunStatus.CRASHED
-    assert effective_status(RunManifest(**{**dead.to_dict(), "pid": os.getpid()})) is RunStatus.RUNNING
-    stopped = RunManifest(run="r", status=RunStatus.STOPPED_EARLY, started="")
-    assert effective_status(stopped) is RunStatus.STOPPED_EARLY
 
 
 @pytest.mark.slow
@@ -120,21 +108,6 @@ def test_poor_trials_are_pruned(tiny_network, digits_root, tmp_path):
     assert statuses == {"pruned"}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("params: {optim.lr: {type: float, low: 1, high: 0.1}}\n", r"params\.optim\.lr: need low < high"),
-    ("params: {optim.lr: {type: normal, low: 0, high: 1}}\n", r"params\.optim\.lr: expected a mapping with type"),
-    ("params: {optim.lrr: {type: float, low: 0.1, high: 1}}\n", r"optim\.lrr: Key 'lrr' not in 'OptimConfig'"),
-    ("params: {}\n", r"params: expected a mapping"),
-    ("metric: val/f1\nparams: {epochs: {type: int, low: 1, high: 2}}\n", r"metric: 'val/f1' is not one of"),
-    ("target: x\nparams: {epochs: {type: int, low: 1, high: 2}}\n", r"unknown key\(s\) \['target'\]"),
-])
-def test_search_space_errors_name_the_key(tmp_path, text, message):
-    path = tmp_path / "space.yaml"
-    path.write_text(text)
-    with pytest.raises(UserError, match=message):
-        load_space(path)
-
-
 @pytest.mark.slow
 def test_the_lr_finder_leaves_no_run_behind(fast_config):
     result = find_lr(fast_config("augment.rotation=0"), QUIET, lr_min=1e-5, lr_max=1.0, steps=30)
@@ -144,13 +117,6 @@ def test_the_lr_finder_leaves_no_run_behind(fast_config):
     assert {p.name for p in result.folder.iterdir()} == {"lr_find.png", "lr_find.csv", "suggestion.json"}
     assert 5 <= len(result.lrs) <= 30 and result.lrs == sorted(result.lrs)
     assert json.loads((result.folder / "suggestion.json").read_text())["suggested_lr"] == result.suggestion
-
-
-def test_the_suggestion_is_the_steepest_descent_before_the_minimum():
-    lrs = [10 ** (-6 + i * 0.25) for i in range(25)]
-    loss = [2.0] * 8 + [2.0 - 0.1 * i for i in range(1, 6)] + [1.0, 0.9, 0.85, 0.84] + [1.5] * 8
-    assert suggest(lrs, loss) == pytest.approx(lrs[13])
-    assert suggest(lrs[:6], [2.0, 2.1, 2.2, 2.3, 2.4, 2.5]) is None
 
 
 @pytest.mark.slow

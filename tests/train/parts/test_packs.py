@@ -1,4 +1,4 @@
-"""Packs: decoded once, bit for bit what load_image gives, and never used when stale or damaged."""
+"""Packs without training: bit for bit what decoding gives, never used when stale or damaged, nothing left by a kill."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +18,9 @@ from common.errors import UserError
 from common.files import file_sha256
 from common.images import load_samples
 from common.lists import load_dataset, read_split
+from common.paths import PROJECT_ROOT
+from networks import load_network_config
+from tests.commands import command_line
 from train.data.packs import PackSplit, open_pack_split, pack_folder, write_pack
 
 CONTRACT = InputContract("L", 16, 16, "bilinear", (0.3,), (0.4,))
@@ -145,3 +151,25 @@ def test_colour_images_pack_as_decoding_gives_them(write_dataset):
     write_pack(dataset, contract, ["train"], workers=2)
     decoded, _, _ = load_samples(dataset, read_split(dataset, "train"), contract)
     np.testing.assert_array_equal(open_pack_split(dataset, "train", contract, "error").load(), decoded)
+
+
+def test_a_killed_pack_leaves_nothing_that_looks_complete(digits, tmp_path):
+    network = tmp_path / "big.yaml"  # a large size, so that packing takes long enough to be killed
+    network.write_text("version: 1\narch: {name: small_cnn, params: {channels: [8]}}\nnum_classes: 10\n"
+                       "input: {color_mode: RGB, height: 160, width: 160, interpolation: lanczos, "
+                       "mean: [0.3, 0.3, 0.3], std: [0.4, 0.4, 0.4]}\n")
+    command = [*command_line("pack"), "--dataset", str(digits.root), "--network", str(network),
+               "--workers", "1", "--no-progress"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((digits.root / "packs").glob(".*.staging-*/*.npy")):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    contract = load_network_config(network).input
+    target = pack_folder(digits, contract)
+    assert not target.exists(), "a killed pack must not leave a pack behind"
+    debris = list((digits.root / "packs").glob(".*.staging-*"))
+    assert len(debris) == 1
+    write_pack(digits, contract, ["dev"])  # the next pack removes the dead process's staging folder
+    assert not debris[0].exists() and (target / "index.json").is_file()
