@@ -297,8 +297,9 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str,
     totals = matrix.sum(axis=1, keepdims=True)  # (K, 1)
     shares = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
     side = min(14.0, 2.5 + 0.4 * classes)
-    figure = new_figure(side + 1.5, side)
-    axes = figure.subplots()
+    figure = new_figure(side + 1.5, side, layout="none")  # placed by hand: half the cost of a layout engine
+    margin = 1.6 / side if classes <= 40 else 0.6 / side  # room for the class names (the saved area is cut to fit)
+    axes = figure.add_axes((margin, margin, 0.98 - margin - 1.5 / (side + 1.5), 0.94 - margin))
     shown = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(shown, ax=axes, label="share of the true class", fraction=0.05, pad=0.03)
     if classes <= 40:

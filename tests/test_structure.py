@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 
 from common.paths import PROJECT_ROOT
 
@@ -15,8 +16,10 @@ def module_name(path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
-    """Project module -> the project modules it imports anywhere in its source (function-level imports included)."""
+    """Project module -> the project modules it imports anywhere in its source (function-level imports included;
+    read once per session: the tests only read it)."""
     files = [p for package in PACKAGES for p in sorted((PROJECT_ROOT / package).rglob("*.py"))]
     modules = {module_name(p): p for p in files}
     graph: dict[str, set[str]] = {}

@@ -32,7 +32,7 @@ from train.process.distributed import Processes, all_reduce_sum
 from train.watch.plots import curves_image, image_grid
 from train.watch.recorder import RunRecorder
 
-FIRST_FIGURES_SECONDS = 0.4
+FIRST_FIGURES_SECONDS = 0.9
 """What drawing an epoch's figures is expected to cost before it has been measured (about this, on a 2-core CPU)."""
 
 
