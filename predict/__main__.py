@@ -24,6 +24,7 @@ examples:
   pipenv run predict ~/new-photos --resume                  ... continue, nothing predicted twice
   pipenv run predict ~/new-photos --name week-12 --shard $SLURM_ARRAY_TASK_ID/4     one of 4 machines
   pipenv run predict merge output/predict/week-12-shard-*   join the 4 shards into output/predict/week-12/
+  pipenv run predict ~/new-photos --name week-12 --submit slurm --shards 4    the same, as a Slurm array job
 """
 
 
@@ -66,6 +67,8 @@ def _add_running_options(parser: argparse.ArgumentParser) -> None:
                      help="append rows as batches finish (a killed run keeps them; --resume continues it)")
     run.add_argument("--resume", action="store_true",
                      help="continue a killed --stream run of the same --name (the inputs may be left out)")
+    run.add_argument("--auto-resume", action="store_true",
+                     help="--resume when the output of this --name holds a prediction, else --stream (requeued jobs)")
     run.add_argument("--shard", metavar="I/N", help="predict shard I (0-based) of N: every N-th image from the I-th")
     run.add_argument("--providers", default="CPUExecutionProvider", metavar="P[,P...]",
                      help="onnxruntime execution providers, most preferred first (default CPUExecutionProvider; "
@@ -76,6 +79,15 @@ def _add_running_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--on-unreadable", choices=["skip", "error"], default="skip",
                      help="skip an unreadable image and list it in unreadable.csv (default), or stop")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output of the same name")
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument("--submit", choices=["slurm"],
+                         help="with --name and --shards N: submit a Slurm array of N shards and a job that merges "
+                         "them into output/predict/<name>/ (docs/clusters.md)")
+    cluster.add_argument("--shards", type=int, metavar="N", help="with --submit: the number of shards (array tasks)")
+    cluster.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                         help="with --submit: an sbatch option for every task (time=1:00:00, partition=cpu, "
+                         "cpus-per-task=8, ...) or max-restarts=N; repeat for each")
+    cluster.add_argument("--dry-run", action="store_true", help="with --submit: print the job scripts, submit nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -93,13 +105,20 @@ def build_merge_parser() -> argparse.ArgumentParser:
 def predict_command(argv: Sequence[str]) -> int:
     """Predict and print the summary and where the files are."""
     args = build_parser().parse_args(argv)
+    if args.submit:
+        from predict.slurm_jobs import describe, submit_prediction
+
+        print(describe(submit_prediction(argv, args.name, args.shards, args.slurm, args.dry_run)), end="")
+        return 0
+    if args.shards or args.slurm or args.dry_run:
+        build_parser().error("--shards, --slurm and --dry-run only apply with --submit slurm")
     from predict.run import PredictOptions, predict
 
     result = predict(PredictOptions(
         inputs=tuple(args.inputs), lists=tuple(args.lists), paths=tuple(args.paths), model=args.model,
         name=args.name, top_k=args.top_k, format=args.format, operating_point=args.operating_point,
         precision=args.precision, recall=args.recall, threshold=args.threshold, stream=args.stream,
-        resume=args.resume, shard=args.shard, rank=args.rank, rank_limit=args.rank_limit,
+        resume=args.resume, auto_resume=args.auto_resume, shard=args.shard, rank=args.rank, rank_limit=args.rank_limit,
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()), threads=args.threads,
         batch_size=args.batch_size, workers=args.workers, on_unreadable=args.on_unreadable, overwrite=args.overwrite,
         progress=not args.no_progress))

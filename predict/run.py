@@ -69,6 +69,8 @@ class PredictOptions:
         threshold: A YAML file of per-class thresholds.
         stream: Append rows as batches finish instead of publishing the folder at the end.
         resume: Continue a killed ``stream`` run of the same name (implies ``stream``).
+        auto_resume: ``resume`` when the output of this name holds a prediction, else start a ``stream`` run
+            (a requeued Slurm task runs the same command).
         shard: ``"i/n"``: predict shard i (0-based) of n.
         rank: ``uncertainty``: write ``to_label.txt``.
         rank_limit: Images in ``to_label.txt`` (0: all).
@@ -94,6 +96,7 @@ class PredictOptions:
     threshold: Path | None = None
     stream: bool = False
     resume: bool = False
+    auto_resume: bool = False
     shard: str | None = None
     rank: str | None = None
     rank_limit: int = 1000
@@ -141,6 +144,8 @@ def predict(options: PredictOptions = PredictOptions()) -> PredictResult:
     name = f"{base}-shard-{shard[0]}-of-{shard[1]}" if shard else base
     check_plain_name(name)
     target = predictions_root() / name
+    if options.auto_resume:
+        options = replace(options, stream=True, resume=(target / RECORD_FILE).is_file())
     inputs = _gather(options, target)
     record = _new_record(name, base, classifier, inputs, shard, options)
     if options.stream or options.resume:
@@ -377,7 +382,7 @@ def _check_options(options: PredictOptions) -> None:
     for option, value in (("--precision", options.precision), ("--recall", options.recall)):
         if value is not None and not 0 < value <= 1:
             raise UserError(f"{option} {value}: a target in (0, 1], as given to evaluate's {option}-targets")
-    if options.overwrite and (options.stream or options.resume):
+    if options.overwrite and (options.stream or options.resume or options.auto_resume):
         raise UserError("--overwrite replaces a finished output; a --stream output is continued with --resume or "
                         "started under another --name")
     check_plain_name(options.name)

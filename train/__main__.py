@@ -30,6 +30,7 @@ examples:
   pipenv run train --print-config optim.name=sgd     show the resolved config and exit
   pipenv run train --resume last                     continue the newest run after a crash
   pipenv run train --name flowers --auto-resume      start the run "flowers", or continue it (requeued jobs)
+  pipenv run train --name flowers --submit slurm --slurm time=24:00:00   the same, as a Slurm job that requeues itself
   pipenv run train --find-lr                         learning-rate finder: plot and suggestion, no run
   pipenv run train --profile                         where the time goes: 30 steps under torch.profiler, a verdict
   pipenv run train --resume output/train/<run> epochs=60 --allow-change epochs
@@ -65,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "where the time goes and a verdict, write the trace under the run's profile/, then stop")
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op CPU threads (default: the thread policy, docs/training.md#thread-policy)")
+    add_submit_options(parser, "with --name: submit this run as a Slurm batch job that requeues itself and "
+                       "continues the run (--auto-resume) until it ends (docs/clusters.md)")
     return parser
+
+
+def add_submit_options(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--submit slurm``, ``--slurm KEY=VALUE`` and ``--dry-run`` (train, sweep)."""
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument("--submit", choices=["slurm"], help=help_text)
+    cluster.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                         help="with --submit: an sbatch option (time=24:00:00, partition=gpu, gpus-per-node=4, "
+                         "nodes=2, ...) or grace=SECONDS, max-restarts=N, processes-per-node=N; repeat for each")
+    cluster.add_argument("--dry-run", action="store_true", help="with --submit: print the job script, submit nothing")
 
 
 def train_command(argv: Sequence[str]) -> int:
@@ -84,6 +97,10 @@ def train_command(argv: Sequence[str]) -> int:
         raise_usage("--profile and --threads take a positive number")
     if args.profile and (args.resume or args.find_lr or args.auto_resume):
         raise_usage("--profile starts a new run; it does not combine with --resume, --auto-resume or --find-lr")
+    if args.submit:
+        return submit_command(args, argv)
+    if args.slurm or args.dry_run:
+        raise_usage("--slurm and --dry-run only apply with --submit slurm")
     options = options_from(RunOptions, args, progress=not args.no_progress)
     if args.resume:
         if args.find_lr:
@@ -109,6 +126,20 @@ def train_command(argv: Sequence[str]) -> int:
         else:
             result = train(loaded, options)
     return result.exit_status
+
+
+def submit_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``train ... --submit slurm``: check the config here, then write and submit the job script."""
+    if args.resume or args.find_lr or args.print_config or args.profile:
+        raise_usage("--submit slurm submits a run that continues itself (--auto-resume); it does not combine with "
+                    "--resume, --find-lr, --print-config or --profile")
+    from train.config import DEFAULT_CONFIG, load_train_config
+    from train.experiments.slurm_jobs import describe, submit_training
+
+    loaded = load_train_config(args.config or DEFAULT_CONFIG, args.overrides)
+    print(describe(submit_training(argv, args.name, args.slurm, loaded, args.dry_run)), end="\n" if not
+          args.dry_run else "")
+    return 0
 
 
 def raise_usage(message: str) -> None:
@@ -161,10 +192,26 @@ def sweep_command(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--dev", action="store_true", help="train every trial on the dev split")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_submit_options(parser, "submit the sweep as a Slurm array of --tasks tasks sharing one study (each runs "
+                       "--trials trials; several tasks need a shared --storage, e.g. PostgreSQL: docs/clusters.md)")
+    parser.add_argument("--tasks", type=int, default=1, help="with --submit: array tasks (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.trials < 1:
-        parser.error("--trials must be at least 1")
+    if args.trials < 1 or args.tasks < 1:
+        parser.error("--trials and --tasks must be at least 1")
+    if args.submit:
+        from train.config import DEFAULT_CONFIG, load_train_config
+        from train.experiments.slurm_jobs import describe, submit_sweep
+        from train.experiments.sweep import load_space
+
+        load_train_config(args.config or DEFAULT_CONFIG, args.overrides)  # mistakes found here, not in the job
+        load_space(args.space)
+        study = args.study or f"{(args.config or Path('default')).stem}-sweep"
+        submitted = submit_sweep(argv, study, args.tasks, args.seed, args.slurm, args.dry_run)
+        print(describe(submitted), end="\n" if not args.dry_run else "")
+        return 0
+    if args.slurm or args.dry_run or args.tasks != 1:
+        parser.error("--slurm, --tasks and --dry-run only apply with --submit slurm")
     from common.paths import display_path
     from train.experiments.sweep import run_sweep
 

@@ -179,7 +179,7 @@ class CheckpointConfig:
     top_k: int = 3
     every_minutes: float = 10.0
     every_steps: int = 0
-    signals: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGUSR1")
+    signals: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from common import slurm
 from common.dicts import differences
 from common.errors import UserError
 from common.files import file_sha256
@@ -346,7 +347,7 @@ def build_hooks(trainer: Trainer, recorder: RunRecorder, options: RunOptions, re
         TrackersHook(trackers, info, metrics, folder, is_main),
         RecordHook(recorder, record_start),
         RankSyncHook(log),
-        PreemptionHook(signals, folder, log, options.auto_resume),
+        PreemptionHook(signals, folder, log, options.auto_resume, slurm.current_job() if is_main else None),
         StepLogHook(recorder, config, every, trainer.network, class_names),
         SystemFiguresHook(trainer.device, every, log, is_main),
         TimeBreakdownHook(),

@@ -11,6 +11,13 @@ continue; and the process exits with ``128 + the signal's number`` (SIGINT:
 SIGUSR1). A second signal while that checkpoint is written is reported and otherwise
 ignored: the handler never raises, so nothing interrupts the write. The handlers are
 those of the run only; the previous ones come back when it ends.
+
+Under a Slurm batch job that may be requeued (:func:`common.slurm.current_job`), rank 0
+then requeues the job (``scontrol requeue``), the last thing before the run's status is
+written: Slurm ends the job (its SIGTERM is only noted by the stopping run) and starts
+the same script again, whose ``--auto-resume`` continues the run. The record says
+whether the time limit was coming (the signal came within the job's grace time of it)
+or the job was preempted, and the run folder links Slurm's output file as ``slurm.out``.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from common import slurm
 from common.run_folder import RunFolder, RunStatus, resume_command
 from train.loop.hooks import Hook, RunState, Step
 
@@ -89,12 +98,25 @@ class PreemptionHook(Hook):
         folder: The run folder.
         log: The run's logger.
         auto_resume: Started by ``--auto-resume`` (the same command continues it).
+        job: The Slurm batch job rank 0 runs in (None: not under Slurm, or another rank).
     """
 
     name = "preemption"
 
-    def __init__(self, signals: StopSignals, folder: RunFolder, log: logging.Logger, auto_resume: bool = False):
+    def __init__(self, signals: StopSignals, folder: RunFolder, log: logging.Logger, auto_resume: bool = False,
+                 job: slurm.SlurmJob | None = None):
         self.signals, self.folder, self.log, self.auto_resume = signals, folder, log, auto_resume
+        self.job = job
+
+    def before_run(self, run: RunState) -> None:
+        """Under Slurm: say which job this is, and link its output file into the run folder."""
+        if self.job is None:
+            return
+        self.log.info("Slurm job %s (requeued %d time(s))%s", self.job.job_id, self.job.restarts,
+                      f", output {self.job.stdout}" if self.job.stdout else "")
+        link = self.folder.path / "slurm.out"
+        if self.job.stdout and Path(self.job.stdout).is_file() and not link.is_symlink():
+            link.symlink_to(self.job.stdout)
 
     def after_step(self, run: RunState, step: Step) -> None:
         """A signal received asks to stop after this step."""
@@ -111,6 +133,8 @@ class PreemptionHook(Hook):
 
     def after_run(self, run: RunState, status: RunStatus) -> None:
         """After a stop on a signal: where the run stands into its result, and the command that continues it."""
+        if self.job is not None:
+            run.result["slurm"] = self.job.as_record()
         stop = run.stop
         if not (run.clean and stop is not None and stop.signal is not None and status.resumable):
             return
@@ -126,3 +150,18 @@ class PreemptionHook(Hook):
         if self.auto_resume:
             command = f"the same command (--auto-resume), or {command}"
         self.log.info("%s: last.pt written; continue with: %s", run.message, command)
+        if self.job is not None and self.job.batch and self.job.requeue:
+            self._requeue(run)
+
+    def _requeue(self, run: RunState) -> None:
+        """Put the Slurm job back in the queue; the record says why it stopped and whether the requeue took."""
+        now = slurm.current_job() or self.job
+        grace = float(os.environ.get("IMAGEPIPE_SLURM_GRACE", slurm.GRACE_SECONDS))
+        reason = slurm.stop_reason(now, grace)
+        failed = slurm.requeue(now.job_id)
+        run.result["slurm"] = {**now.as_record(), "stopped_for": reason, "requeued": failed is None}
+        if failed is None:
+            self.log.info("Slurm job %s requeued (%s): the same job script continues the run", now.job_id, reason)
+        else:
+            self.log.warning("Slurm job %s not requeued (%s): %s; submit it again to continue", now.job_id,
+                             reason, failed)

@@ -1,0 +1,47 @@
+"""A single-node Slurm cluster for the tests of this folder (:mod:`tools.slurm_local`), started once per session.
+
+Debian's ``slurm-wlm`` and ``munge`` provide the daemons; ``.ci/run`` installs them and
+sets ``IMAGEPIPE_REQUIRE_SLURM``, so CI fails instead of skipping when they are missing
+(on a laptop the tests skip, saying how to get them). The daemons are stopped by their
+process IDs when the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tools.slurm_local import INSTALL_HINT, LocalSlurm, missing
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalSlurm]:
+    """The running cluster; its ``SLURM_CONF`` is set for the session's processes."""
+    problem = None
+    if missing():
+        problem = f"no local Slurm: {', '.join(missing())} not found; {INSTALL_HINT} (.ci/run does)"
+    elif os.geteuid() != 0:
+        problem = "a local Slurm needs root (slurmd starts the jobs' processes); run the slurm tests as root"
+    if problem:
+        if os.environ.get("IMAGEPIPE_REQUIRE_SLURM"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    folder = Path(tempfile.mkdtemp(prefix="imagepipe-slurm-"))  # short: munge's socket path has a length limit
+    local = LocalSlurm(folder)
+    previous = os.environ.get("SLURM_CONF")
+    try:
+        local.start()
+        os.environ["SLURM_CONF"] = local.env["SLURM_CONF"]
+        yield local
+    finally:
+        local.stop()
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
