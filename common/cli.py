@@ -224,6 +224,24 @@ def _option_nargs(parser: argparse.ArgumentParser, token: str) -> int | str | No
     return 1 if action.nargs is None else action.nargs  # flags (store_true, count, help) have nargs 0
 
 
+def spelled_out(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``argv`` with every option written in full (``--sub slurm`` -> ``--submit slurm``), as argparse read it.
+
+    A command line passed on to a job must name its options exactly, so that the job can tell which of them were
+    the submission's own.
+    """
+    actions = parser._option_string_actions  # argparse's own table of option strings
+    written = []
+    for token in argv:
+        name, equals, value = token.partition("=")
+        if token.startswith("--") and name not in actions and parser.allow_abbrev:
+            matches = {o for o in actions if o.startswith(name) and o.startswith("--")}
+            if len({actions[o] for o in matches}) == 1:
+                token = min(matches, key=len) + equals + value
+        written.append(token)
+    return written
+
+
 def options_from(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
     """An options dataclass from parsed arguments: each field takes the argument of its name, when there is one.
 

@@ -42,15 +42,23 @@ MAX_RESTARTS = 3
 
 OWN_KEYS = {"grace": "seconds between the signal and the time limit",
             "max-restarts": "requeues after a process was killed outright",
-            "processes-per-node": "training processes per node (torchrun), default 1"}
+            "processes-per-node": "training processes per node (torchrun), default 1",
+            "stop-signal": "the signal before the time limit: USR2 (default), USR1 or TERM"}
 """``--slurm`` keys the project reads itself; every other key is an ``sbatch`` option."""
 
-RESERVED = ("output", "error", "open-mode", "requeue", "no-requeue", "signal", "chdir", "array", "dependency",
-            "parsable", "wrap", "export")
-"""``sbatch`` options the script sets itself (a ``--slurm`` value would break what it promises)."""
+STOP_SIGNALS = ("USR2", "USR1", "TERM")
+"""What ``stop-signal`` may name."""
 
+RESERVED = ("output", "error", "open-mode", "requeue", "no-requeue", "signal", "chdir", "array", "dependency",
+            "parsable", "wrap", "export", "ntasks", "ntasks-per-node", "job-name")
+"""``sbatch`` options the script sets itself (a ``--slurm`` value would break what it promises); sbatch takes
+abbreviations, so a key that begins one of them is refused too."""
+
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._/+,:@-]+")
+"""What a folder named in an ``#SBATCH`` line may hold (no spaces, no ``%``: Slurm reads those as patterns)."""
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _KEY = re.compile(r"^[a-z][a-z0-9-]*$")
-_VALUE = re.compile(r"^[A-Za-z0-9_.,:=@%+/*-]+$")
+_VALUE = re.compile(r"[A-Za-z0-9_.,:=@%+/*|&\[\]-]*")
 _TEMPLATE = """\
 #!/bin/bash
 # {about}
@@ -63,9 +71,15 @@ export IMAGEPIPE_DATA={data} IMAGEPIPE_MODEL={model} IMAGEPIPE_OUTPUT={output}
 _CRASH_REQUEUE = """\
 status=$?
 # A process killed outright (SIGKILL: out of memory, an operator) cannot requeue itself: the script
-# does, at most {restarts} times. Other failures, a mistake (exit 2) among them, are not retried.
-if [ "$status" -eq 137 ] && [ "${{SLURM_RESTART_COUNT:-0}}" -lt {restarts} ]; then
-    scontrol requeue "$SLURM_JOB_ID"
+# does, at most {restarts} times (counted in $kills_file; requeues after a signal do not count).
+# Other failures, a mistake (exit 2) among them, are not retried.
+kills_file={counter}
+if [ "$status" -eq 137 ]; then
+    kills=$(cat "$kills_file" 2>/dev/null || echo 0)
+    if [ "$kills" -lt {restarts} ]; then
+        echo $((kills + 1)) > "$kills_file"
+        scontrol requeue "$SLURM_JOB_ID"
+    fi
 fi
 exit "$status"
 """
@@ -76,16 +90,19 @@ class SlurmOptions:
     """The ``--slurm key=value`` options of a submission.
 
     Attributes:
-        sbatch: ``sbatch`` options (``time``, ``partition``, ``gpus-per-node``, ...), in the order given.
+        sbatch: ``sbatch`` options (``time``, ``partition``, ``gpus-per-node``, ...), in the order given; an
+            empty value is a flag (``exclusive``).
         grace: Seconds between the signal and the time limit.
         max_restarts: Requeues after a process was killed outright.
         processes_per_node: Training processes per node (more than 1, or more nodes: torchrun).
+        stop_signal: The signal before the time limit, without ``SIG``.
     """
 
     sbatch: dict[str, str] = field(default_factory=dict)
     grace: int = GRACE_SECONDS
     max_restarts: int = MAX_RESTARTS
     processes_per_node: int = 1
+    stop_signal: str = SIGNAL
 
     @property
     def nodes(self) -> int:
@@ -93,32 +110,65 @@ class SlurmOptions:
         return int(self.sbatch.get("nodes", "1"))
 
 
-def parse_options(items: Sequence[str]) -> SlurmOptions:
-    """``["time=1:00:00", "grace=90"]`` into :class:`SlurmOptions`.
+def check_job_name(name: str, option: str) -> None:
+    """Refuse a name that cannot stand in an ``#SBATCH`` line and a file name as it is.
 
     Raises:
-        UserError: An item that is not ``key=value``, a key the script sets itself, an unsafe value, or a
-            number that is not one.
+        UserError: Naming the option and the characters allowed.
+    """
+    if not _JOB_NAME.fullmatch(name):
+        shown = name if len(name) <= 80 else f"{name[:77]}..."
+        raise UserError(f"{option} {shown!r}: a submitted job's name is 1 to 100 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit")
+
+
+def _own_value(key: str, value: str) -> int | str:
+    """A project key's value, checked."""
+    if key == "stop-signal":
+        if value.removeprefix("SIG") not in STOP_SIGNALS:
+            raise UserError(f"--slurm stop-signal={value}: one of {list(STOP_SIGNALS)}")
+        return value.removeprefix("SIG")
+    if not value.isdigit() or int(value) < (0 if key == "max-restarts" else 1):
+        raise UserError(f"--slurm {key}={value}: a whole number (the {OWN_KEYS.get(key, 'nodes')})")
+    return int(value)
+
+
+def parse_options(items: Sequence[str], own_keys: Sequence[str] = tuple(OWN_KEYS), one_node: bool = False
+                  ) -> SlurmOptions:
+    """``["time=1:00:00", "grace=90", "exclusive"]`` into :class:`SlurmOptions`.
+
+    Args:
+        items: The ``--slurm`` values.
+        own_keys: The project's keys this kind of job takes.
+        one_node: The job runs one task on one node (``nodes`` other than 1 is refused).
+
+    Raises:
+        UserError: An item that is not ``key[=value]``, a key the script sets itself or this job does not take,
+            an unsafe value, or a number that is not one.
     """
     sbatch: dict[str, str] = {}
-    own: dict[str, int] = {}
+    own: dict[str, int | str] = {}
     for item in items:
-        key, equals, value = item.partition("=")
+        key, _, value = item.partition("=")
         key = key.removeprefix("--")
-        if not equals or not _KEY.fullmatch(key) or not _VALUE.fullmatch(value):
+        if not _KEY.fullmatch(key) or not _VALUE.fullmatch(value):
             raise UserError(f"--slurm {item!r}: expected key=value with an sbatch option's name (e.g. time=4:00:00, "
-                            "partition=gpu, gpus-per-node=4) and a value of letters, digits and _.,:=@%+/*-")
-        if key in RESERVED:
-            raise UserError(f"--slurm {key}: the job script sets --{key} itself (docs/clusters.md); leave it out")
+                            "partition=gpu, gpus-per-node=4, or a flag: exclusive) and a value of letters, digits "
+                            "and _.,:=@%+/*|&[]-")
+        if any(reserved.startswith(key) for reserved in RESERVED):
+            raise UserError(f"--slurm {key}: the job script sets that itself (docs/clusters.md); leave it out")
+        if key in OWN_KEYS and key not in own_keys:
+            raise UserError(f"--slurm {key}: this job does not take it (it takes {list(own_keys) or 'none'})")
         if key in OWN_KEYS or key == "nodes":
-            if not value.isdigit() or int(value) < (0 if key == "max-restarts" else 1):
-                raise UserError(f"--slurm {key}={value}: a whole number (the {OWN_KEYS.get(key, 'nodes')})")
-        if key in OWN_KEYS:
-            own[key] = int(value)
-        else:
-            sbatch[key] = value
-    return SlurmOptions(sbatch, own.get("grace", GRACE_SECONDS), own.get("max-restarts", MAX_RESTARTS),
-                        own.get("processes-per-node", 1))
+            checked = _own_value(key, value)
+            if key == "nodes" and one_node and checked != 1:
+                raise UserError(f"--slurm nodes={value}: this job runs one task on one node")
+            if key in OWN_KEYS:
+                own[key] = checked
+                continue
+        sbatch[key] = value
+    return SlurmOptions(sbatch, int(own.get("grace", GRACE_SECONDS)), int(own.get("max-restarts", MAX_RESTARTS)),
+                        int(own.get("processes-per-node", 1)), str(own.get("stop-signal", SIGNAL)))
 
 
 def python_command(module: str, arguments: Sequence[str]) -> list[str]:
@@ -148,6 +198,19 @@ def sbatch_lines(name: str, options: SlurmOptions, own: Mapping[str, str]) -> st
     return "\n".join(f"#SBATCH --{key}" + (f"={value}" if value else "") for key, value in merged.items())
 
 
+def checked_slurm_dir() -> Path:
+    """``output/slurm/``, refused when its path cannot stand in an ``#SBATCH`` line.
+
+    Raises:
+        UserError: The output folder's path holds a space, ``%`` or another character Slurm would misread.
+    """
+    folder = slurm_dir().resolve()
+    if not _SAFE_PATH.fullmatch(str(folder)):
+        raise UserError(f"{folder}: an #SBATCH line cannot name this folder (a space, '%' or another character "
+                        "Slurm reads otherwise); set IMAGEPIPE_OUTPUT to a folder of plain characters")
+    return folder
+
+
 def batch_script(about: str, sbatch: str, body: str) -> str:
     """A whole job script.
 
@@ -162,9 +225,15 @@ def batch_script(about: str, sbatch: str, body: str) -> str:
                             root=shlex.quote(str(PROJECT_ROOT)), body=body.rstrip("\n"), **folders)
 
 
-def crash_requeue(restarts: int) -> str:
-    """The script's last lines: requeue a job whose process was killed outright, at most ``restarts`` times."""
-    return _CRASH_REQUEUE.format(restarts=restarts)
+def crash_requeue(restarts: int, stem: str) -> str:
+    """The script's last lines: requeue a job whose process was killed outright, at most ``restarts`` times.
+
+    Args:
+        restarts: The most requeues after a kill (those after a signal do not count).
+        stem: The job's files' stem in ``output/slurm/`` (its kill counter is ``<stem>-<job ID>.kills``).
+    """
+    counter = f'{shlex.quote(str(checked_slurm_dir() / stem))}-"$SLURM_JOB_ID".kills'
+    return _CRASH_REQUEUE.format(restarts=restarts, counter=counter)
 
 
 def script_path(stage: str, name: str) -> Path:
@@ -198,7 +267,10 @@ def submit(script: Path, dependency: str | None = None) -> str:
         raise UserError(f"sbatch not found: submit from a machine of the Slurm cluster (a login node); the job "
                         f"script is written at {display_path(script)}")
     command = [sbatch, "--parsable", *([f"--dependency={dependency}"] if dependency else []), str(script)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise UserError(f"sbatch could not submit {display_path(script)}: {error}") from None
     if result.returncode != 0:
         raise UserError(f"sbatch refused {display_path(script)}: {result.stderr.strip() or result.stdout.strip()}")
     return result.stdout.strip().split(";")[0]
@@ -229,6 +301,7 @@ class SlurmJob:
         batch: A batch job (not an interactive allocation).
         time_left: Seconds to its time limit when read (None: unlimited).
         stdout: Slurm's output file for it.
+        state: ``RUNNING``, ``PENDING``, ``COMPLETING``, ...
     """
 
     job_id: str
@@ -237,6 +310,7 @@ class SlurmJob:
     batch: bool
     time_left: float | None
     stdout: str | None
+    state: str = "RUNNING"
 
     def as_record(self) -> dict[str, object]:
         """What a run's record keeps of it."""
@@ -244,7 +318,11 @@ class SlurmJob:
 
 
 def current_job(environ: Mapping[str, str] = os.environ) -> SlurmJob | None:
-    """The Slurm batch job this process runs in, or None (not under Slurm, or ``scontrol`` cannot tell)."""
+    """The Slurm job this process runs in.
+
+    Returns:
+        The job as ``scontrol show job`` describes it; None when not under Slurm, or ``scontrol`` cannot tell.
+    """
     job_id = environ.get("SLURM_JOB_ID")
     scontrol = shutil.which("scontrol")
     if not job_id or scontrol is None:
@@ -259,7 +337,7 @@ def current_job(environ: Mapping[str, str] = os.environ) -> SlurmJob | None:
     limit, elapsed = parse_duration(fields.get("TimeLimit", "")), parse_duration(fields.get("RunTime", ""))
     left = None if limit is None or elapsed is None else max(0.0, limit - elapsed)
     return SlurmJob(job_id, int(fields.get("Restarts", "0") or 0), fields.get("Requeue") == "1",
-                    fields.get("BatchFlag") == "1", left, fields.get("StdOut"))
+                    fields.get("BatchFlag") == "1", left, fields.get("StdOut"), fields.get("JobState", ""))
 
 
 def stop_reason(job: SlurmJob, grace: float) -> str:
@@ -320,6 +398,9 @@ def write_and_submit(script: Path, text: str, output: Path, dry_run: bool,
     """Write the job script (unless a dry run) and submit it."""
     if dry_run:
         return Submitted(script, text, None, output)
+    if Path.cwd().resolve() != PROJECT_ROOT.resolve():
+        raise UserError(f"submit from the project's folder ({PROJECT_ROOT}): the job runs there, and reads the "
+                        "command's relative paths from there")
     script = write_script(script, text)
     job_id = submit(script, dependency)
     return Submitted(script, text, job_id, Path(str(output).replace("%j", job_id).replace("%A", job_id)))

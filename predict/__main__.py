@@ -104,24 +104,28 @@ def build_merge_parser() -> argparse.ArgumentParser:
 
 def predict_command(argv: Sequence[str]) -> int:
     """Predict and print the summary and where the files are."""
-    args = build_parser().parse_args(argv)
-    if args.submit:
-        from predict.slurm_jobs import describe, submit_prediction
-
-        print(describe(submit_prediction(argv, args.name, args.shards, args.slurm, args.dry_run)), end="")
-        return 0
-    if args.shards or args.slurm or args.dry_run:
-        build_parser().error("--shards, --slurm and --dry-run only apply with --submit slurm")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.submit and (args.shards or args.slurm or args.dry_run):
+        parser.error("--shards, --slurm and --dry-run only apply with --submit slurm")
     from predict.run import PredictOptions, predict
 
-    result = predict(PredictOptions(
+    options = PredictOptions(
         inputs=tuple(args.inputs), lists=tuple(args.lists), paths=tuple(args.paths), model=args.model,
         name=args.name, top_k=args.top_k, format=args.format, operating_point=args.operating_point,
         precision=args.precision, recall=args.recall, threshold=args.threshold, stream=args.stream,
         resume=args.resume, auto_resume=args.auto_resume, shard=args.shard, rank=args.rank, rank_limit=args.rank_limit,
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()), threads=args.threads,
         batch_size=args.batch_size, workers=args.workers, on_unreadable=args.on_unreadable, overwrite=args.overwrite,
-        progress=not args.no_progress))
+        progress=not args.no_progress)
+    if args.submit:
+        from common.cli import spelled_out
+        from predict.slurm_jobs import describe, submit_prediction
+
+        print(describe(submit_prediction(spelled_out(parser, argv), options, args.shards, args.slurm,
+                                         args.dry_run)), end="")
+        return 0
+    result = predict(options)
     _print_result(result)
     return 0
 

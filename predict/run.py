@@ -159,6 +159,25 @@ def predict(options: PredictOptions = PredictOptions()) -> PredictResult:
     return PredictResult(stage.target, record, summary)
 
 
+def check_submission(options: PredictOptions) -> int:
+    """What ``--submit slurm`` checks on the submitting machine before any job is sent: the options, the model
+    and its card, the thresholds, the inputs.
+
+    Returns:
+        The number of images found.
+
+    Raises:
+        UserError: As :func:`predict` would, once, instead of in every task's output.
+    """
+    _check_options(options)
+    model = open_model(options.model or newest_model(), options.threads, options.providers)
+    _thresholds(options, model.class_names)
+    count = len(gather_inputs(options.inputs, options.lists, options.paths).paths)
+    if count == 0:
+        raise UserError("no images to predict among the inputs given")
+    return count
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n`` (None for None).
 
@@ -382,6 +401,8 @@ def _check_options(options: PredictOptions) -> None:
     for option, value in (("--precision", options.precision), ("--recall", options.recall)):
         if value is not None and not 0 < value <= 1:
             raise UserError(f"{option} {value}: a target in (0, 1], as given to evaluate's {option}-targets")
+    if options.auto_resume and options.resume:
+        raise UserError("--auto-resume already resumes when there is a prediction to resume; leave out --resume")
     if options.overwrite and (options.stream or options.resume or options.auto_resume):
         raise UserError("--overwrite replaces a finished output; a --stream output is continued with --resume or "
                         "started under another --name")

@@ -17,28 +17,29 @@ from collections.abc import Sequence
 from common import slurm
 from common.errors import UserError
 from common.paths import display_path, output_dir
+from predict.run import PredictOptions, check_submission
 
 SUBMIT_VALUED = ("--submit", "--slurm", "--shards")
 SUBMIT_FLAGS = ("--dry-run",)
 KEPT_OUT = ("--shard", "--stream", "--resume", "--auto-resume", "--overwrite")
-"""Options the tasks set themselves (or that a sharded, resumable prediction cannot take)."""
+"""Options the tasks set themselves, or that a sharded, resumable prediction cannot take (refused)."""
 
 
 def shard_script(argv: Sequence[str], name: str, shards: int, options: slurm.SlurmOptions) -> str:
     """The array job: task ``i`` predicts shard ``i`` of ``shards``."""
-    arguments = slurm.without(argv, (*SUBMIT_VALUED, "--shard"), (*SUBMIT_FLAGS, *KEPT_OUT))
+    arguments = slurm.without(argv, SUBMIT_VALUED, SUBMIT_FLAGS)
     own = {"array": f"0-{shards - 1}", "ntasks-per-node": "1", "requeue": "", "open-mode": "append",
-           "output": str(slurm.slurm_dir() / f"predict-{name}-%A_%a.out")}
+           "output": str(slurm.checked_slurm_dir() / f"predict-{name}-%A_%a.out")}
     command = slurm.quote(slurm.python_command("predict", [*arguments, "--auto-resume", "--no-progress"]))
     body = [f'srun --kill-on-bad-exit=1 {command} --shard "$SLURM_ARRAY_TASK_ID/{shards}"',
-            slurm.crash_requeue(options.max_restarts)]
+            slurm.crash_requeue(options.max_restarts, f"predict-{name}")]
     return slurm.batch_script(f"prediction {name}: shard $SLURM_ARRAY_TASK_ID of {shards} (continued after a requeue)",
                               slurm.sbatch_lines(f"predict-{name}", options, own), "\n".join(body))
 
 
 def merge_script(name: str, shards: int, options: slurm.SlurmOptions) -> str:
     """The job that merges the shards into ``output/predict/<name>/``."""
-    own = {"ntasks": "1", "output": str(slurm.slurm_dir() / f"predict-{name}-merge-%j.out")}
+    own = {"ntasks": "1", "output": str(slurm.checked_slurm_dir() / f"predict-{name}-merge-%j.out")}
     folders = slurm.quote([str(output_dir().resolve() / "predict")]) + f"/{slurm.quote([name])}-shard-*-of-{shards}"
     command = slurm.quote(slurm.python_command("predict", ["merge"]))
     return slurm.batch_script(f"prediction {name}: merge its {shards} shards", slurm.sbatch_lines(
@@ -46,21 +47,42 @@ def merge_script(name: str, shards: int, options: slurm.SlurmOptions) -> str:
         f"srun {command} {folders} --name {slurm.quote([name])}")
 
 
-def submit_prediction(argv: Sequence[str], name: str | None, shards: int | None, slurm_items: Sequence[str],
+def submit_prediction(argv: Sequence[str], options: PredictOptions, shards: int | None, slurm_items: Sequence[str],
                       dry_run: bool = False) -> tuple[slurm.Submitted, slurm.Submitted]:
-    """Write and submit the shards' array job and the merge job that waits for it.
+    """Check the prediction here, then write and submit the shards' array job and the merge job that waits for it.
+
+    Args:
+        argv: The ``predict`` command line as given (options spelled out).
+        options: The prediction it asks for (checked with :func:`predict.run.check_submission`, unless a dry run).
+        shards: The number of shards.
+        slurm_items: The ``--slurm`` values.
+        dry_run: Print the scripts; check, write and submit nothing.
 
     Raises:
-        UserError: No ``--name`` or ``--shards``, a bad ``--slurm`` option, or ``sbatch`` missing or refusing.
+        UserError: No ``--name`` or ``--shards``, an option the tasks set themselves, a mistake in the prediction,
+            a bad ``--slurm`` option, or ``sbatch`` missing or refusing.
     """
+    name = options.name
     if not name or not shards or shards < 1:
         raise UserError("--submit slurm needs --name (the merged output's name) and --shards N (N >= 1)")
-    options = slurm.parse_options(slurm_items)
-    array = slurm.write_and_submit(slurm.script_path("predict", name), shard_script(argv, name, shards, options),
-                                   slurm.slurm_dir() / f"predict-{name}-%A_%a.out", dry_run)
+    slurm.check_job_name(name, "--name")
+    given = [word.split("=", 1)[0] for word in argv if word.split("=", 1)[0] in KEPT_OUT]
+    if given:
+        raise UserError(f"--submit slurm: leave out {', '.join(dict.fromkeys(given))}: each task predicts its own "
+                        "shard and continues its own stream (--auto-resume)")
+    parsed = slurm.parse_options(slurm_items, own_keys=("max-restarts",), one_node=True)
+    if not dry_run:
+        check_submission(options)
+    array = slurm.write_and_submit(slurm.script_path("predict", name), shard_script(argv, name, shards, parsed),
+                                   slurm.checked_slurm_dir() / f"predict-{name}-%A_%a.out", dry_run)
     dependency = f"afterany:{array.job_id}" if array.job_id else None
-    merge = slurm.write_and_submit(slurm.script_path("predict", f"{name}-merge"), merge_script(name, shards, options),
-                                   slurm.slurm_dir() / f"predict-{name}-merge-%j.out", dry_run, dependency)
+    script = slurm.script_path("predict", f"{name}-merge")
+    try:
+        merge = slurm.write_and_submit(script, merge_script(name, shards, parsed),
+                                       slurm.checked_slurm_dir() / f"predict-{name}-merge-%j.out", dry_run, dependency)
+    except UserError as error:
+        raise UserError(f"the shards were submitted as array job {array.job_id}, but the merge job was not: {error}; "
+                        f"once that is fixed: sbatch --dependency=afterany:{array.job_id} {script}") from None
     return array, merge
 
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import Command, command_parser, dispatch, options_from, run_main
+from common.cli import Command, command_parser, dispatch, options_from, run_main, spelled_out
 from train.process.threads import set_openmp_wait
 
 PROFILE_STEPS = 30
@@ -137,6 +137,7 @@ def submit_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from train.experiments.slurm_jobs import describe, submit_training
 
     loaded = load_train_config(args.config or DEFAULT_CONFIG, args.overrides)
+    argv = spelled_out(build_parser(), argv)
     print(describe(submit_training(argv, args.name, args.slurm, loaded, args.dry_run)), end="\n" if not
           args.dry_run else "")
     return 0
@@ -207,7 +208,7 @@ def sweep_command(argv: Sequence[str]) -> int:
         load_train_config(args.config or DEFAULT_CONFIG, args.overrides)  # mistakes found here, not in the job
         load_space(args.space)
         study = args.study or f"{(args.config or Path('default')).stem}-sweep"
-        submitted = submit_sweep(argv, study, args.tasks, args.seed, args.slurm, args.dry_run)
+        submitted = submit_sweep(spelled_out(parser, argv), study, args.tasks, args.seed, args.slurm, args.dry_run)
         print(describe(submitted), end="\n" if not args.dry_run else "")
         return 0
     if args.slurm or args.dry_run or args.tasks != 1:

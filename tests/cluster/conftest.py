@@ -1,9 +1,9 @@
-"""A single-node Slurm cluster for the tests of this folder (:mod:`tools.slurm_local`), started once per session.
+"""A single-node Slurm cluster for the tests of this folder (:mod:`tools.slurm_local`), started once per test module and stopped after it.
 
 Debian's ``slurm-wlm`` and ``munge`` provide the daemons; ``.ci/run`` installs them and
 sets ``IMAGEPIPE_REQUIRE_SLURM``, so CI fails instead of skipping when they are missing
 (on a laptop the tests skip, saying how to get them). The daemons are stopped by their
-process IDs when the session ends.
+process IDs when the module's tests end.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pytest
 from tools.slurm_local import INSTALL_HINT, LocalSlurm, missing
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalSlurm]:
-    """The running cluster; its ``SLURM_CONF`` is set for the session's processes."""
+    """The running cluster; its ``SLURM_CONF`` is set for this process and the commands it starts."""
     problem = None
     if missing():
         problem = f"no local Slurm: {', '.join(missing())} not found; {INSTALL_HINT} (.ci/run does)"

@@ -17,13 +17,29 @@ def test_options_split_into_sbatch_and_the_projects_own():
     assert options.sbatch == {"time": "24:00:00", "partition": "gpu", "nodes": "2"}
     assert (options.grace, options.processes_per_node, options.max_restarts, options.nodes) == (90, 4, 0, 2)
     assert slurm.parse_options([]) == slurm.SlurmOptions()
+    flags = slurm.parse_options(["exclusive", "constraint=a100|h100", "stop-signal=SIGUSR1"])
+    assert flags.sbatch == {"exclusive": "", "constraint": "a100|h100"} and flags.stop_signal == "USR1"
+    assert "#SBATCH --exclusive\n" in slurm.sbatch_lines("x", flags, {}) + "\n"
+
+
+@pytest.mark.parametrize("items, own, said", [
+    (["grace=30"], ("max-restarts",), "this job does not take it"),
+    (["processes-per-node=2"], (), "this job does not take it"),
+    (["nodes=2"], ("max-restarts",), "runs one task on one node"),
+    (["stop-signal=HUP"], tuple(slurm.OWN_KEYS), "one of"),
+])
+def test_keys_a_kind_of_job_does_not_take_are_refused(items, own, said):
+    with pytest.raises(UserError, match=said):
+        slurm.parse_options(items, own_keys=own, one_node=True)
 
 
 @pytest.mark.parametrize("item, said", [
-    ("time", "expected key=value"),
-    ("output=/tmp/x", "sets --output itself"),
-    ("array=0-3", "sets --array itself"),
-    ("signal=B:USR1@60", "sets --signal itself"),
+    ("=1", "expected key=value"),
+    ("outp=/tmp/x", "sets that itself"),
+    ("ntasks=4", "sets that itself"),
+    ("output=/tmp/x", "sets that itself"),
+    ("array=0-3", "sets that itself"),
+    ("signal=B:USR1@60", "sets that itself"),
     ("grace=soon", "a whole number"),
     ("processes-per-node=0", "a whole number"),
     ("nodes=two", "a whole number"),
@@ -58,7 +74,7 @@ def fake_scontrol(folder: Path, fields: str, status: int = 0) -> None:
 
 
 def test_a_job_reads_its_own_fields_and_the_reason_it_stopped(tmp_path, monkeypatch):
-    fake_scontrol(tmp_path, "JobId=77 JobName=x Requeue=1 Restarts=2 BatchFlag=1 RunTime=00:58:30 "
+    fake_scontrol(tmp_path, "JobId=77 JobName=x JobState=RUNNING Requeue=1 Restarts=2 BatchFlag=1 RunTime=00:58:30 "
                             "TimeLimit=01:00:00 StdOut=/out/train-x-77.out")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     job = slurm.current_job({"SLURM_JOB_ID": "77"})
@@ -88,3 +104,29 @@ def test_scripts_never_replace_each_other(tmp_path):
     second = slurm.write_script(tmp_path / "train-x.sh", "two")
     assert (first.name, second.name) == ("train-x.sh", "train-x-2.sh") and first.read_text() == "one"
     assert os.access(second, os.X_OK)
+
+
+@pytest.mark.parametrize("name", ["a b", "x$(id)", "-x", "", "ü", "a" * 101, "a\nb"])
+def test_a_job_name_that_cannot_stand_in_a_script_is_refused(name):
+    with pytest.raises(UserError, match="a submitted job's name is 1 to 100 letters"):
+        slurm.check_job_name(name, "--name")
+    slurm.check_job_name("flowers-r18.v2_b", "--name")
+
+
+def test_an_output_folder_an_sbatch_line_cannot_hold_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEPIPE_OUTPUT", str(tmp_path / "my output"))
+    with pytest.raises(UserError, match="an #SBATCH line cannot name this folder"):
+        slurm.checked_slurm_dir()
+    monkeypatch.setenv("IMAGEPIPE_OUTPUT", str(tmp_path / "plain"))
+    assert slurm.checked_slurm_dir() == (tmp_path / "plain" / "slurm").resolve()
+
+
+def test_abbreviated_options_are_written_in_full_before_they_are_left_out():
+    from common.cli import command_parser, spelled_out
+
+    parser = command_parser("x", "", overrides_help="overrides")
+    for option in ("--submit", "--slurm", "--shard", "--shards"):
+        parser.add_argument(option)
+    argv = ["--sub", "slurm", "--slur=time=1", "--shard", "1/2", "--shards", "4", "a=b"]
+    assert spelled_out(parser, argv) == ["--submit", "slurm", "--slurm=time=1", "--shard", "1/2", "--shards", "4",
+                                         "a=b"]

@@ -42,28 +42,32 @@ def training_script(argv: Sequence[str], name: str, options: slurm.SlurmOptions,
     Raises:
         UserError: The config's ``checkpoint.signals`` leave out the signals the job relies on.
     """
-    missing = [s for s in (f"SIG{slurm.SIGNAL}", "SIGTERM") if s not in loaded.config.checkpoint.signals]
+    needed = [f"SIG{options.stop_signal}", "SIGTERM"]
+    missing = [name for name in dict.fromkeys(needed) if name not in loaded.config.checkpoint.signals]
     if missing:
         raise UserError(f"checkpoint.signals: {list(loaded.config.checkpoint.signals)} leaves out {missing}: a Slurm "
-                        f"job gets {missing[0]} before its time limit or a preemption; add it (docs/clusters.md)")
+                        f"job gets SIG{options.stop_signal} before its time limit and SIGTERM on a preemption; add "
+                        "them, or choose another --slurm stop-signal (docs/clusters.md)")
     arguments = slurm.without(argv, SUBMIT_VALUED, SUBMIT_FLAGS)
     if "--auto-resume" not in arguments:
         arguments.append("--auto-resume")
-    own = {"nodes": str(options.nodes), "ntasks-per-node": "1", "requeue": "", "signal": f"{slurm.SIGNAL}@{options.grace}",
-           "open-mode": "append", "output": str(slurm.slurm_dir() / f"train-{name}-%j.out")}
+    own = {"nodes": str(options.nodes), "ntasks-per-node": "1", "requeue": "",
+           "signal": f"{options.stop_signal}@{options.grace}", "open-mode": "append",
+           "output": str(slurm.checked_slurm_dir() / f"train-{name}-%j.out")}
     body = [f"export IMAGEPIPE_SLURM_GRACE={options.grace}"]
     if options.nodes == 1 and options.processes_per_node == 1:
         body.append("srun --kill-on-bad-exit=1 " + slurm.quote(slurm.python_command("train", arguments)))
     else:
-        signals = ",".join(f"SIG{s}" for s in ("TERM", "INT", "USR1", slurm.SIGNAL))
+        signals = ",".join(dict.fromkeys(f"SIG{s}" for s in ("TERM", "INT", "USR1", options.stop_signal)))
         launcher = ["torch.distributed.run", f"--nproc-per-node={options.processes_per_node}",
                     f"--max-restarts={options.max_restarts}", f"--signals-to-handle={signals}",
                     f"--shutdown-timeout={options.grace}"]
         body += ['head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+                 '[ -n "$head_node" ] || { echo "error: scontrol names no node of this job" >&2; exit 1; }',
                  "srun --kill-on-bad-exit=1 " + slurm.quote(slurm.python_command(launcher[0], launcher[1:])) +
                  ' --nnodes="$SLURM_JOB_NUM_NODES" --rdzv-backend=c10d --rdzv-endpoint="$head_node:${RDZV_PORT:-29400}"'
                  ' --rdzv-id="$SLURM_JOB_ID" ' + slurm.quote(["-m", "train", *arguments])]
-    body.append(slurm.crash_requeue(options.max_restarts))
+    body.append(slurm.crash_requeue(options.max_restarts, f"train-{name}"))
     sbatch = slurm.sbatch_lines(name, options, own)
     return slurm.batch_script(f"training run {name}: started, or continued after a requeue (--auto-resume)",
                               sbatch, "\n".join(body))
@@ -78,17 +82,18 @@ def submit_training(argv: Sequence[str], name: str | None, slurm_items: Sequence
     """
     if not name:
         raise UserError("--submit slurm needs --name: the requeued job continues the run of that name (--auto-resume)")
+    slurm.check_job_name(name, "--name")
     options = slurm.parse_options(slurm_items)
     text = training_script(argv, name, options, loaded)
     return slurm.write_and_submit(slurm.script_path("train", name), text,
-                                  slurm.slurm_dir() / f"train-{name}-%j.out", dry_run)
+                                  slurm.checked_slurm_dir() / f"train-{name}-%j.out", dry_run)
 
 
 def sweep_script(argv: Sequence[str], study: str, tasks: int, seed: int, options: slurm.SlurmOptions) -> str:
     """The array job script for ``sweep <argv> --submit slurm --tasks N``."""
     arguments = slurm.without(argv, (*SUBMIT_VALUED, "--seed"), SUBMIT_FLAGS)
     own = {"array": f"0-{tasks - 1}", "ntasks-per-node": "1", "open-mode": "append",
-           "output": str(slurm.slurm_dir() / f"sweep-{study}-%A_%a.out")}
+           "output": str(slurm.checked_slurm_dir() / f"sweep-{study}-%A_%a.out")}
     command = slurm.quote(slurm.python_command("train", ["sweep", *arguments]))
     body = [f'srun --kill-on-bad-exit=1 {command} --seed "$(({seed} + SLURM_ARRAY_TASK_ID))"']
     return slurm.batch_script(f"sweep {study}: {tasks} tasks, one study, a sampler seed each",
@@ -102,10 +107,11 @@ def submit_sweep(argv: Sequence[str], study: str, tasks: int, seed: int, slurm_i
     Raises:
         UserError: A bad ``--slurm`` option, or ``sbatch`` missing or refusing.
     """
-    options = slurm.parse_options(slurm_items)
+    slurm.check_job_name(study, "--study")
+    options = slurm.parse_options(slurm_items, own_keys=(), one_node=True)
     text = sweep_script(argv, study, tasks, seed, options)
     return slurm.write_and_submit(slurm.script_path("sweep", study), text,
-                                  slurm.slurm_dir() / f"sweep-{study}-%A_%a.out", dry_run)
+                                  slurm.checked_slurm_dir() / f"sweep-{study}-%A_%a.out", dry_run)
 
 
 def describe(submitted: slurm.Submitted) -> str:

@@ -13,7 +13,7 @@ ignored: the handler never raises, so nothing interrupts the write. The handlers
 those of the run only; the previous ones come back when it ends.
 
 Under a Slurm batch job that may be requeued (:func:`common.slurm.current_job`), rank 0
-then requeues the job (``scontrol requeue``), the last thing before the run's status is
+of a run started with ``--auto-resume`` then requeues the job (``scontrol requeue``), the last thing before the run's status is
 written: Slurm ends the job (its SIGTERM is only noted by the stopping run) and starts
 the same script again, whose ``--auto-resume`` continues the run. The record says
 whether the time limit was coming (the signal came within the job's grace time of it)
@@ -26,8 +26,10 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
+import time
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -107,6 +109,7 @@ class PreemptionHook(Hook):
                  job: slurm.SlurmJob | None = None):
         self.signals, self.folder, self.log, self.auto_resume = signals, folder, log, auto_resume
         self.job = job
+        self._read_at = time.monotonic()
 
     def before_run(self, run: RunState) -> None:
         """Under Slurm: say which job this is, and link its output file into the run folder."""
@@ -115,8 +118,15 @@ class PreemptionHook(Hook):
         self.log.info("Slurm job %s (requeued %d time(s))%s", self.job.job_id, self.job.restarts,
                       f", output {self.job.stdout}" if self.job.stdout else "")
         link = self.folder.path / "slurm.out"
-        if self.job.stdout and Path(self.job.stdout).is_file() and not link.is_symlink():
-            link.symlink_to(self.job.stdout)
+        if not (self.job.stdout and Path(self.job.stdout).is_file()):
+            return
+        try:
+            if link.is_symlink() and os.readlink(link) != self.job.stdout:
+                link.unlink()  # a new job continues the run: its output is the one to follow
+            if not link.is_symlink():
+                link.symlink_to(self.job.stdout)
+        except OSError as error:  # e.g. a file system without links: the manifest still names the file
+            self.log.warning("could not link %s to %s: %s", link, self.job.stdout, error.strerror or error)
 
     def after_step(self, run: RunState, step: Step) -> None:
         """A signal received asks to stop after this step."""
@@ -150,18 +160,27 @@ class PreemptionHook(Hook):
         if self.auto_resume:
             command = f"the same command (--auto-resume), or {command}"
         self.log.info("%s: last.pt written; continue with: %s", run.message, command)
-        if self.job is not None and self.job.batch and self.job.requeue:
+        if self.job is not None and self.job.batch and self.job.requeue and self.auto_resume:
             self._requeue(run)
 
     def _requeue(self, run: RunState) -> None:
-        """Put the Slurm job back in the queue; the record says why it stopped and whether the requeue took."""
-        now = slurm.current_job() or self.job
-        grace = float(os.environ.get("IMAGEPIPE_SLURM_GRACE", slurm.GRACE_SECONDS))
-        reason = slurm.stop_reason(now, grace)
+        """Put the Slurm job back in the queue; the record says why it stopped and whether the requeue took.
+
+        Only a run started with ``--auto-resume`` requeues its job (the requeued job must continue it, not start
+        another). When Slurm requeued the job itself (a preemption with ``PreemptMode=REQUEUE``), that is recorded.
+        """
+        assert self.job is not None
+        now = slurm.current_job() or replace(self.job, time_left=None if self.job.time_left is None else max(
+            0.0, self.job.time_left - (time.monotonic() - self._read_at)))
+        reason = slurm.stop_reason(now, float(os.environ.get("IMAGEPIPE_SLURM_GRACE", slurm.GRACE_SECONDS)))
         failed = slurm.requeue(now.job_id)
+        by = "this run"
+        if failed is not None and (again := slurm.current_job()) is not None and again.state != "RUNNING":
+            failed, by = None, "Slurm"  # already on its way back to the queue
         run.result["slurm"] = {**now.as_record(), "stopped_for": reason, "requeued": failed is None}
         if failed is None:
-            self.log.info("Slurm job %s requeued (%s): the same job script continues the run", now.job_id, reason)
+            self.log.info("Slurm job %s requeued by %s (%s): the same job script continues the run", now.job_id,
+                          by, reason)
         else:
             self.log.warning("Slurm job %s not requeued (%s): %s; submit it again to continue", now.job_id,
                              reason, failed)
