@@ -19,9 +19,8 @@ import pytest
 from tools.slurm_local import INSTALL_HINT, LocalSlurm, missing
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalSlurm]:
-    """The running cluster; its ``SLURM_CONF`` is set for this process and the commands it starts."""
+def require_slurm() -> None:
+    """Skip (fail under ``IMAGEPIPE_REQUIRE_SLURM``) where a local cluster cannot start, saying why."""
     problem = None
     if missing():
         problem = f"no local Slurm: {', '.join(missing())} not found; {INSTALL_HINT} (.ci/run does)"
@@ -31,6 +30,12 @@ def cluster() -> Iterator[LocalSlurm]:
         if os.environ.get("IMAGEPIPE_REQUIRE_SLURM"):
             pytest.fail(problem)
         pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalSlurm]:
+    """The running cluster; its ``SLURM_CONF`` is set for this process and the commands it starts."""
+    require_slurm()
     folder = Path(tempfile.mkdtemp(prefix="imagepipe-slurm-"))  # short: munge's socket path has a length limit
     local = LocalSlurm(folder)
     previous = os.environ.get("SLURM_CONF")
