@@ -304,6 +304,9 @@ def parse_yaml(text: str, source: str, problem: str = "not valid YAML") -> Any:
         too_large = _yaml_size_problem(node) if node is not None else None
         if too_large:
             raise UserError(f"{source}: {problem} ({too_large})")
+        twice = _duplicate_key(node) if node is not None else None
+        if twice:
+            raise UserError(f"{source}: {problem} ({twice}; a key may appear once: PyYAML would keep the last)")
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: {problem} ({str(exc).splitlines()[0]})") from None
@@ -332,6 +335,30 @@ def _yaml_size_problem(root: Any) -> str | None:
         if depth > MAX_YAML_DEPTH:
             return f"nested more than {MAX_YAML_DEPTH} deep"
         stack += [(child, depth + 1) for child in children]
+    return None
+
+
+def _duplicate_key(root: Any) -> str | None:
+    """The first key a mapping of the composed document holds twice (the same value read the same way), or None."""
+    import yaml
+
+    stack, seen_nodes = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # an alias: the node is checked once
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in keys:
+                        return f"key {key.value!r} twice, lines {keys[key.tag, key.value]} and {line}"
+                    keys[key.tag, key.value] = line
+            stack += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
     return None
 
 

@@ -12,11 +12,13 @@ bounds", lists where):
 - :data:`MAX_BOOTSTRAP`: bootstrap resamples (:data:`BOOTSTRAP_MEMORY` bounds the
   memory one batch of resamples needs).
 - Threads: at most the cores this process may run on, four per core for image decoding
-  (:func:`thread_count`).
+  (:func:`thread_count`: evaluation, prediction, packing; training's intra-op threads through its thread
+  policy, capped at :func:`cores`).
 - :data:`MAX_JSON_DEPTH`, :data:`MAX_YAML_DEPTH`, :data:`MAX_YAML_NODES`: nesting and
   alias expansion of every JSON and YAML text read (:mod:`common.files`).
 - :data:`MAX_NAME_BYTES`: a name given for an output file or folder (``--name``).
 - :data:`WALK_SECONDS`: how long a folder import may walk its source.
+- :data:`MAX_GRID_PER_CLASS`: sample images per class in an inspection's grids.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ about 120 bytes to it, and file systems allow 255."""
 
 DECODE_THREADS_PER_CORE = 4
 """Image-decoding threads allowed per core: decoding waits for files as much as it computes."""
+
+MAX_GRID_PER_CLASS = 64
+"""Most sample images per class in an inspection's grids (``inspect-data --per-class``): a row of each class,
+so the grid image stays a few thousand pixels wide whatever is asked."""
 
 WALK_SECONDS = 600.0
 """How long a folder import may walk its source before it stops and says so."""

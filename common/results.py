@@ -488,8 +488,8 @@ def read_operating_points(folder: Path, kind: str, target: float) -> OperatingPo
             problems.append(f"{display_path(folder / METRICS)}: per_class[{index}].operating_points.{kind}.{key}: "
                             f"threshold {threshold!r} is not a number in [0, 1]")
         thresholds.append(float(threshold) if point is not None and _is_probability(threshold) else None)
-    if key not in computed:
-        _refuse_target(folder, kind, key, sorted(computed, key=float))
+    if key not in computed or float(key) != target:  # 0.9900004 is not the 0.99 that was computed
+        _refuse_target(folder, kind, repr(target) if float(key) != target else key, sorted(computed, key=float))
     if problems:
         raise ResultFileError(problems)
     return OperatingPoints(shown, kind, float(target), list(record.class_names), thresholds, record.model_sha256)

@@ -29,6 +29,7 @@ from typing import Any
 from common.contract import COLOR_MODES, InputContract
 from common.digits import open_dataset_or_digits
 from common.errors import UserError
+from common.limits import MAX_GRID_PER_CLASS
 from common.files import atomic_write_text, write_csv, write_json
 from common.images import UnreadableImageError, decode_image, load_thumbnail, to_network_input
 from common.list_versions import is_derived
@@ -158,8 +159,9 @@ def inspect_dataset(name_or_path: str = "digits", out: Path | None = None, per_c
 
 def _check_settings(per_class: int, imbalance_threshold: float) -> None:
     """Refuse report settings that cannot work, naming the option."""
-    if per_class < 1:
-        raise UserError(f"--per-class: images per class in the grids must be at least 1, got {per_class}")
+    if not 1 <= per_class <= MAX_GRID_PER_CLASS:
+        raise UserError(f"--per-class: images per class in the grids must be 1 to {MAX_GRID_PER_CLASS} (a grid row "
+                        f"of each class), got {per_class}")
     if not math.isfinite(imbalance_threshold) or imbalance_threshold < 1:
         raise UserError(f"--imbalance: the largest-to-smallest class ratio must be a number of at least 1, "
                         f"got {imbalance_threshold}")

@@ -104,8 +104,16 @@ class Thresholds:
         Raises:
             ThresholdFileError: As :meth:`from_file`.
         """
-        named = {str(key): value for key, value in mapping.items()}
-        problems = [f"{shown}: {key}: not a class of the model (its classes: {class_names}; quote names that YAML "
+        if not isinstance(mapping, Mapping):
+            raise ThresholdFileError([f"{shown}: expected a mapping of class name to threshold, got "
+                                      f"{type(mapping).__name__}"])
+        named: dict[str, Any] = {}
+        problems = []
+        for key, value in mapping.items():
+            if str(key) in named:
+                problems.append(f"{shown}: {key!r}: names the class {str(key)!r} a second time")
+            named[str(key)] = value
+        problems += [f"{shown}: {key}: not a class of the model (its classes: {class_names}; quote names that YAML "
                     "would read as numbers or booleans)" for key in named if key not in class_names]
         problems += [f"{shown}: {name}: missing; every class needs a threshold (null: never decided)"
                      for name in class_names if name not in named]

@@ -24,7 +24,7 @@ sorted by its absolute path (code point order): that order is the rows' order, a
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import hashlib
 import logging
 import os
@@ -151,15 +151,58 @@ def _argument_files(argument: str) -> set[str]:
         return {_absolute(str(path))}
     if not GLOB_CHARACTERS & set(argument):
         raise UserError(f"{argument}: no such file or folder (name a folder, an image file or a glob)")
-    matches = sorted(glob.glob(os.path.expanduser(argument), recursive=True))
+    matches = glob_paths(os.path.expanduser(argument))
     files = {_absolute(m) for m in matches if Path(m).is_file() and is_image_name(m)}
-    for folder in (m for m in matches if Path(m).is_dir()):
-        files |= walk_images(Path(folder), required=False)
     if not files:
         what = f"matches {len(matches)} path(s), none of them an image file" if matches else "matches nothing"
         raise UserError(f"{argument}: the glob {what} (quote it so that the shell leaves it to predict; `**` "
                         "crosses folders)")
     return files
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """The files a glob names (``**`` crosses folders), each real file once, below any folder it matches too.
+
+    Unlike :func:`glob.glob`, which follows folder links without end, the walk enters each real folder (device
+    and inode) once: a link back to a folder above it, or a second link to a folder already walked, is passed
+    over, so a loop neither runs for ever nor names one file under many paths. Hidden entries match only a
+    pattern part that starts with ``.``, as in :mod:`glob`.
+    """
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part)), len(parts))
+    root, rest = Path(*parts[:fixed]) if fixed else Path("."), parts[fixed:]
+    if not root.is_dir():
+        return []
+    found: list[str] = []
+    seen_folders, seen_files = {_identity(root)}, set()
+    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        folder, relative = stack.pop()
+        for entry in sorted(_entries(folder), key=lambda e: e.name, reverse=True):
+            path, names = Path(entry.path), (*relative, entry.name)
+            try:
+                identity = _identity(path)
+            except OSError:  # a dangling link
+                continue
+            if entry.is_dir(follow_symlinks=True):
+                if identity not in seen_folders:
+                    seen_folders.add(identity)
+                    stack.append((path, names))
+            elif identity not in seen_files and _glob_match(names, rest, inside=True):
+                seen_files.add(identity)
+                found.append(str(path))
+    return sorted(found)
+
+
+def _glob_match(names: tuple[str, ...], pattern: tuple[str, ...], inside: bool = False) -> bool:
+    """Whether the path parts ``names`` match the pattern's parts (``inside``: or lie below a folder that does)."""
+    if not pattern:
+        return not names or (inside and not any(name.startswith(".") for name in names))
+    if pattern[0] == "**":
+        return any(_glob_match(names[i:], pattern[1:], inside) for i in range(len(names) + 1)
+                   if not any(name.startswith(".") for name in names[:i]))
+    return (bool(names) and (not names[0].startswith(".") or pattern[0].startswith("."))
+            and fnmatch.fnmatchcase(names[0], pattern[0]) and _glob_match(names[1:], pattern[1:], inside))
 
 
 def walk_images(folder: Path, required: bool = True) -> set[str]:

@@ -21,6 +21,7 @@ from common.cli import check_plain_name
 from common.contract import InputContract
 from common.errors import UserError
 from common.images import check_on_unreadable
+from common.limits import DECODE_THREADS_PER_CORE, thread_count
 from common.locks import exclusive
 from common.onnx_model import DEFAULT_PROVIDERS, Model, newest_model, open_model
 from common.paths import display_path, output_dir
@@ -137,9 +138,10 @@ def predict(options: PredictOptions = PredictOptions()) -> PredictResult:
     """
     _check_options(options)
     shard = parse_shard(options.shard)
-    model = open_model(options.model or newest_model(), options.threads, options.providers)
+    model = open_model(options.model or newest_model(), thread_count(options.threads, "--threads"),
+                       options.providers)
     classifier = Classifier(model, _thresholds(options, model.class_names), options.top_k, options.batch_size,
-                            options.workers)
+                            thread_count(options.workers, "--workers", DECODE_THREADS_PER_CORE))
     base = options.name or _default_name(model.path, options)
     name = f"{base}-shard-{shard[0]}-of-{shard[1]}" if shard else base
     check_plain_name(name)
@@ -170,7 +172,8 @@ def check_submission(options: PredictOptions) -> int:
         UserError: As :func:`predict` would, once, instead of in every task's output.
     """
     _check_options(options)
-    model = open_model(options.model or newest_model(), options.threads, options.providers)
+    model = open_model(options.model or newest_model(), thread_count(options.threads, "--threads"),
+                       options.providers)
     _thresholds(options, model.class_names)
     count = len(gather_inputs(options.inputs, options.lists, options.paths).paths)
     if count == 0:
@@ -387,6 +390,8 @@ def _check_options(options: PredictOptions) -> None:
         raise UserError(f"--format {options.format!r}: one of {list(FORMATS)}")
     if options.rank is not None and options.rank not in RANKS:
         raise UserError(f"--rank {options.rank!r}: one of {list(RANKS)}")
+    if options.batch_size < 1 or options.workers < 1:
+        raise UserError("--batch-size and --workers must be at least 1")
     if options.rank_limit < 0 or options.threads < 0:
         raise UserError("--rank-limit and --threads must be at least 0")
     if options.rank and options.top_k == 1:

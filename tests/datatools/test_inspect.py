@@ -8,6 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
+from common.errors import UserError
 from common.lists import load_dataset, read_split
 from datatools.inspect import inspect_dataset
 
@@ -49,3 +50,11 @@ def test_planted_problems_are_found(digits_root, tmp_path):
     assert any(p.startswith("val: class imbalance") and "smallest '0' 1" in p for p in result.problems)
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(report["problems"]) == len(result.problems) == 3
+
+
+@pytest.mark.parametrize("per_class", [0, 65, 100_000])
+def test_inspect_data_per_class_beyond_the_bound_is_refused_before_anything_is_written(digits_root, tmp_path,
+                                                                                        per_class):
+    with pytest.raises(UserError, match="--per-class: images per class in the grids must be 1 to 64"):
+        inspect_dataset(str(digits_root), out=tmp_path / "report", per_class=per_class)
+    assert not (tmp_path / "report").exists()

@@ -94,6 +94,28 @@ def test_a_target_the_evaluation_did_not_compute_says_how_to_add_it(tmp_path):
         excinfo.value)
 
 
+def test_predict_precision_0_9900004_is_not_the_computed_0_99_and_is_refused(tmp_path):
+    folder = write_evaluation(tmp_path / "e", [point({"0.95": None, "0.99": None})] * 3)
+    with pytest.raises(UserError, match=r"for \['0.95', '0.99'\], not 0.9900004"):
+        read_operating_points(folder, "precision", 0.9900004)
+    assert read_operating_points(folder, "precision", 0.99).target == 0.99
+
+
+def test_predict_threshold_yaml_naming_a_class_twice_is_refused(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("cat: 0.9\ndog: 0.5\nbird: 0.1\ncat: 0.99\n")  # the same key twice
+    with pytest.raises(UserError, match="key 'cat' twice, lines 1 and 4"):
+        Thresholds.from_file(path, CLASSES)
+    path.write_text("'3': 0.5\n3: 0.99\n")  # two keys, one class
+    with pytest.raises(ThresholdFileError, match="3: names the class '3' a second time"):
+        Thresholds.from_file(path, ["3"])
+
+
+def test_thresholds_from_a_list_are_one_clear_error():
+    with pytest.raises(ThresholdFileError, match="expected a mapping of class name to threshold, got list"):
+        Thresholds.from_mapping([0.5, 0.5, 0.5], CLASSES)  # type: ignore[arg-type]
+
+
 def test_an_evaluation_without_the_model_sha256_is_refused(tmp_path):
     folder = write_evaluation(tmp_path / "e", [point({"0.95": None})] * 3, sha256=None)
     with pytest.raises(UserError, match="no model_sha256: .* Evaluate the model again: pipenv run evaluate --model "

@@ -27,6 +27,8 @@ import os
 import sys
 from collections.abc import Container, MutableMapping
 
+from common import limits
+
 OPENMP_WAIT = {"GOMP_SPINCOUNT": "1000"}
 """Environment that makes idle OpenMP threads sleep soon (libgomp reads it when torch loads)."""
 
@@ -57,14 +59,6 @@ def describe_openmp_wait(environ: MutableMapping[str, str] = os.environ) -> str:
             "`python -m train`, or set GOMP_SPINCOUNT=1000 before importing torch)")
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def choose_threads(requested: int, default: int, cores: int, decode_workers: int) -> tuple[int, str]:
     """The intra-op thread count and why.
 
@@ -77,6 +71,8 @@ def choose_threads(requested: int, default: int, cores: int, decode_workers: int
     Returns:
         ``(threads, reason)``.
     """
+    if requested > cores:  # more would only wait for a core (and thousands exhaust the process's threads)
+        return cores, f"--threads {requested} capped at the {cores} cores this process may run on"
     if requested > 0:
         return requested, "--threads"
     if decode_workers > 0:
@@ -115,7 +111,7 @@ def apply_threads(requested: int, device_type: str, decode_workers: int) -> str:
     """
     import torch
 
-    cores = available_cores()
+    cores = limits.cores()
     workers = decode_workers if device_type == "cpu" else 0
     threads, reason = choose_threads(requested, torch_default_threads(), cores, workers)
     if threads != torch.get_num_threads():

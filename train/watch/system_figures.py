@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from train.loop.hooks import Hook, RunState, Step
-from train.process.threads import available_cores
+from common import limits
 
 TASKS = Path("/proc/self/task")
 """One folder per thread of this process (Linux)."""
@@ -185,7 +185,7 @@ class SystemFiguresHook(Hook):
         figures = self.monitor.take()
         run.add_metrics(figures)
         warning = oversubscription(figures.get("system/cpu_wait_fraction"), figures["system/cpu_cores_used"],
-                                   torch.get_num_threads(), available_cores())
+                                   torch.get_num_threads(), limits.cores())
         if warning and not self.starved and self.is_main:
             self.log.warning("%s", warning)
         wait = figures.get("system/cpu_wait_fraction")

@@ -175,6 +175,7 @@ def test_oversubscription_is_named_with_what_to_do():
 
 def test_the_thread_policy():
     assert choose_threads(3, 8, 8, 0) == (3, "--threads")
+    assert choose_threads(100_000, 8, 8, 0) == (8, "--threads 100000 capped at the 8 cores this process may run on")
     assert choose_threads(0, 8, 8, 0) == (8, "torch's default, one per core")
     assert choose_threads(0, 8, 8, 3)[0] == 5 and choose_threads(0, 2, 2, 4)[0] == 1
     environment: dict[str, str] = {}
