@@ -19,7 +19,7 @@ from common.errors import UserError
 from common.files import file_sha256, read_text
 from common.list_versions import Change, commit, current_lists
 from common.lists import Dataset, dataset_root, load_dataset, normalise_path, read_list
-from common.paths import display_path
+from common.paths import data_dir, display_path
 from common.provenance import command_text
 from datatools.review.decisions import CurrentList, Decision, read_decisions, read_review_record
 
@@ -77,7 +77,12 @@ def _dataset_folder(decisions_csv: Path, dataset: str | None) -> Path:
     if record is None:
         raise UserError(f"{display_path(decisions_csv)}: no review.json beside it to say which data set it is for; "
                         "name it with --dataset")
-    return Path(record.dataset)
+    named = Path(record.dataset)
+    if not named.resolve().is_relative_to(data_dir().resolve()):  # a received review.json names only what it may
+        raise UserError(f"{display_path(decisions_csv.parent / 'review.json')}: names the data set {named}, outside "
+                        f"the data folder {display_path(data_dir())}; apply there only by naming it: --dataset "
+                        f"{named}")
+    return named
 
 
 def new_lists(data: Dataset, files: dict[str, Path], current: dict[str, CurrentList], decisions: list[Decision]

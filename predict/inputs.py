@@ -28,7 +28,7 @@ import fnmatch
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -80,7 +80,7 @@ class Inputs:
         return f"{path} (listed at {origin})" if origin else path
 
 
-def inputs_digest(paths: Sequence[str]) -> str:
+def inputs_digest(paths: Iterable[str]) -> str:
     """sha256 of sorted absolute paths joined by NUL bytes (no path holds one)."""
     digest = hashlib.sha256()
     for path in paths:

@@ -22,6 +22,7 @@ from common.errors import UserError
 from common.paths import display_path
 from common.provenance import now
 from common.staging import refuse_foreign_target, staged
+from predict.inputs import inputs_digest
 from predict.output import RECORD_FILE, PredictionRecord, differences, output_folder, predictions_root, read_record
 from predict.rows import Row, RowWriter, read_rows, read_unreadable
 from predict.run import OVERWRITE_HINT, PredictResult, finish
@@ -60,10 +61,14 @@ def merge_shards(folders: Sequence[Path | str], name: str | None = None, overwri
         counts = [0] * len(shards)
         merged = heapq.merge(*(_counted(folder, shard, counts, i) for i, (folder, shard) in enumerate(shards)),
                              key=lambda row: row.path)
-        _write_merged(merged, writer)
-        unreadable = [entry for folder, _ in shards for entry in read_unreadable(folder)]
-        writer.write_unreadable(sorted(unreadable))
+        unreadable = sorted(entry for folder, _ in shards for entry in read_unreadable(folder))
+        named = _write_merged(merged, writer, [path for path, _ in unreadable])
+        writer.write_unreadable(unreadable)
         _check_counts(shards, counts, unreadable)
+        if named != first.inputs_sha256:  # before any image is opened for the report
+            raise UserError(f"the shards' rows name images other than their inputs (the digest of the paths they "
+                            f"name is not the {first.inputs_sha256[:12]}... their records commit to): a shard was "
+                            "changed after it was predicted; predict the shards again")
         summary = finish(stage.path, record, None)
     return PredictResult(stage.target, record, summary)
 
@@ -112,13 +117,21 @@ def _counted(folder: Path, record: PredictionRecord, counts: list[int], index: i
         yield row
 
 
-def _write_merged(rows: Iterator[Row], writer: RowWriter) -> None:
-    """Write the merged rows in chunks.
+def _write_merged(rows: Iterator[Row], writer: RowWriter, unreadable: list[str]) -> str:
+    """Write the merged rows in chunks; returns the digest of every path named (rows and ``unreadable``, sorted).
 
     Raises:
         UserError: When two shards hold a row for the same image.
     """
     chunk: list[Row] = []
+    named = heapq.merge((row.path for row in _written(rows, chunk, writer)), unreadable)
+    digest = inputs_digest(named)
+    writer.write_rows(chunk)
+    return digest
+
+
+def _written(rows: Iterator[Row], chunk: list[Row], writer: RowWriter) -> Iterator[Row]:
+    """``rows`` as they are written in chunks (the last chunk is left in ``chunk``)."""
     previous: str | None = None
     for row in rows:
         if row.path == previous:
@@ -127,8 +140,8 @@ def _write_merged(rows: Iterator[Row], writer: RowWriter) -> None:
         chunk.append(row)
         if len(chunk) >= CHUNK:
             writer.write_rows(chunk)
-            chunk = []
-    writer.write_rows(chunk)
+            chunk.clear()
+        yield row
 
 
 def _check_counts(shards: list[tuple[Path, PredictionRecord]], counts: list[int],

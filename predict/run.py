@@ -272,8 +272,10 @@ def _run_streamed(target: Path, record: PredictionRecord, classifier: Classifier
     target.mkdir(parents=True, exist_ok=True)
     with exclusive(target / LOCK_FILE, display_path(target)):
         done: set[str] = set()
+        shard = (record.shard["index"], record.shard["count"]) if record.shard else None
+        assigned = _assigned(inputs, shard)
         if options.resume:
-            record, done = _resume(target, record)
+            record, done = _resume(target, record, set(assigned))
             if record.status == "complete":
                 log.info("%s: already complete; nothing to do", display_path(target))
                 summariser = Summariser(record.class_names, None)
@@ -282,8 +284,6 @@ def _run_streamed(target: Path, record: PredictionRecord, classifier: Classifier
         else:
             write_record(target, record)
         writer = RowWriter(target, record.format, record.top_k, record.class_names)
-        shard = (record.shard["index"], record.shard["count"]) if record.shard else None
-        assigned = _assigned(inputs, shard)
         remaining = [path for path in assigned if path not in done]
         summariser = None if options.resume else Summariser(record.class_names,
                                                             record.rank_limit if record.rank else None)
@@ -310,14 +310,24 @@ def _check_resumable(target: Path, record: PredictionRecord) -> None:
                         "--name")
 
 
-def _resume(target: Path, record: PredictionRecord) -> tuple[PredictionRecord, set[str]]:
+def _resume(target: Path, record: PredictionRecord, assigned: set[str]) -> tuple[PredictionRecord, set[str]]:
     """The record of the run being resumed (its resumes noted, written) and the images it finished (a torn last
-    row cut off); a complete run's record and nothing."""
+    row cut off); a complete run's record and nothing.
+
+    Raises:
+        UserError: When its rows name an image that is not among ``assigned`` (this run's inputs), before anything
+            is written or any image opened for the report.
+    """
     _check_resumable(target, record)  # again, now that this process holds the folder
     previous = read_record(target)
     if previous.status == "complete":
         return previous, set()
     done = recover(target, previous.format, previous.top_k, previous.class_names)
+    foreign = sorted(done - assigned)
+    if foreign:
+        raise UserError(f"{display_path(target)}: its rows name {len(foreign)} image(s) that are not among this "
+                        f"prediction's inputs (e.g. {foreign[0]}): the output was changed after it was written; "
+                        "predict again under another --name")
     remove_stale_staging(target)
     resumed = replace(previous, rank=record.rank, rank_limit=record.rank_limit,
                       on_unreadable=record.on_unreadable,

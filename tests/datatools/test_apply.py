@@ -3,6 +3,7 @@ its line), decisions for another version of the lists refused, nothing half-writ
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from common.cli import run_main
 from common.errors import UserError
 from common.files import read_csv, read_text, write_csv
 from common.list_versions import read_history
-from common.paths import PROJECT_ROOT
+from common.paths import PROJECT_ROOT, data_dir
 from datatools.apply import apply_decisions
 from datatools.review import ReviewOptions, review_dataset
 from datatools.review.decisions import accept_suggestions
@@ -29,7 +30,7 @@ WRONG = {"raw/cat/2.png": 2, "raw/dog/4.png": 0, "raw/bird/1.png": 1}
 @pytest.fixture
 def reviewed(tmp_path: Path) -> tuple[Path, Path]:
     """A small data set and its review: three label issues, decisions.csv not yet filled."""
-    root = write_set(tmp_path / "ds")
+    root = write_set(data_dir() / "ds")  # under the data folder: review.json may name it
     source = probabilities_for(root, "train", tmp_path / "crossval", prefer=WRONG, out_of_sample=True)
     folder = review_dataset(ReviewOptions(str(root), (source,), tmp_path / "review")).folder
     return root, folder / "decisions.csv"
@@ -212,3 +213,18 @@ def test_apply_killed_at_a_random_moment_leaves_the_previous_version_or_the_next
                           capture_output=True).returncode == 0
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == [".lists.lock"]  # the killed one's debris
     assert read_text(root / "lists" / "train.txt") == after["train"]  # ... is removed, the lists stay as they are
+
+
+def test_prepare_data_apply_with_a_review_json_naming_a_data_set_outside_the_data_folder_is_refused(reviewed,
+                                                                                                       tmp_path):
+    root, decisions = reviewed
+    elsewhere = write_set(tmp_path / "elsewhere")  # another data set on the machine, never named
+    record = decisions.parent / "review.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "dataset": str(elsewhere)}))
+    fill(decisions, {"raw/cat/2.png": "remove"})
+    before, other = snapshot(root), snapshot(elsewhere)
+    with pytest.raises(UserError, match=r"review.json: names the data set .*elsewhere, outside the data folder .*; "
+                                        r"apply there only by naming it: --dataset"):
+        apply_decisions(decisions)
+    assert snapshot(root) == before and snapshot(elsewhere) == other

@@ -14,7 +14,7 @@ from common.cli import run_main
 from common.files import atomic_write_text, read_csv, read_text
 from common.list_versions import read_history
 from common.lists import load_dataset, read_split
-from common.paths import model_dir, output_dir
+from common.paths import data_dir, model_dir, output_dir
 from datatools.review.decisions import accept_suggestions
 from tests.commands import command_main
 from tests.conftest import TINY_NETWORK
@@ -40,7 +40,7 @@ def run(command: str, *argv: str) -> None:
 
 @pytest.mark.slow
 def test_the_loop_finds_the_flipped_labels_cleans_them_and_records_every_step(digits_root, tmp_path, capsys):
-    root = Path(shutil.copytree(digits_root, tmp_path / "digits"))
+    root = Path(shutil.copytree(digits_root, data_dir() / "digits"))  # in the data folder, as the quick start has it
     tiny_network = tmp_path / "tiny.yaml"
     tiny_network.write_text(TINY_NETWORK)
     flipped = flip(root, 0.05, seed=0)

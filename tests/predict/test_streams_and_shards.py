@@ -85,6 +85,22 @@ def test_a_resume_with_other_settings_or_while_another_writes_is_refused(models,
         assert snapshot(output_root()) == held
 
 
+def test_predict_resume_of_a_stream_whose_rows_name_a_foreign_image_is_refused(models, mixed, tmp_path, capsys):
+    common = [str(mixed / "raw"), "--model", str(models.model), "--name", "s", "--no-progress"]
+    assert run_predict([*common, "--stream"], capsys)[0] == 0
+    folder = output_root() / "s"
+    data = json.loads((folder / "prediction.json").read_text())
+    (folder / "prediction.json").write_text(json.dumps({**data, "status": "running"}))  # as if killed
+    private = tmp_path / "zz-private.png"  # sorts after the inputs' rows
+    shutil.copy(sorted((mixed / "raw" / "3").glob("*.png"))[0], private)
+    rows = (folder / "predictions.csv").read_text().splitlines(keepends=True)
+    (folder / "predictions.csv").write_text("".join([*rows[:-1], f"{private},{rows[-1].split(',', 1)[1]}"]))
+    before = {path: data for path, data in snapshot(output_root()).items() if not path.endswith(".lock")}
+    status, _, err = run_predict([*common, "--resume"], capsys)
+    assert status == 2 and "its rows name 1 image(s) that are not among this prediction's inputs" in err, err
+    assert {path: data for path, data in snapshot(output_root()).items() if not path.endswith(".lock")} == before
+
+
 @pytest.mark.slow
 def test_four_shards_merged_equal_one_unsharded_run(models, digits_root, mixed, capsys):
     common = [*inputs(digits_root, mixed), "--model", str(models.model), "--rank", "uncertainty", "--rank-limit", "0",
@@ -116,6 +132,13 @@ def test_merge_refuses_missing_duplicated_unfinished_and_foreign_shards(models, 
     assert run_predict([str(mixed / "raw" / "3"), "--model", str(models.model), "--name", "c", "--shard", "1/3",
                         "--no-progress"], capsys)[0] == 0
     shutil.copytree(output_root() / "a-shard-1-of-3", output_root() / "copy")
+    forged = output_root() / "forged"  # shard 1, one row edited to name a private image never among the inputs
+    shutil.copytree(output_root() / "a-shard-1-of-3", forged)
+    private = tmp_path / "private.png"
+    shutil.copy(sorted((mixed / "raw" / "3").glob("*.png"))[0], private)
+    rows = (forged / "predictions.csv").read_text().splitlines(keepends=True)
+    rows[-1] = f"{private},{rows[-1].split(',', 1)[1]}"  # sorts last: tmp_path is after mixed
+    (forged / "predictions.csv").write_text("".join(rows))
     unfinished = output_root() / "unfinished"
     shutil.copytree(output_root() / "a-shard-2-of-3", unfinished)
     data = json.loads((unfinished / "prediction.json").read_text())
@@ -130,6 +153,7 @@ def test_merge_refuses_missing_duplicated_unfinished_and_foreign_shards(models, 
                                          r"model_sha256: "),
         ([a[0], "c-shard-1-of-3", a[2]], r"c-shard-1-of-3: a foreign shard: .*inputs_sha256"),
         ([a[0], a[1], "unfinished"], r"unfinished: the shard is not finished \(status running\)"),
+        ([a[0], "forged", a[2]], r"the shards' rows name images other than their inputs .* a shard was changed"),
         ([str(mixed)], r"not a prediction output \(it has no prediction\.json\)"),
     ]:
         status, _, err = run_predict(["merge", *shards], capsys)
