@@ -119,6 +119,10 @@ def import_dataset(reader: str, source: Path, root: Path, link: str = "copy",
     if source.is_dir() and root.resolve().is_relative_to(source.resolve()):
         raise UserError(f"{display_path(root)} is inside {display_path(source)}; write the data set elsewhere")
     found = found_by.read()
+    if len(found.classes) < 2:
+        raise UserError(f"{display_path(source)}: every image has the class {found.classes[0]!r}; a classifier needs "
+                        "at least two classes (add the images of the others)" if found.classes else
+                        f"{display_path(source)}: no images")
     readable, left_out = readable_images(found)
     labels = np.array([found.classes.index(image.label) for image in readable], dtype=np.int64)
     splits = assign_splits(readable, labels, found.classes, settings, display_path(source))

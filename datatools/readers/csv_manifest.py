@@ -74,10 +74,13 @@ class CsvManifest(Reader):
         header = [cell.strip().lower() for cell in rows[0]] if rows else []
         columns = self._columns(header, shown)
         images, problems, first_seen = [], [], {}
+        same: dict[object, int] = {}  # raw names and real files (device, inode) already taken, with their lines
         for number, row in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in row):
                 continue
             found = self._image(row, number, columns, len(header), first_seen)
+            if not isinstance(found, str):
+                found = _taken(found, number, same) or found
             if isinstance(found, str):
                 problems.append(f"{shown}:{number}: {found}")
             else:
@@ -145,6 +148,20 @@ class CsvManifest(Reader):
         if path.is_relative_to(folder):
             return path.relative_to(folder).as_posix()
         return (PurePosixPath("external") / path.relative_to(path.anchor).as_posix()).as_posix()
+
+
+def _taken(image: LabelledImage, number: int, same: dict[object, int]) -> str | None:
+    """What is wrong when ``image`` is a file, or goes to a ``raw/`` name, that an earlier row already has."""
+    info = image.path.stat()
+    real = (info.st_dev, info.st_ino)
+    if real in same:
+        return (f"{image.path} is the image of line {same[real]} again (a link or another name of the same file): "
+                "one image, one row")
+    if ("name", image.name) in same:
+        return (f"{image.path} would be imported as raw/{image.name}, as the different image of line "
+                f"{same['name', image.name]}; move one of them")
+    same[real] = same["name", image.name] = number
+    return None
 
 
 def os_path_normal(path: Path) -> str:

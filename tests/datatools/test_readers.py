@@ -105,6 +105,41 @@ def test_absolute_paths_outside_the_manifest_folder_go_under_external(photos, tm
     assert (root / expected).is_file()
 
 
+def test_prepare_data_from_csv_two_images_with_one_raw_name_is_refused_naming_both_lines(photos, tmp_path):
+    manifest, rows = manifest_of(photos, tmp_path / "src")
+    outside = tmp_path / "elsewhere" / "x.png"  # goes to raw/external/<its path>
+    inside = manifest.parent / "external" / outside.relative_to(outside.anchor)  # goes there too
+    for path, value in ((outside, 0), (inside, 255)):
+        path.parent.mkdir(parents=True)
+        Image.fromarray(np.full((12, 12, 3), value, dtype=np.uint8)).save(path)
+    relative = inside.relative_to(manifest.parent).as_posix()
+    manifest.write_text(manifest.read_text() + f"{outside},flower\n{relative},leaf\n")
+    with pytest.raises(FileProblems, match=rf"labels.csv:{len(rows) + 3}: .* would be imported as raw/external/.*, "
+                                           rf"as the different image of line {len(rows) + 2}"):
+        import_dataset("csv", manifest, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_prepare_data_from_csv_one_image_under_two_names_is_refused_naming_both_lines(photos, tmp_path, kind):
+    manifest, rows = manifest_of(photos, tmp_path / "src")
+    first = rows[0].split(",")[0]
+    other = manifest.parent / "images" / "again.png"
+    (other.symlink_to if kind == "symlink" else other.hardlink_to)(manifest.parent / first)
+    manifest.write_text(manifest.read_text() + "images/again.png,leaf\n")
+    with pytest.raises(FileProblems, match=rf"labels.csv:{len(rows) + 2}: .*again.png is the image of line 2 again"):
+        import_dataset("csv", manifest, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_prepare_data_from_csv_with_one_class_is_refused(photos, tmp_path):
+    manifest, rows = manifest_of(photos, tmp_path / "src")
+    manifest.write_text("file,label\n" + "".join(f"{row.split(',')[0]},flower\n" for row in rows))
+    with pytest.raises(UserError, match="every image has the class 'flower'; a classifier needs at least two"):
+        import_dataset("csv", manifest, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
 def test_a_new_format_is_one_registered_class(tmp_path, photos):
     @register_reader("test_pairs")
     class Pairs(Reader):
