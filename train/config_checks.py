@@ -10,10 +10,12 @@ changed training config is refused unless ``--allow-change`` names the keys
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from common.dicts import describe_differences, differences
 from common.errors import UserError
+from common.files import file_sha256
 from common.paths import display_path
 from common.run_folder import RunFolder
 from networks import load_network_config
@@ -60,3 +62,36 @@ def check_changes(changes: dict[str, tuple[Any, Any]], allow_change: Sequence[st
             f"Resuming with a changed config is refused unless you allow it explicitly: --allow-change "
             f"{' '.join(refused)}"
         )
+
+
+def check_same_lists(recorded: dict[str, Any], current: dict[str, Path], allow_change: Sequence[str],
+                     folder: RunFolder) -> dict[str, Any]:
+    """Refuse to resume on lists that changed since the run began, unless ``--allow-change data`` allows it.
+
+    Exact resume promises the same data: a list whose bytes differ (labels changed, images added or removed)
+    would continue the run on other data without a word.
+
+    Args:
+        recorded: The manifest's ``data.lists`` (``{split: {"sha256": ...}}``).
+        current: The lists the resumed run reads, by split name.
+        allow_change: ``--allow-change`` keys (``data`` allows it).
+        folder: The run, for the message.
+
+    Returns:
+        ``{split: {"from": old sha256, "to": new sha256}}`` for every list that changed (allowed), for the record.
+
+    Raises:
+        UserError: Naming each changed list, when ``data`` is not allowed.
+    """
+    changed = {}
+    for split, path in current.items():
+        before = (recorded.get(split) or {}).get("sha256")
+        now = file_sha256(path)
+        if before is not None and before != now:
+            changed[split] = {"from": before, "to": now}
+    if changed and "data" not in allow_change:
+        shown = "; ".join(f"{split} ({display_path(current[split])}: sha256 {c['from'][:12]}... then, "
+                          f"{c['to'][:12]}... now)" for split, c in changed.items())
+        raise UserError(f"resume {display_path(folder.path)}: the data changed since the run began: {shown}. Exact "
+                        "resume continues on the same data; start a new run, or allow it: --allow-change data")
+    return changed

@@ -32,7 +32,7 @@ from common.run_folder import RunFolder, RunStatus, find_run
 from networks.checkpoint import checkpoint_network_config, read_checkpoint
 from networks.config import NetworkConfig
 from train.config import DEFAULT_CONFIG, LoadedConfig, TrainConfig, load_train_config
-from train.config_checks import check_changes, pinned_network_config
+from train.config_checks import check_changes, check_same_lists, pinned_network_config
 from train.data.loading import load_training_data, steps_per_epoch
 from train.loop.hooks import Hook, Hooks
 from train.loop.phase_timer import PhaseTimer
@@ -188,7 +188,7 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
     original = load_train_config(folder.config_path)
     loaded = load_train_config(folder.config_path, overrides) if config is None else LoadedConfig(config)
     check_trackers(loaded.config.log.trackers)
-    folder.read_manifest()  # a run whose manifest is unreadable is refused before anything is loaded or written
+    manifest = folder.read_manifest()  # an unreadable one is refused before anything is loaded or written
     changes = differences(original.config.to_dict(), loaded.config.to_dict())
     check_changes(changes, allow_change, folder)
     checkpoint_path = folder.checkpoints_dir / "last.pt"
@@ -203,9 +203,13 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
         )
     network_config = checkpoint_network_config(checkpoint, display_path(checkpoint_path))
     trainer = build_trainer(loaded.config, network_config, processes, device)
+    lists = check_same_lists(manifest.data.get("lists") or {}, {split.name: split.list_path for split in (
+        trainer.data.train, trainer.data.val)}, allow_change, folder)
     trainer.restore(checkpoint, display_path(checkpoint_path))
     recorder = RunRecorder(folder, processes.is_main)
     resumed = {"epoch": checkpoint["epoch"], "changes": {k: {"from": a, "to": b} for k, (a, b) in changes.items()}}
+    if lists:
+        resumed["changes"]["lists"] = lists
     if checkpoint["position"]:
         resumed["step_in_epoch"] = checkpoint["position"]["step_in_epoch"]
     history = list(checkpoint["history"])

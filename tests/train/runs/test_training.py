@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +132,27 @@ def test_resume_refuses_config_changes_unless_allowed(fast_config):
     assert load_train_config(run.run_dir / "config.yaml").config.epochs == 3
     assert len((run.run_dir / "metrics.csv").read_text().splitlines()) == 4
     assert resume("last", ["epochs=4"], ["epochs"], options=QUIET).run_dir == run.run_dir
+
+
+@pytest.mark.slow
+def test_train_resume_after_the_training_labels_changed_is_refused_unless_allowed_and_recorded(fast_config,
+                                                                                               digits_root, tmp_path):
+    digits = Path(shutil.copytree(digits_root, tmp_path / "digits"))
+    run = train(fast_config(f"data.dataset={digits}", "data.train_split=dev", "data.val_split=dev", "epochs=1"),
+                QUIET)
+    dev = digits / "lists" / "dev.txt"
+    lines = dev.read_text().splitlines(keepends=True)
+    dev.write_text("".join(line if i % 3 or line.startswith("#") else
+                           f"{line.split()[0]} {(int(line.split()[1]) + 1) % 10}\n"
+                           for i, line in enumerate(lines)))  # a third of the labels changed
+    manifest = (run.run_dir / "manifest.json").read_bytes()
+    with pytest.raises(UserError, match=r"the data changed since the run began: dev \(.*dev.txt: sha256 .* then, "
+                                        r".* now\).*--allow-change data"):
+        resume(str(run.run_dir), ["epochs=2"], ["epochs"], options=QUIET)
+    assert (run.run_dir / "manifest.json").read_bytes() == manifest  # nothing written
+    longer = resume(str(run.run_dir), ["epochs=2"], ["epochs", "data"], options=QUIET)
+    resumed = json.loads((run.run_dir / "manifest.json").read_text())["resumed"]
+    assert longer.epochs_completed == 2 and list(resumed[-1]["changes"]["lists"]) == ["dev"]
 
 
 @pytest.mark.slow
