@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from common.errors import UserError
-from common.limits import MAX_NAME_BYTES
+from common.limits import MAX_NAME_BYTES, os_limit
 
 T = TypeVar("T")
 
@@ -47,6 +47,15 @@ class Command:
     word: str | None
     run: Callable[[Sequence[str]], int | None]
     help: str = ""
+
+
+def _os_limit_or_raise(exc: BaseException) -> int:
+    """An operating-system limit (:func:`common.limits.os_limit`) as one line and exit status 1; else raise ``exc``."""
+    said = os_limit(exc)
+    if said is None:
+        raise exc
+    print(f"error: {said}", file=sys.stderr)
+    return 1
 
 
 def dispatch(argv: Sequence[str], commands: Sequence[Command], package: str) -> int | None:
@@ -89,10 +98,12 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
         return 2
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:
-            raise
+            return _os_limit_or_raise(exc)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or os.strerror(exc.errno)}", file=sys.stderr)
         return 2
+    except (RuntimeError, MemoryError) as exc:
+        return _os_limit_or_raise(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ bounds", lists where):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 
@@ -96,3 +97,30 @@ def thread_count(requested: int, option: str, per_core: int = 1) -> int:
                     per_core * available, f"{per_core} per core of " if per_core > 1 else "")
         return per_core * available
     return requested
+
+
+OS_LIMITS = {
+    errno.EMFILE: "too many open files for this process (raise it with `ulimit -n`, or use fewer --workers)",
+    errno.ENFILE: "too many open files on this machine (close other programs, or use fewer --workers)",
+    errno.EAGAIN: "no more processes or threads may start (raise `ulimit -u`, or use fewer --threads and "
+                  "--workers)",
+    errno.ENOMEM: "not enough memory (use a smaller --batch-size or fewer --workers)",
+    errno.ELOOP: "too many levels of symbolic links (a link leads back to itself; remove it)",
+}
+"""The operating-system limits a command may meet, with what to do about each."""
+
+
+def os_limit(exc: BaseException) -> str | None:
+    """The one line that says which operating-system limit ``exc`` met and what to do, or None for other errors.
+
+    Covers ``OSError`` with an errno of :data:`OS_LIMITS`, ``RuntimeError: can't start new thread`` (Python's word
+    for EAGAIN when a thread cannot start) and ``MemoryError``.
+    """
+    if isinstance(exc, OSError) and exc.errno in OS_LIMITS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{OS_LIMITS[exc.errno]}"
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return OS_LIMITS[errno.EAGAIN]
+    if isinstance(exc, MemoryError):
+        return OS_LIMITS[errno.ENOMEM]
+    return None

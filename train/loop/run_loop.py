@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from common.errors import UserError
+from common.limits import os_limit
 from common.run_folder import RunStatus
 from train.loop.hooks import Hooks, RunState, StopRequest
 from train.loop.trainer import DivergedError, Trainer
@@ -75,10 +76,11 @@ class RunLoop:
             self.hooks.before_run(self.run)
             status = self._epochs()
         except BaseException as exc:
+            limit = os_limit(exc)  # an operating-system limit: the run failed, for that reason
             status = (RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else
-                      RunStatus.FAILED if isinstance(exc, UserError) else RunStatus.CRASHED)
+                      RunStatus.FAILED if isinstance(exc, UserError) or limit else RunStatus.CRASHED)
             with suppress(Exception):  # the error that ended the run is the one to report
-                self._end(status, None if status is RunStatus.INTERRUPTED else
+                self._end(status, None if status is RunStatus.INTERRUPTED else limit or
                           str(exc) if status is RunStatus.FAILED else f"{type(exc).__name__}: {exc}")
             raise
         self.run.clean = True

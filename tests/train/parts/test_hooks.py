@@ -27,7 +27,7 @@ def test_the_run_loop_calls_hooks_and_knows_no_concern():
     tree = ast.parse((PROJECT_ROOT / "train" / "loop" / "run_loop.py").read_text(encoding="utf-8"))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"__future__", "contextlib", "dataclasses", "functools", "typing", "common.errors",
-                        "common.run_folder", "train.loop.hooks", "train.loop.trainer"}, imported
+                        "common.limits", "common.run_folder", "train.loop.hooks", "train.loop.trainer"}, imported
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     names |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     concerns = ("checkpoint", "keeper", "tracker", "signals", "preempt", "profil", "recorder", "log", "barrier",

@@ -10,7 +10,7 @@ import types
 import pytest
 
 from common.paths import PROJECT_ROOT
-from common.run_folder import RunStatus
+from common.run_folder import RunStatus, list_runs
 from train.loop.hooks import Hook
 from train.run import RunOptions, resume, train
 
@@ -102,3 +102,25 @@ def test_the_hooks_of_a_run_are_in_the_documented_order(fast_config, monkeypatch
     documented = re.findall(r"^\| `(\w+)` \|", table.group(1), re.M)
     assert seen == [name for name in documented if name != "pruning"]  # a sweep's trials add pruning
     logging.getLogger("train").handlers.clear()
+
+
+class NoThreads(Hook):
+    """Meets the operating system's thread limit in the middle of an epoch, as a crowded machine would."""
+
+    name = "no_threads"
+
+    def after_step(self, run, step):
+        if step.in_epoch == 3:
+            raise RuntimeError("can't start new thread")
+
+
+@pytest.mark.slow
+def test_train_meeting_the_thread_limit_is_recorded_failed_with_the_reason(fast_config):
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        train(fast_config("data.train_split=dev", "data.val_split=dev", "epochs=1"),
+              RunOptions(progress=False, device="cpu", hooks=(NoThreads(),)))
+    (run,) = list_runs()
+    manifest = run.read_manifest()
+    assert manifest.status == RunStatus.FAILED
+    assert manifest.result["error"] == ("no more processes or threads may start (raise `ulimit -u`, or use fewer "
+                                        "--threads and --workers)")
