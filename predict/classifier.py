@@ -237,7 +237,22 @@ class Classifier:
                     images.append(result)
             probabilities = (predict_batches(self.model, [np.stack(images)]) if images  # B x (C, H, W) -> (B, C, H, W)
                              else np.empty((0, len(self.class_names)), dtype=np.float32))
+            self._check_probabilities(probabilities, [name_of(item) for item in kept])
             yield Batch(kept, probabilities, unreadable)
+
+    def _check_probabilities(self, probabilities: np.ndarray, names: list[str]) -> None:
+        """Refuse outputs that are not probabilities (the card promises a softmax): the command and the API alike.
+
+        Raises:
+            UserError: Naming the model and the first image concerned.
+        """
+        if not probabilities.size or (probabilities.min() >= 0 and probabilities.max() <= 1):  # NaN fails both
+            return
+        bad = ~np.isfinite(probabilities).all(axis=1) | (probabilities < 0).any(axis=1) | (probabilities > 1).any(axis=1)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{display_path(self.model.path)}: its outputs for {names[first]} are not probabilities "
+                            f"in [0, 1] ({probabilities[first].tolist()[:5]}...); its card promises a softmax")
 
     def top(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``top_k`` classes of each row, highest first, the lower index first on ties.
@@ -271,6 +286,8 @@ class Classifier:
         if isinstance(item, (str, os.PathLike)):
             return load_image(Path(item), self.contract)
         if isinstance(item, Image.Image):
+            if item.width == 0 or item.height == 0:
+                raise UserError(f"{name}: a PIL image of {item.width} x {item.height} pixels has nothing to predict")
             return prepare_image(item, self.contract, name)
         if isinstance(item, np.ndarray):
             return prepare_image(_array_image(item, name), self.contract, name)

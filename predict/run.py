@@ -234,7 +234,6 @@ def _predict_into(classifier: Classifier, paths: list[str], writer: RowWriter, i
     with tqdm(total=total, initial=done, unit="img", desc="predict", disable=None if options.progress else True,
               leave=False, smoothing=0.1) as bar:
         for batch in classifier.batches(paths, on_unreadable=options.on_unreadable, name_of=inputs.where):
-            _check_probabilities(batch.probabilities, batch.items, classifier)
             labels, values = classifier.top(batch.probabilities)
             top1, decided = classifier.decide(batch.probabilities)
             writer.write(batch.items, labels, values, top1, decided)
@@ -242,21 +241,6 @@ def _predict_into(classifier: Classifier, paths: list[str], writer: RowWriter, i
             if summariser is not None:
                 summariser.add(batch.items, labels, values, decided)
             bar.update(len(batch.items) + len(batch.unreadable))
-
-
-def _check_probabilities(probabilities: np.ndarray, paths: list[str], classifier: Classifier) -> None:
-    """Refuse outputs that are not probabilities (the card promises a softmax).
-
-    Raises:
-        UserError: Naming the model and the first image concerned.
-    """
-    if not probabilities.size or (probabilities.min() >= 0 and probabilities.max() <= 1):  # NaN fails both
-        return
-    bad = ~np.isfinite(probabilities).all(axis=1) | (probabilities < 0).any(axis=1) | (probabilities > 1).any(axis=1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{display_path(classifier.model.path)}: its outputs for {paths[first]} are not probabilities "
-                        f"in [0, 1] ({probabilities[first].tolist()[:5]}...); its card promises a softmax")
 
 
 def _run_streamed(target: Path, record: PredictionRecord, classifier: Classifier, inputs: Inputs,

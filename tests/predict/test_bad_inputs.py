@@ -108,12 +108,30 @@ def test_outputs_that_are_not_probabilities_are_refused_naming_the_first_image(b
     from types import SimpleNamespace
 
     from common.errors import UserError
-    from predict.run import _check_probabilities
+    from predict.classifier import Classifier
 
     classifier = SimpleNamespace(model=SimpleNamespace(path=Path("model/m.onnx")))
     good = np.full((4, 3), 1 / 3, dtype=np.float32)  # (B, K)
-    _check_probabilities(good, ["/a", "/b", "/c", "/d"], classifier)
-    _check_probabilities(good[:0], [], classifier)  # an empty batch: nothing to check
+    Classifier._check_probabilities(classifier, good, ["/a", "/b", "/c", "/d"])
+    Classifier._check_probabilities(classifier, good[:0], [])  # an empty batch: nothing to check
     good[2, 1], good[3, 0] = bad, bad
     with pytest.raises(UserError, match=r"its outputs for /c are not probabilities in \[0, 1\]"):
-        _check_probabilities(good, ["/a", "/b", "/c", "/d"], classifier)
+        Classifier._check_probabilities(classifier, good, ["/a", "/b", "/c", "/d"])
+
+
+def test_the_python_api_refuses_nan_outputs_and_an_image_without_pixels_as_the_command_does(digits_root, tmp_path):
+    from PIL import Image
+
+    from common.errors import UserError
+    from predict.classifier import Classifier
+    from tests.evaluate.conftest import centroid_model
+
+    nan_model = centroid_model(tmp_path / "nan.onnx", digits_root, temperature=float("nan"))
+    image = np.zeros((8, 8), dtype=np.uint8)
+    with pytest.raises(UserError, match=r"nan.onnx: its outputs for <image 0> are not probabilities"):
+        Classifier.load(nan_model).predict([image])
+    good = Classifier.load(centroid_model(tmp_path / "good.onnx", digits_root))
+    with pytest.raises(UserError, match="a PIL image of 0 x 5 pixels has nothing to predict"):
+        good.predict(Image.new("L", (0, 5)))
+    with pytest.raises(UserError, match=r"an array image must be uint8 with shape"):
+        good.predict(np.zeros((0, 5), dtype=np.uint8))
