@@ -15,7 +15,9 @@ import itertools
 import json
 import os
 import re
+import select
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -384,12 +386,43 @@ def read_text(path: Path, newline: str | None = None) -> str:
         UserError: Naming the file, when it cannot be read or is not UTF-8.
     """
     try:
-        with open(path, encoding="utf-8-sig", newline=newline) as stream:
+        with open(_readable_fd(Path(path)), encoding="utf-8-sig", newline=newline) as stream:
             return stream.read()
     except UnicodeDecodeError as exc:
         raise UserError(f"{display_path(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise UserError(f"{display_path(path)}: cannot read ({exc.strerror})") from None
+
+
+PIPE_WAIT_SECONDS = 10.0
+"""How long a named pipe given as a file may stay silent before it is refused (nobody writes it)."""
+
+
+def _readable_fd(path: Path) -> int:
+    """A file descriptor to read ``path`` from, once it is known that reading it ends.
+
+    A regular file opens as usual. A pipe (``--threshold <(...)``, a named pipe) is read only once something
+    writes it (or closes it) within :data:`PIPE_WAIT_SECONDS`; ``open()`` would wait for a writer for ever. A
+    folder, a device (``/dev/zero`` never ends) or a socket is refused.
+
+    Raises:
+        UserError: Naming the file and what it is instead.
+        OSError: As :func:`os.open` (a missing file, no permission).
+    """
+    kind = os.stat(path).st_mode
+    if stat.S_ISREG(kind):
+        return os.open(path, os.O_RDONLY)
+    if not stat.S_ISFIFO(kind):
+        what = "a folder" if stat.S_ISDIR(kind) else "a device or socket, not a file"
+        raise UserError(f"{display_path(path)}: {what}; give a file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    ready, _, _ = select.select([fd], [], [], PIPE_WAIT_SECONDS)
+    if not ready:
+        os.close(fd)
+        raise UserError(f"{display_path(path)}: a pipe that nobody wrote to in {PIPE_WAIT_SECONDS:.0f} s; give a "
+                        "file, or start the program that writes it first")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def file_sha256(path: Path) -> str:

@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -526,7 +527,17 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def _copy_lists(lists: Path, staged: Path) -> None:
-    """Copy ``lists/`` into ``staged``; history files (never changed) are hard-linked where possible."""
+    """Copy ``lists/`` into ``staged``; history files (never changed) are hard-linked where possible.
+
+    Raises:
+        UserError: When ``lists/`` holds something that is neither a file, a folder nor a link (a named pipe, a
+            device, a socket), before anything is copied.
+    """
+    for entry in lists.rglob("*"):
+        kind = entry.lstat().st_mode
+        if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind) or stat.S_ISLNK(kind)):
+            raise UserError(f"{display_path(entry)}: not a file (a named pipe, a device or a socket); a data set's "
+                            "lists folder holds list files: remove it")
     shutil.copytree(lists, staged, symlinks=True, copy_function=_link_or_copy)
 
 

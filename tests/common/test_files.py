@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +80,21 @@ def test_threads_are_capped_at_the_cores_saying_so(caplog):
     assert thread_count(0, "--threads") == cores() and thread_count(1, "--threads") == 1
     assert thread_count(100_000, "--threads") == cores()
     assert f"--threads 100000: using {cores()}" in caplog.text
+
+
+def test_predict_threshold_naming_a_pipe_nobody_writes_is_refused_not_waited_for(tmp_path, monkeypatch):
+    from common import files
+
+    monkeypatch.setattr(files, "PIPE_WAIT_SECONDS", 0.5)
+    pipe = tmp_path / "thresholds.yaml"
+    os.mkfifo(pipe)
+    with pytest.raises(UserError, match=r"thresholds.yaml: a pipe that nobody wrote to in 0 s"):
+        files.read_text(pipe)
+    with pytest.raises(UserError, match=r"zero: a device or socket, not a file"):
+        files.read_text(Path("/dev/zero"))  # would never end
+    with pytest.raises(UserError, match=r"a folder; give a file"):
+        files.read_text(tmp_path)
+    reader, writer = os.pipe()  # what `--threshold <(...)` gives: a pipe someone writes
+    os.write(writer, b"cat: 0.5\n")
+    os.close(writer)
+    assert files.read_text(Path(f"/proc/self/fd/{reader}")) == "cat: 0.5\n"

@@ -206,3 +206,14 @@ def test_an_edit_made_while_the_lists_are_replaced_is_kept_not_lost(digits, monk
     (kept,) = digits.glob("lists.edited-during-change-*")
     assert (kept / "val.txt").read_text().endswith("raw/bird/9.png 0\n")
     assert (digits / "lists" / "train.txt").read_text() == "raw/bird/0.png 0\n"
+
+
+def test_prepare_data_history_with_a_named_pipe_in_the_lists_is_one_clear_error(digits):
+    train = digits / "lists" / "train.txt"
+    train.write_text(train.read_text() + "raw/extra.png 3\n")  # a hand edit: history records it first
+    changes = digits / "lists" / "CHANGES.jsonl"
+    changes.unlink(missing_ok=True)
+    os.mkfifo(changes)
+    with pytest.raises(UserError, match=r"CHANGES.jsonl: not a file \(a named pipe, a device or a socket\)"):
+        record_noticed(digits, "a test")
+    assert not [p.name for p in digits.iterdir() if "staging" in p.name]  # nothing half-made left
