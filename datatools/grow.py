@@ -33,7 +33,7 @@ import numpy as np
 
 from common.errors import FileProblems, UserError
 from common.files import file_sha256, read_text
-from common.list_versions import Change, commit, current_lists
+from common.list_versions import Change, commit, current_lists, lists_lock
 from common.lists import Dataset, Sample, load_dataset, read_list, read_prepare_record, write_prepare_record
 from common.paths import display_path
 from common.provenance import command_text, now
@@ -122,8 +122,15 @@ def add_to_dataset(reader: str, source: Path, root: Path, link: str = "copy", se
     assigned = assign_new(new, data, split_settings, settings.into_test)
     if not new:
         return AddResult(root, {}, tuple(batch.already_there), tuple(batch.near), tuple(left_out))
-    names = [place_new(image.path, root, image.name, link) for image in new]
-    change = _commit(data, before, new, names, assigned, source)
+    with lists_lock(root):  # refused here, naming the other writer, before any image is copied
+        pass
+    names: list[str] = []
+    try:
+        names += (place_new(image.path, root, image.name, link) for image in new)
+        change = _commit(data, before, new, names, assigned, source)
+    except BaseException:
+        _remove_placed(root, names, {image.path for image in new})
+        raise
     _record_addition(root, reader, source, link, new, change)
     added = {split: int(sum(s == split for s in assigned)) for split in in_order(assigned)}
     return AddResult(root, added, tuple(batch.already_there), tuple(batch.near), tuple(left_out), change)
@@ -269,6 +276,14 @@ def quotas(counts: np.ndarray, share: float, rng: np.random.Generator) -> np.nda
         for index in np.argsort(-remainders)[:missing]:
             taken[index] += 1 if taken[index] < counts[index] else 0
     return taken
+
+
+def _remove_placed(root: Path, names: list[str], originals: set[Path]) -> None:
+    """Take back the images an add placed in ``raw/`` when it cannot commit them (never a file it did not copy)."""
+    for name in names:
+        path = root / name
+        if path.is_file() and path not in originals:
+            path.unlink(missing_ok=True)
 
 
 def place_new(original: Path, root: Path, name: str, link: str) -> str:

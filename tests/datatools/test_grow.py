@@ -167,3 +167,16 @@ def test_the_command_line_adds_and_refuses_mixed_options(tmp_path, capsys):
     assert "--name, --out, --force and --dev-per-class do not apply" in capsys.readouterr().err
     assert run_main(main, ["--from-list", str(tmp_path / "x.txt"), "--name", "x"]) == 2
     assert "use it with --add-to <data set>" in capsys.readouterr().err
+
+
+def test_prepare_data_add_to_while_another_process_holds_the_lists_copies_nothing(tmp_path):
+    from common.list_versions import lists_lock
+
+    root = write_set(tmp_path / "ds")
+    source = new_folder(tmp_path / "new")
+    raw_before = sorted(p.relative_to(root).as_posix() for p in (root / "raw").rglob("*"))
+    with lists_lock(root):  # another writer
+        with pytest.raises(UserError, match=r"the lists of .*ds.* in use by pid"):
+            add_to_dataset("folder", source, root)
+    assert sorted(p.relative_to(root).as_posix() for p in (root / "raw").rglob("*")) == raw_before
+    assert add_to_dataset("folder", source, root).added  # once free, the same add goes through
