@@ -142,21 +142,27 @@ def crossval(options: CrossvalOptions) -> CrossvalResult:
     check_split_settings(options.seed)
     check_plain_name(options.name)
     loaded = load_train_config(options.config or DEFAULT_CONFIG, options.overrides)
-    plan = make_plan(loaded, options)
+    if options.name:
+        _check_settings(output_dir() / "crossval" / options.name, loaded, options)  # before anything is written
+    plan, texts = make_plan(loaded, options)
     name = options.name or f"{plan.dataset.root.name}-cv{options.folds}-s{options.seed}-v{plan.version}"
     folder = output_dir() / "crossval" / name
+    if folder.is_dir():
+        _check_plan(folder, plan, loaded, options, write=False)
     folder.mkdir(parents=True, exist_ok=True)
     with exclusive(folder / ".lock", f"cross-validation {display_path(folder)}"):
         _check_plan(folder, plan, loaded, options)
+        write_derived(plan.dataset.root, texts)
         runs = [fold_run(loaded, options, plan, fold, name) for fold in range(1, options.folds + 1)]
         return _predict_all(folder, loaded, options, plan, runs)
 
 
-def make_plan(loaded: LoadedConfig, options: CrossvalOptions) -> _Plan:
-    """The folds of the config's training list (its version recorded first), their lists written into the data set.
+def make_plan(loaded: LoadedConfig, options: CrossvalOptions) -> tuple[_Plan, dict[str, str]]:
+    """The folds of the config's training list (its version recorded first) and the texts of their lists (written
+    into the data set by the caller, once the cross-validation is known to go ahead).
 
     Raises:
-        UserError: When a class has fewer images than folds.
+        UserError: When a class has fewer images than folds (before anything is recorded).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -165,10 +171,7 @@ def make_plan(loaded: LoadedConfig, options: CrossvalOptions) -> _Plan:
     config = loaded.config
     dataset = open_dataset_or_digits(config.data.dataset)
     split = config.data.train_split
-    record_noticed(dataset.root, command_text())
     samples = read_split(dataset, split)
-    digest = file_sha256(dataset.list_path(split))
-    version = read_history(dataset.root).version_of(split, digest)
     labels = np.array([s.label for s in samples])
     counts = np.bincount(labels, minlength=dataset.num_classes)
     few = [f"{dataset.class_names[c]!r} ({counts[c]})" for c in range(dataset.num_classes)
@@ -176,6 +179,11 @@ def make_plan(loaded: LoadedConfig, options: CrossvalOptions) -> _Plan:
     if few:
         raise UserError(f"{display_path(dataset.list_path(split))}: class(es) with fewer images than --folds "
                         f"{options.folds}: {', '.join(few)}; use fewer folds")
+    record_noticed(dataset.root, command_text())
+    digest = file_sha256(dataset.list_path(split))
+    if read_split(dataset, split) != samples:
+        raise UserError(f"{display_path(dataset.list_path(split))} changed while it was read; run again")
+    version = read_history(dataset.root).version_of(split, digest)
     if version is None:  # record_noticed has just recorded it, unless the list changed in between
         raise UserError(f"{display_path(dataset.list_path(split))} changed while its version was recorded; run again")
     fold_of = np.zeros(len(samples), dtype=np.int64)
@@ -189,16 +197,35 @@ def make_plan(loaded: LoadedConfig, options: CrossvalOptions) -> _Plan:
         where = f"fold {fold} of {options.folds} (seed {options.seed}) of {split} v{version}"
         texts[train_list] = _list_text(f"{where}: the images it trains on", samples, fold_of != fold)
         texts[holdout] = _list_text(f"{where}: the images it predicts", samples, fold_of == fold)
-    write_derived(dataset.root, texts)
-    return plan
+    return plan, texts
 
 
 def _list_text(title: str, samples: list[Sample], chosen: np.ndarray) -> str:
     return f"# {title}; <path> <label>\n" + "".join(f"{s.path} {s.label}\n" for s, keep in zip(samples, chosen) if keep)
 
 
-def _check_plan(folder: Path, plan: _Plan, loaded: LoadedConfig, options: CrossvalOptions) -> None:
-    """Write ``plan.json``, or check that the one there describes this same cross-validation."""
+def _check_settings(folder: Path, loaded: LoadedConfig, options: CrossvalOptions) -> None:
+    """Refuse a ``--name`` that holds a cross-validation of other folds, seed, list or config, before the plan is
+    made (making it records the list's version in the data set)."""
+    path = folder / "plan.json"
+    if not path.is_file():
+        return
+    found = read_json(path)
+    wanted = {"list": loaded.config.data.train_split, "folds": options.folds, "seed": options.seed,
+              "config": loaded.config.to_dict()}
+    differ = [key for key, value in wanted.items() if found.get(key) != value]
+    if differ:
+        raise UserError(f"{display_path(folder)} holds another cross-validation ({', '.join(differ)} differ); choose "
+                        "another --name")
+
+
+def _check_plan(folder: Path, plan: _Plan, loaded: LoadedConfig, options: CrossvalOptions,
+                write: bool = True) -> None:
+    """Write ``plan.json`` (unless not ``write``), or check that the one there describes this same cross-validation.
+
+    Raises:
+        UserError: When the folder holds something else, or another cross-validation.
+    """
     wanted = {"dataset": str(plan.dataset.root.resolve()), "list": plan.split, "list_sha256": plan.sha256,
               "list_version": plan.version, "folds": options.folds, "seed": options.seed,
               "config": loaded.config.to_dict(), "config_file": display_path(options.config or DEFAULT_CONFIG),
@@ -208,7 +235,8 @@ def _check_plan(folder: Path, plan: _Plan, loaded: LoadedConfig, options: Crossv
         if any(entry.name not in (".lock",) for entry in folder.iterdir()):
             raise UserError(f"{display_path(folder)} exists and is not a cross-validation (no plan.json); choose "
                             "another --name")
-        write_json(path, {**wanted, "created": now()})
+        if write:
+            write_json(path, {**wanted, "created": now()})
         return
     found = read_json(path)
     differ = [key for key in wanted if key not in ("config_file", "overrides") and found.get(key) != wanted[key]]

@@ -87,6 +87,24 @@ def test_running_it_again_continues_and_a_different_one_under_the_name_is_refuse
     assert run_main(command_main("crossval"), ["--folds", "1"]) == 2
 
 
+def listing(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if "raw" not in p.parts)
+
+
+def test_crossval_refused_for_its_folds_or_its_name_writes_nothing(tiny_network, small_digits):
+    crossval_root = Path(os.environ["IMAGEPIPE_OUTPUT"]) / "crossval"
+    before = listing(small_digits)
+    with pytest.raises(UserError, match=r"fewer images than --folds 1000"):
+        crossval(options(tiny_network, small_digits, "epochs=2", folds=1000))
+    assert listing(small_digits) == before and not crossval_root.exists()
+    other = crossval_root / "cvq"  # holds a 2-fold cross-validation of another list
+    other.mkdir(parents=True)
+    (other / "plan.json").write_text(json.dumps({"folds": 2, "list_sha256": "0" * 64}))
+    with pytest.raises(UserError, match=r"cvq holds another cross-validation"):
+        crossval(options(tiny_network, small_digits, "epochs=2", folds=3, name="cvq"))
+    assert listing(small_digits) == before and sorted(p.name for p in other.iterdir()) == ["plan.json"]
+
+
 def test_a_killed_cross_validation_resumes_its_unfinished_fold(tiny_network, small_digits):
     argv = ["--folds", "2", "--no-progress", "--device", "cpu", f"network={tiny_network}",
             f"data.dataset={small_digits}", "epochs=8", "batch_size=32", "optim.lr=0.01"]
