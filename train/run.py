@@ -15,6 +15,7 @@ bit, as an uninterrupted one, whether it stopped at the end of an epoch or insid
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -51,7 +52,7 @@ from train.watch.recorder import MetricsHook, RecordHook, RunRecorder, new_manif
 from train.watch.steps import StepLogHook, points_every
 from train.watch.system_figures import SystemFiguresHook
 from train.watch.time_breakdown import BottleneckContext, TimeBreakdownHook
-from train.watch.trackers.base import RunInfo, Trackers, TrackersHook, check_trackers
+from train.watch.trackers.base import RunInfo, Trackers, TrackersHook, preflight_trackers
 from train.watch.validation import ValidationWatchHook
 
 RESUME_KEYS = ("optimizer", "scheduler", "epoch", "step", "rng", "hooks", "history", "train_config")
@@ -134,7 +135,7 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
     if isinstance(loaded, TrainConfig):
         loaded = LoadedConfig(config=loaded)
     config = loaded.config.for_dev() if options.dev else loaded.config
-    check_trackers(config.log.trackers)  # an unknown tracker or a missing package stops before anything is written
+    preflight_trackers(config.to_dict()["log"])  # a tracker that cannot start stops before anything is written
     processes, device = start_processes(options.device)
     try:
         network_config = pinned_network_config(loaded, config)
@@ -142,12 +143,17 @@ def train(loaded: LoadedConfig | TrainConfig, options: RunOptions = RunOptions()
         init = initial_weights(trainer, config, network_config)
         name = options.name or _default_name(loaded, network_config, options.dev)
         folder = RunFolder(broadcast(RunFolder.create(name).path if processes.is_main else None, processes))
-        with run_lock(folder, processes):
-            recorder = RunRecorder(folder, processes.is_main)
-            manifest = new_manifest(folder, trainer.data, network_config, str(device), processes.world_size,
-                                    options.dev, init)
-            return fit(trainer, recorder, options, lambda: recorder.start(config, network_config, manifest),
-                       RunStart("run", init))
+        try:
+            with run_lock(folder, processes):
+                recorder = RunRecorder(folder, processes.is_main)
+                manifest = new_manifest(folder, trainer.data, network_config, str(device), processes.world_size,
+                                        options.dev, init)
+                return fit(trainer, recorder, options, lambda: recorder.start(config, network_config, manifest),
+                           RunStart("run", init))
+        except BaseException:
+            if processes.is_main and not folder.manifest_path.exists():  # stopped before it began: no half-made run
+                shutil.rmtree(folder.path, ignore_errors=True)
+            raise
     finally:
         stop_processes()
 
@@ -187,7 +193,7 @@ def _resume_locked(folder: RunFolder, run: str, overrides: Sequence[str], allow_
                    config: TrainConfig | None) -> RunResult:
     original = load_train_config(folder.config_path)
     loaded = load_train_config(folder.config_path, overrides) if config is None else LoadedConfig(config)
-    check_trackers(loaded.config.log.trackers)
+    preflight_trackers(loaded.config.to_dict()["log"])
     manifest = folder.read_manifest()  # an unreadable one is refused before anything is loaded or written
     changes = differences(original.config.to_dict(), loaded.config.to_dict())
     check_changes(changes, allow_change, folder)

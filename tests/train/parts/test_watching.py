@@ -386,6 +386,41 @@ def test_an_unknown_tracker_or_a_missing_package_is_a_clear_error(fake_trackers,
         check_trackers(["remembering"])
 
 
+@pytest.mark.parametrize("uri, said", [
+    ("http://127.0.0.1:9", r"log.mlflow.tracking_uri: 127.0.0.1:9 cannot be reached \(Connection refused\) within 5 s"),
+    ("nosuchscheme://x", r"log.mlflow.tracking_uri 'nosuchscheme://x': MLflow cannot use it"),
+])
+def test_train_with_an_mlflow_server_it_cannot_use_is_refused_in_seconds_with_no_run_folder(fast_config, uri, said):
+    import time
+
+    from common.run_folder import runs_root
+    from train.run import RunOptions, train
+
+    started = time.monotonic()
+    with pytest.raises(UserError, match=said):
+        train(fast_config("log.trackers=[mlflow]", f"log.mlflow.tracking_uri={uri}"), RunOptions(progress=False,
+                                                                                                 device="cpu"))
+    assert time.monotonic() - started < 30 and not runs_root().exists()  # MLflow's own retries took 259 s
+
+
+class Unstartable(Tracker):
+    def __init__(self, run):
+        raise ValueError("no such project")
+
+
+def test_train_whose_tracker_cannot_start_leaves_no_half_made_run_folder(fast_config):
+    from common.run_folder import runs_root
+    from train.run import RunOptions, train
+
+    TRACKERS.register("unstartable")(Unstartable)
+    try:
+        with pytest.raises(UserError, match=r"log.trackers: unstartable could not start: ValueError: no such project"):
+            train(fast_config("log.trackers=[unstartable]"), RunOptions(progress=False, device="cpu"))
+    finally:
+        TRACKERS.unregister("unstartable")
+    assert list(runs_root().iterdir()) == []
+
+
 def test_flat_params_are_plain_values():
     flat = flat_params({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}, "init": {"weights": None}, "amp": True})
     assert flat == {"optim.lr": 0.1, "optim.betas": "[0.9, 0.99]", "init.weights": "None", "amp": True}

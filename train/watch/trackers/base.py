@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,15 @@ class Tracker:
     def __init__(self, run: RunInfo):
         self.run = run
 
+    @classmethod
+    def preflight(cls, log: Mapping[str, Any]) -> None:
+        """Check, within a few seconds, that this tracker can start with the run's ``log`` settings (before any
+        run folder is made); the default checks nothing.
+
+        Raises:
+            UserError: Naming the setting and why it cannot start (an unreachable server, a refused address).
+        """
+
     def log_scalars(self, values: Mapping[str, float], step: int) -> None:
         """Scalars at an optimiser step."""
         raise NotImplementedError
@@ -117,6 +127,41 @@ def check_trackers(names: Sequence[str]) -> list[type[Tracker]]:
             raise UserError(f"log.trackers: {name!r} needs the {', '.join(missing)} package, which is not installed; "
                             f"install the optional trackers: {OPTIONAL_CATEGORY}")
     return classes
+
+
+REACH_SECONDS = 5.0
+"""How long a tracker's server may take to accept a connection before the run is refused."""
+
+
+def check_reachable(url: str, setting: str) -> None:
+    """Refuse an ``http(s)://`` server that does not accept a connection within :data:`REACH_SECONDS`.
+
+    Raises:
+        UserError: Naming the setting, the address and the reason.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=REACH_SECONDS):
+            pass
+    except OSError as exc:
+        raise UserError(f"{setting}: {parts.hostname}:{port} cannot be reached ({exc.strerror or exc}) within "
+                        f"{REACH_SECONDS:.0f} s; start the server, fix the address, or leave the tracker out "
+                        "(log.trackers)") from None
+
+
+def preflight_trackers(log: Mapping[str, Any]) -> None:
+    """Check that every tracker of ``log.trackers`` is installed and can start, before any run folder is made.
+
+    Raises:
+        UserError: As :func:`check_trackers` and each tracker's :meth:`Tracker.preflight`.
+    """
+    for cls in check_trackers(log["trackers"]):
+        cls.preflight(log)
 
 
 class Trackers:

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import UserError
 from common.paths import output_dir
 from common.run_folder import RunStatus
-from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, flat_params
+from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, check_reachable, flat_params
 
 RUN_TAG = "imagepipe.run"
 """The MLflow tag holding the run folder's name."""
@@ -60,6 +61,28 @@ class MlflowTracker(Tracker):
     """
 
     requires = ("mlflow",)
+
+    @classmethod
+    def preflight(cls, log: Mapping[str, Any]) -> None:
+        """The tracking server answers within seconds (MLflow itself retries for minutes), and MLflow takes the
+        address (a scheme it knows, a store it accepts)."""
+        uri = log["mlflow"]["tracking_uri"] or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            return  # the local store under the output folder
+        check_reachable(uri, "log.mlflow.tracking_uri")
+        from mlflow.tracking import MlflowClient
+
+        previous = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+        os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except Exception as exc:  # MLflow's own errors for an unknown scheme, a refused store, a server error
+            raise UserError(f"log.mlflow.tracking_uri {uri!r}: MLflow cannot use it ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}); fix it or leave mlflow out of "
+                            "log.trackers") from None
+        finally:
+            for key, value in previous.items():
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
     def __init__(self, run: RunInfo):
         super().__init__(run)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from common.run_folder import RunStatus
-from train.watch.trackers.base import TRACKERS, RunInfo, Tracker
+from train.watch.trackers.base import TRACKERS, RunInfo, Tracker, check_reachable
 
 
 @TRACKERS.register("wandb")
@@ -29,6 +29,13 @@ class WandbTracker(Tracker):
     """
 
     requires = ("wandb",)
+
+    @classmethod
+    def preflight(cls, log: Mapping[str, Any]) -> None:
+        """Online, the W&B server answers within seconds (``WANDB_BASE_URL``, else api.wandb.ai)."""
+        if os.environ.get("WANDB_MODE", log["wandb"]["mode"]) != "online":
+            return
+        check_reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"), "log.wandb.mode online")
 
     def __init__(self, run: RunInfo):
         super().__init__(run)
