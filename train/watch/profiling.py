@@ -75,7 +75,7 @@ class ProfileReport:
         """The report as the console shows it."""
         steps, total = self.breakdown.steps, self.breakdown.total
         lines = [f"profile of {steps} steps (steps {self.first_step}-{self.first_step + steps - 1} after a warm-up of "
-                 f"{WARMUP_STEPS}) on {self.device}: {total:.2f} s, {1000 * total / max(1, steps):.1f} ms per step",
+                 f"{self.first_step - 1}) on {self.device}: {total:.2f} s, {1000 * total / max(1, steps):.1f} ms per step",
                  "time per phase:", *self.breakdown.lines()]
         if self.cpu_wait_fraction is not None:
             lines.append(f"  (threads waited for a free CPU core {self.cpu_wait_fraction:.0%} of their ready time)")
@@ -107,8 +107,10 @@ class StepProfiler:
         record: Whether this process records (the main one).
     """
 
-    def __init__(self, steps: int, timer: PhaseTimer, folder: RunFolder, context: BottleneckContext, record: bool):
+    def __init__(self, steps: int, timer: PhaseTimer, folder: RunFolder, context: BottleneckContext, record: bool,
+                 warmup: int = WARMUP_STEPS):
         self.steps, self.timer, self.folder, self.context, self.record = steps, timer, folder, context, record
+        self.warmup = warmup
         self.seen = 0
         self.profile: Any = None
         self.started = 0.0
@@ -118,17 +120,17 @@ class StepProfiler:
     @property
     def recording(self) -> bool:
         """Whether the profiled steps are under way."""
-        return self.seen > WARMUP_STEPS and self.report is None
+        return self.seen > self.warmup and self.report is None
 
     def step_end(self) -> bool:
         """Count a finished step; start, advance or finish the recording; True once the profiled steps are done."""
         self.seen += 1
-        if self.seen == WARMUP_STEPS:
+        if self.seen == self.warmup:
             self._start()
         elif self.recording:
             if self.profile is not None:
                 self.profile.step()
-            if self.seen == WARMUP_STEPS + self.steps:
+            if self.seen == self.warmup + self.steps:
                 self.finish()
                 return True
         return False
@@ -148,15 +150,15 @@ class StepProfiler:
 
     def finish(self) -> ProfileReport | None:
         """Stop recording (early, when the run ends first) and write the trace and the report; None if nothing ran."""
-        if self.report is not None or self.seen <= WARMUP_STEPS:
+        if self.report is not None or self.seen <= self.warmup:
             if self.profile is not None and self.report is None:  # started at the warm-up's last step: nothing ran
                 self.profile.stop()
                 self.profile, self.timer.ranges = None, False
             return self.report
-        steps = self.seen - WARMUP_STEPS
+        steps = self.seen - self.warmup
         self.timer.ranges = False
         if not self.record:
-            self.report = ProfileReport(breakdown({}, 0.0, steps), [], "", "", self.context.device, WARMUP_STEPS + 1)
+            self.report = ProfileReport(breakdown({}, 0.0, steps), [], "", "", self.context.device, self.warmup + 1)
             return self.report
         self.profile.stop()
         total = time.perf_counter() - self.started
@@ -169,7 +171,7 @@ class StepProfiler:
         notes = [] if steps == self.steps else [f"(the run ended after {steps} of the {self.steps} steps asked for)"]
         self.report = ProfileReport(shares, top_operators(events, self.context.device == "cuda"),
                                     bottleneck(shares.fractions, context), display_path(trace), self.context.device,
-                                    WARMUP_STEPS + 1, wait, notes)
+                                    self.warmup + 1, wait, notes)
         atomic_write_text(self.folder.profile_dir / "summary.txt", self.report.text() + "\n")
         write_json(self.folder.profile_dir / "summary.json", self.report.to_dict())
         return self.report
@@ -223,8 +225,15 @@ class ProfilerHook(Hook):
         self.profiler: StepProfiler | None = None
 
     def before_run(self, run: RunState) -> None:
-        """Start counting steps (every process counts, so all stop at the same one)."""
-        self.profiler = StepProfiler(self.steps, run.timer, self.folder, self.context, self.is_main)
+        """Start counting steps (every process counts, so all stop at the same one); a run shorter than the warm-up
+        and the profiled steps warms up for fewer steps, so that it is profiled all the same."""
+        trainer = run.trainer
+        total = trainer.steps_per_epoch * max(0, trainer.config.epochs - trainer.epoch)
+        warmup = min(WARMUP_STEPS, max(1, total - self.steps), max(1, total - 1))
+        if warmup < WARMUP_STEPS and self.is_main:
+            self.log.info("profile: the run has %d step(s), so the warm-up is %d step(s), not %d", total, warmup,
+                          WARMUP_STEPS)
+        self.profiler = StepProfiler(self.steps, run.timer, self.folder, self.context, self.is_main, warmup)
 
     def after_step(self, run: RunState, step: Step) -> None:
         """Count the step; once the profiled steps are done, ask the run to stop."""
@@ -241,5 +250,5 @@ class ProfilerHook(Hook):
         if report is not None:
             self.log.info("%s", report.text())
         else:
-            self.log.warning("no profile: the run ended after %d step(s), before the warm-up of %d steps was over; "
-                             "profile a longer run", self.profiler.seen, WARMUP_STEPS)
+            self.log.warning("no profile: the run ended after %d step(s), before the warm-up of %d step(s) was over; "
+                             "profile a longer run", self.profiler.seen, self.profiler.warmup)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -111,6 +112,21 @@ def test_a_watched_run_writes_curves_figures_and_events(fast_config, hostile_dig
     assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     shown = format_show(load_run(RunFolder(run)))
     assert f"curves: {display_path(run / 'curves.png')}" in shown
+
+
+@pytest.mark.slow
+def test_train_profile_of_a_run_shorter_than_its_warm_up_is_still_taken_and_says_how(capsys, caplog, tiny_network,
+                                                                                       digits_root):
+    caplog.set_level(logging.INFO)
+    code = main([f"network={tiny_network}", f"data.dataset={digits_root}", "--dev", "epochs=1", "--profile",
+                 "--no-progress", "--device", "cpu"])  # the dev split: 2 steps, against a warm-up of 5 and 30 steps
+    assert code == 0
+    said = capsys.readouterr().out + caplog.text
+    assert "profile: the run has 2 step(s), so the warm-up is 1 step(s), not 5" in said
+    assert "profile of 1 steps (steps 2-2 after a warm-up of 1) on cpu" in said
+    assert "(the run ended after 1 of the 30 steps asked for)" in said
+    run = next((Path(os.environ["IMAGEPIPE_OUTPUT"]) / "train").iterdir())
+    assert json.loads((run / "profile" / "summary.json").read_text())["steps"] == 1
 
 
 @pytest.mark.slow
