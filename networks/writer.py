@@ -22,7 +22,7 @@ from common.errors import UserError
 from common.paths import display_path
 from common.staging import staged
 from networks.config import NETWORK_CONFIG_VERSION, ArchConfig, NetworkConfig, load_network_config, network_config_path
-from networks.registry import check_network, registered
+from networks.registry import build_network, check_network, registered
 
 EXISTS_HINT = "pass --overwrite to replace it, or choose another name"
 """What to do when a network config to write exists already."""
@@ -59,9 +59,17 @@ def check_network_request(request: NetworkRequest) -> None:
     path = request_target(request.name)
     if path.exists() and not request.overwrite:
         raise UserError(f"{display_path(path)} already exists; {EXISTS_HINT}")
-    placeholder = InputContract("L", 1, 1, "bilinear", (0.5,), (0.5,))  # the real one is measured later
-    check_network(NetworkConfig(name=path.stem, arch=ArchConfig(request.arch, dict(request.params)), num_classes=2,
-                                input=placeholder))
+    placeholder = InputContract("L", 32, 32, "bilinear", (0.5,), (0.5,))  # the real one is measured later
+    config = NetworkConfig(name=path.stem, arch=ArchConfig(request.arch, dict(request.params)), num_classes=2,
+                           input=placeholder)
+    check_network(config)
+    try:
+        build_network(config)  # the values too, as training will take them (`dropout=banana`, nested lists)
+    except UserError:
+        raise
+    except Exception as exc:  # an architecture's own complaint about a value
+        raise UserError(f"--params: {request.arch} cannot be built with {dict(request.params)} "
+                        f"({type(exc).__name__}: {exc})") from None
 
 
 def request_target(name: str) -> Path:

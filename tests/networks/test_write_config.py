@@ -101,3 +101,16 @@ def test_a_timm_network_takes_the_contract_of_its_pretrained_weights(write_datas
     assert "input contract of the pretrained weights" in path.read_text()
     assert run_main(main, [*args, "--size", "96", "--overwrite"]) == 0
     assert load_network_config(path).input.shape == (3, 96, 96)
+
+
+@pytest.mark.parametrize("params, said", [
+    ({"channels": [[1, 2], {"a": 1}], "dropout": 0.1}, r"arch.params: int\(\) argument must be"),
+    ({"channels": [8, 16], "dropout": "banana"}, r"arch.params: '<=' not supported"),
+])
+def test_inspect_data_write_network_checks_the_values_against_the_constructor_before_writing(params, said, tmp_path):
+    from networks.writer import NetworkRequest, check_network_request
+
+    target = tmp_path / "bad.yaml"
+    with pytest.raises(UserError, match=said):
+        check_network_request(NetworkRequest(str(target), "small_cnn", params, False, None, None))
+    assert not target.exists()
