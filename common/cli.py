@@ -225,11 +225,8 @@ def _option_nargs(parser: argparse.ArgumentParser, token: str) -> int | str | No
     """How many of the following tokens option ``token`` takes: a count, ``?``/``*``/``+``, or None (not an option)."""
     if not token.startswith("-") or token == "-" or "=" in token:
         return None  # a value, or --option=value carrying its own value
-    actions = parser._option_string_actions  # argparse's own table of option strings
-    action = actions.get(token)
-    if action is None and token.startswith("--") and parser.allow_abbrev:
-        matches = {actions[o] for o in actions if o.startswith(token)}
-        action = matches.pop() if len(matches) == 1 else None
+    full = _full_option(parser, token)
+    action = parser._option_string_actions[full] if full else None
     if action is None:
         return None
     return 1 if action.nargs is None else action.nargs  # flags (store_true, count, help) have nargs 0
@@ -241,16 +238,23 @@ def spelled_out(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[st
     A command line passed on to a job must name its options exactly, so that the job can tell which of them were
     the submission's own.
     """
-    actions = parser._option_string_actions  # argparse's own table of option strings
     written = []
     for token in argv:
         name, equals, value = token.partition("=")
-        if token.startswith("--") and name not in actions and parser.allow_abbrev:
-            matches = {o for o in actions if o.startswith(name) and o.startswith("--")}
-            if len({actions[o] for o in matches}) == 1:
-                token = min(matches, key=len) + equals + value
-        written.append(token)
+        full = _full_option(parser, name) if token.startswith("--") else None
+        written.append(full + equals + value if full else token)
     return written
+
+
+def _full_option(parser: argparse.ArgumentParser, token: str) -> str | None:
+    """The option string ``token`` names, as argparse reads it (an exact one, or an unambiguous ``--`` prefix)."""
+    actions = parser._option_string_actions  # argparse's own table of option strings
+    if token in actions:
+        return token
+    if not (token.startswith("--") and parser.allow_abbrev):
+        return None
+    matches = [option for option in actions if option.startswith(token)]
+    return min(matches, key=len) if len({actions[option] for option in matches}) == 1 else None
 
 
 def options_from(cls: type[T], args: argparse.Namespace, **given: Any) -> T:

@@ -126,7 +126,8 @@ def add_to_dataset(reader: str, source: Path, root: Path, link: str = "copy", se
         pass
     names: list[str] = []
     try:
-        names += (place_new(image.path, root, image.name, link) for image in new)
+        for image in new:
+            names.append(place_new(image.path, root, image.name, link))
         change = _commit(data, before, new, names, assigned, source)
     except BaseException:
         _remove_placed(root, names, {image.path for image in new})

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 
 from common.cli import check_plain_name
 from common.contract import InputContract

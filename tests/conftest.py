@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from common.digits import prepare_digits
+from tests.services import postgres  # noqa: F401 (a fixture: a throwaway PostgreSQL server)
 
 
 @pytest.fixture(autouse=True)

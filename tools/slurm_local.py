@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "srun")
+PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "srun")
 """What must be installed."""
 
 INSTALL_HINT = "install Debian's packages: apt-get install slurm-wlm munge (as root)"
@@ -35,7 +35,7 @@ INSTALL_HINT = "install Debian's packages: apt-get install slurm-wlm munge (as r
 
 def missing() -> list[str]:
     """The Slurm and munge programs this machine lacks (empty: a local cluster can start)."""
-    return [name for name in DAEMONS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()]
+    return [name for name in PROGRAMS if shutil.which(name) is None and not Path("/usr/sbin", name).exists()]
 
 
 def _program(name: str) -> str:
@@ -177,9 +177,9 @@ class LocalSlurm:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Cancel every job, then stop slurmd, slurmctld and munged by their process IDs, and wait for each."""
-        self.run("scancel", "--full", "--user", str(os.getuid()), check=False) if (self.folder / "slurm.conf").exists() \
-            else None
-        for name, pid in self.pids().items():
+        if (self.folder / "slurm.conf").exists():
+            self.run("scancel", "--full", "--user", str(os.getuid()), check=False)
+        for pid in self.pids().values():
             _stop_pid(pid, timeout)
 
 

@@ -12,26 +12,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
-import torch
 from PIL import Image
 
 from common.lists import load_dataset, read_split
 from common.paths import PROJECT_ROOT
-from networks.checkpoint import read_checkpoint
 from tests.commands import command_line
 from tests.conftest import TINY_NETWORK
 from tests.evaluate.conftest import centroid_model
-from tests.services import postgres  # noqa: F401 (a fixture)
+from tests.train.runs.test_clusters import assert_same_weights
 from tests.train.runs.test_preemption import saved_steps
 from tools.slurm_local import LocalSlurm
 
@@ -121,15 +117,6 @@ def release_requeued(cluster: LocalSlurm, job_id: str, restarts: int) -> None:
 def run_folder(output: Path, name: str) -> Path:
     """The newest run named ``name`` (once its log exists)."""
     return wait(f"run {name}", lambda: sorted((output / "train").glob(f"{name}-*/log.txt"))[-1:])[0].parent
-
-
-def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return read_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    first, second = weights(a), weights(b)
-    assert first.keys() == second.keys() and [k for k in first if not torch.equal(first[k], second[k])] == []
 
 
 def manifest(run_dir: Path) -> dict:
@@ -253,7 +240,6 @@ def test_predict_as_an_array_of_four_shards_merged_by_a_dependent_job_equals_one
 
 
 def test_a_sweep_as_an_array_of_two_tasks_shares_one_postgresql_study(cluster, postgres, tmp_path, digits_root):
-    output = Path(os.environ["IMAGEPIPE_OUTPUT"])
     space = tmp_path / "space.yaml"
     space.write_text("params:\n  optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}\n")
     network = tmp_path / "tiny.yaml"

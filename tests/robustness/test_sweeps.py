@@ -20,7 +20,6 @@ import pytest
 
 from common.paths import PROJECT_ROOT
 from tests.commands import command_line
-from tests.services import postgres  # noqa: F401 (a fixture)
 from train.experiments.study import hide_password, with_installed_driver
 
 SPACE = "params:\n  optim.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}\n"

@@ -229,7 +229,7 @@ class ProfilerHook(Hook):
         and the profiled steps warms up for fewer steps, so that it is profiled all the same."""
         trainer = run.trainer
         total = trainer.steps_per_epoch * max(0, trainer.config.epochs - trainer.epoch)
-        warmup = min(WARMUP_STEPS, max(1, total - self.steps), max(1, total - 1))
+        warmup = min(WARMUP_STEPS, max(1, total - self.steps))
         if warmup < WARMUP_STEPS and self.is_main:
             self.log.info("profile: the run has %d step(s), so the warm-up is %d step(s), not %d", total, warmup,
                           WARMUP_STEPS)

@@ -82,7 +82,10 @@ class MlflowTracker(Tracker):
                             "log.trackers") from None
         finally:
             for key, value in previous.items():
-                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def __init__(self, run: RunInfo):
         super().__init__(run)
