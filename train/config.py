@@ -43,6 +43,10 @@ without ``--allow-change``."""
 
 WANDB_MODES = ("offline", "online")
 """Values of ``log.wandb.mode``."""
+OPTIMIZERS = ("sgd", "adamw")
+"""``optim.name`` choices."""
+SCHEDULES = ("cosine", "step", "constant")
+"""``schedule.name`` choices."""
 
 
 @dataclass(frozen=True)
@@ -484,7 +488,7 @@ def _check_data_and_augment(config: TrainConfig, problems: _Problems) -> None:
 
 def _check_optim_and_schedule(config: TrainConfig, problems: _Problems) -> None:
     optim, schedule = config.optim, config.schedule
-    problems.choice("optim.name", optim.name, ("sgd", "adamw"))
+    problems.choice("optim.name", optim.name, OPTIMIZERS)
     if not (math.isfinite(optim.lr) and optim.lr > 0):
         problems.append(f"optim.lr: must be positive, got {optim.lr}")
     problems.at_least("optim.weight_decay", optim.weight_decay, 0)
@@ -494,7 +498,7 @@ def _check_optim_and_schedule(config: TrainConfig, problems: _Problems) -> None:
         problems.append(f"optim.betas: two values, each in [0, 1), got {betas}")
     problems.at_least("optim.grad_clip_norm", optim.grad_clip_norm, 0)
     problems.within("optim.label_smoothing", optim.label_smoothing, 0 <= optim.label_smoothing < 1, "[0, 1)")
-    problems.choice("schedule.name", schedule.name, ("cosine", "step", "constant"))
+    problems.choice("schedule.name", schedule.name, SCHEDULES)
     problems.at_least("schedule.warmup_epochs", schedule.warmup_epochs, 0)
     problems.within("schedule.warmup_start", schedule.warmup_start, 0 < schedule.warmup_start <= 1, "(0, 1]")
     problems.within("schedule.min_lr_ratio", schedule.min_lr_ratio, 0 <= schedule.min_lr_ratio <= 1, "[0, 1]")

@@ -275,6 +275,44 @@ def _action(text: str, class_names: tuple[str, ...]) -> tuple[str | None, Any]:
     return None, f"unknown action {text!r}; use relabel:<class>, remove or keep (or leave it empty)"
 
 
+def set_action(path: Path, finding: int, action: str, class_names: tuple[str, ...]) -> None:
+    """Set the ``action`` of one finding's row of ``decisions.csv`` (the file rewritten atomically).
+
+    What the studio's review page does for each button; the action is checked as ``prepare-data apply``
+    checks it (:func:`_action`), and an empty one makes the row undecided again.
+
+    Args:
+        path: The review's ``decisions.csv``.
+        finding: The row's number in the ``finding`` column.
+        action: ``keep``, ``remove``, ``relabel:<class name>`` or empty.
+        class_names: The data set's classes.
+
+    Raises:
+        UserError: Naming the file and the finding, for an unknown finding number or action, an unknown class,
+            or a file without ``finding`` and ``action`` columns.
+    """
+    shown = display_path(path)
+    if not Path(path).is_file():
+        raise UserError(f"{shown}: decisions file not found")
+    action = action.strip()
+    if action:
+        kind, label = _action(action, class_names)
+        if kind is None:
+            raise UserError(f"{shown}: finding {finding}: {label}")
+        action = f"{RELABEL}{class_names[label]}" if kind == "relabel" else kind
+    header, *rows = read_csv(path) or [[]]
+    names = [cell.strip() for cell in header]
+    if "finding" not in names or "action" not in names:
+        raise UserError(f"{shown}:1: no 'finding' and 'action' columns; expected the header of a review's {DECISIONS}")
+    number, column = names.index("finding"), names.index("action")
+    matching = [row for row in rows if len(row) == len(header) and row[number].strip() == str(finding)]
+    if not matching:
+        raise UserError(f"{shown}: no finding {finding} in it ({len(rows)} rows)")
+    for row in matching:
+        row[column] = action
+    write_csv(path, header, rows)
+
+
 def suggested_action(kind: str, suggested_label: str) -> str:
     """What a review suggests for a finding: relabel a label issue, remove a duplicate's copy or an unreadable file."""
     if kind == "label_issue" and suggested_label:

@@ -92,6 +92,11 @@ class StopSignals:
             os.write(2, f"\n{signal_name(signum)}: {text}\n".encode())
 
 
+CANCELLED_STATES = ("CANCELLED", "COMPLETING")
+"""Job states of a cancelled job (``scancel``) while its processes stop: not requeued. A time limit's or a
+preemption's signal comes while the job is ``RUNNING`` (or ``PREEMPTED``), and those are."""
+
+
 class PreemptionHook(Hook):
     """Turns a signal into the run's stop request, and says how to continue the stopped run.
 
@@ -167,11 +172,17 @@ class PreemptionHook(Hook):
         """Put the Slurm job back in the queue; the record says why it stopped and whether the requeue took.
 
         Only a run started with ``--auto-resume`` requeues its job (the requeued job must continue it, not start
-        another). When Slurm requeued the job itself (a preemption with ``PreemptMode=REQUEUE``), that is recorded.
+        another), and not when the job was cancelled (``scancel``: a person stopped it). When Slurm requeued the
+        job itself (a preemption with ``PreemptMode=REQUEUE``), that is recorded.
         """
         assert self.job is not None
         now = slurm.current_job() or replace(self.job, time_left=None if self.job.time_left is None else max(
             0.0, self.job.time_left - (time.monotonic() - self._read_at)))
+        if now.state in CANCELLED_STATES:  # scancel: a person stopped it; it waits for them, not for the queue
+            run.result["slurm"] = {**now.as_record(), "stopped_for": "cancelled", "requeued": False}
+            self.log.info("Slurm job %s was cancelled (scancel): not requeued; submit it again to continue",
+                          now.job_id)
+            return
         reason = slurm.stop_reason(now, float(os.environ.get("IMAGEPIPE_SLURM_GRACE", slurm.GRACE_SECONDS)))
         failed = slurm.requeue(now.job_id)
         by = "this run"

@@ -4,7 +4,8 @@
 (:func:`points_every`: about :data:`POINTS_PER_RUN` points a run when it is 0) it logs
 the training loss (the mean since the last point), the learning rate, samples per
 second and the weight and gradient norms per layer group (:mod:`train.watch.layer_norms`)
-to the trackers and to ``steps.csv`` (written at each epoch's end); histograms every
+to the trackers and to ``steps.csv`` (written at each epoch's end, and every :data:`WRITE_SECONDS` within
+an epoch, so a page that watches the run sees the curve grow); histograms every
 ``log.histograms_every_steps``. At the first step it draws the augmented batch as the
 network gets it (``samples/train_batch.png``).
 """
@@ -25,6 +26,9 @@ from train.watch.recorder import RunRecorder
 
 POINTS_PER_RUN = 100
 """Step-level points a run gets when ``log.every_steps`` is 0."""
+
+WRITE_SECONDS = 5.0
+"""Longest time logged points wait in memory before ``steps.csv`` gets them."""
 
 GRID_IMAGES = 64
 """Most images drawn from the first training batch."""
@@ -64,6 +68,7 @@ class StepLogHook(Hook):
         self.window_started = time.perf_counter()
         self.pending: list[dict[str, Any]] = []
         self.batch_drawn = False
+        self.written = time.perf_counter()
 
     def before_run(self, run: RunState) -> None:
         """Start the first window."""
@@ -108,6 +113,8 @@ class StepLogHook(Hook):
         self.pending.append({"step": step.step, "epoch": round(step.step / run.trainer.steps_per_epoch, 4),
                              "train/loss": loss, "lr": step.lr, "grad_norm": norms.get("norms/grad_total", ""),
                              "samples_per_second": round(rate, 1)})
+        if now - self.written >= WRITE_SECONDS:
+            self._write()
 
     def after_epoch(self, run: RunState, row: dict[str, Any]) -> None:
         """The epoch's points into ``steps.csv``."""
@@ -121,3 +128,4 @@ class StepLogHook(Hook):
     def _write(self) -> None:
         self.recorder.record_steps(self.pending)
         self.pending = []
+        self.written = time.perf_counter()

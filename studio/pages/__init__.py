@@ -1,0 +1,1 @@
+"""The studio's pages, one module per area (runs, jobs, review, predict); each gives ``routes()``."""
