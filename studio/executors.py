@@ -58,6 +58,9 @@ class Executor(Protocol):
 
     name: str
 
+    def extra_arguments(self) -> list[str]:
+        """What the executor adds to every job's ``train`` command line (shown with the command)."""
+
     def start(self, job: Job, log: Path) -> dict[str, object]:
         """Start ``job`` writing to ``log``; returns the job fields to record (``pid``, ``scheduler_id``, ...)."""
 
@@ -78,6 +81,10 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self.processes: dict[int, subprocess.Popen] = {}
+
+    def extra_arguments(self) -> list[str]:
+        """What this executor adds to a job's command line (nothing)."""
+        return []
 
     def start(self, job: Job, log: Path) -> dict[str, object]:
         """Start ``python -m train ...`` in a new session, output to ``log``."""
@@ -121,10 +128,13 @@ class SlurmExecutor:
     def __init__(self, options: list[str]):
         self.options = options
 
+    def extra_arguments(self) -> list[str]:
+        """``--submit slurm`` and the studio's ``--slurm`` options."""
+        return ["--submit", "slurm", *(item for option in self.options for item in ("--slurm", option))]
+
     def start(self, job: Job, log: Path) -> dict[str, object]:
         """Submit the job (``train --submit slurm``); its own output goes where train's Slurm script says."""
-        slurm = [item for option in self.options for item in ("--slurm", option)]
-        result = subprocess.run(train_command([*job.arguments, "--submit", "slurm", *slurm]), cwd=PROJECT_ROOT,
+        result = subprocess.run(train_command([*job.arguments, *self.extra_arguments()]), cwd=PROJECT_ROOT,
                                 capture_output=True, text=True, timeout=300)
         log.write_text(result.stdout + result.stderr)
         found = SLURM_JOB.search(result.stdout + result.stderr)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
-from common.files import read_text
 from common.model_card import read_card_file
 from common.paths import model_dir, output_dir
 from common.provenance import moment
@@ -68,9 +67,11 @@ class RunTable:
     def rows(self, root: Path | None = None) -> list[RunRow]:
         """Every run under the runs root, newest first."""
         root = root or runs_root()
+        if not root.is_dir():
+            return []
         rows = []
         seen = set()
-        with os.scandir(root) if root.is_dir() else _empty() as entries:
+        with os.scandir(root) as entries:
             for entry in entries:
                 if entry.is_dir():
                     seen.add(entry.name)
@@ -91,14 +92,6 @@ class RunTable:
         row = run_row(RunFolder(path))
         self.cache[path.name] = (key, row)
         return row
-
-
-class _empty:
-    def __enter__(self) -> list:
-        return []
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def run_row(folder: RunFolder) -> RunRow:
@@ -301,7 +294,3 @@ def tracker_links(folder: RunFolder) -> list[dict[str, str]]:
                       f"wandb sync {folder.wandb_dir}/offline-run-*"})
     return links
 
-
-def read_log(folder: RunFolder) -> str:
-    """The whole log of a run (the run page's download)."""
-    return read_text(folder.log_path) if folder.log_path.is_file() else ""

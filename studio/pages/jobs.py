@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from typing import Any
 
 from starlette.requests import Request
@@ -35,8 +36,10 @@ async def submit_launch(request: Request) -> Response:
         checked = await asyncio.to_thread(launch.validate, checked)
     if checked.errors:
         return await launch_form(request, checked.values, checked.errors, checked.command, 400)
-    studio.store.add(str(checked.values["name"]), checked.arguments, executor=studio.scheduler.executor.name,
-                     extra={"command": checked.command})
+    executor = studio.scheduler.executor
+    command = shlex.join(shlex.split(checked.command) + executor.extra_arguments())
+    studio.store.add(str(checked.values["name"]), checked.arguments, executor=executor.name,
+                     extra={"command": command})
     return RedirectResponse("/queue", 303)
 
 

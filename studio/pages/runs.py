@@ -117,7 +117,8 @@ async def continue_run(request: Request) -> Response:
         raise UserError(f"run {folder.name} already has job {active[0].id} ({active[0].state})")
     arguments = continue_arguments(studio, folder)
     job = studio.store.add(folder.name, arguments, kind="continue", executor=studio.scheduler.executor.name,
-                           extra={"command": shlex.join(["pipenv", "run", "train", *arguments])})
+                           extra={"command": shlex.join(["pipenv", "run", "train", *arguments,
+                                                         *studio.scheduler.executor.extra_arguments()])})
     studio.store.update(job.id, run_dir=str(folder.path))
     return RedirectResponse("/queue", 303)
 

@@ -58,6 +58,27 @@ function epochSeries(rows) {
     .map(k => ({name: k, points: rows.map(r => [r.epoch, r[k]])}));
 }
 
+// The system figures (system/* of each epoch: CPU, memory, GPU), one small chart each: their scales differ.
+function drawSystem(holder, rows) {
+  if (!holder) return;
+  const keys = new Set();
+  rows.forEach(r => Object.keys(r).forEach(k => { if (k.startsWith("system/")) keys.add(k); }));
+  keys.forEach(key => {
+    let canvas = holder.querySelector(`canvas[data-metric="${key}"]`);
+    if (!canvas) {
+      const figure = document.createElement("figure");
+      const caption = document.createElement("figcaption");
+      caption.textContent = key;
+      canvas = document.createElement("canvas");
+      canvas.width = 360; canvas.height = 180;
+      canvas.dataset.metric = key;
+      figure.append(caption, canvas);
+      holder.append(figure);
+    }
+    drawChart(canvas, [{name: key, points: rows.map(r => [r.epoch, r[key]])}], "epoch");
+  });
+}
+
 function formatSeconds(s) {
   if (s === null || s === undefined || !Number.isFinite(s)) return "–";
   if (s < 90) return Math.round(s) + " s";
@@ -73,6 +94,7 @@ function watchRun(data) {
     document.querySelectorAll("canvas[data-source=steps]").forEach(c =>
       drawChart(c, [{name: c.dataset.series, points: steps.map(r => [r.step, r[c.dataset.series]])}], "step"));
     drawChart(byId("chart-epochs"), epochSeries(metrics), "epoch");
+    drawSystem(byId("system-charts"), metrics);
     byId("points").textContent = String(steps.length);
     byId("epochs").textContent = String(metrics.length);
   }

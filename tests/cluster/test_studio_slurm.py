@@ -45,3 +45,11 @@ def test_cancel_is_scancel_and_continue_resubmits_the_run(cluster, make_studio):
     signed.post(f"/jobs/{again.id}/cancel")
     wait_for(lambda: store.get(again.id).state == "ended", 180, "the second cancel")
     assert len(run.read_manifest().resumed) >= 1
+
+
+def test_the_queue_shows_the_command_slurm_runs(make_studio):  # noqa: F811
+    signed = make_studio(executor="slurm", slurm=["time=01:00:00"])
+    signed.studio.scheduler.stop()  # nothing is submitted: only the queue's record is looked at
+    signed.post("/launch", {"name": "shown", "dev": "on"})
+    job = signed.studio.store.all()[0]
+    assert job.extra["command"].endswith("--no-progress --submit slurm --slurm time=01:00:00")

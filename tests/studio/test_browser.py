@@ -9,6 +9,7 @@ Screenshots are kept under the test's folder; with ``IMAGEPIPE_SCREENSHOTS=<fold
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from common.files import read_csv
 from common.paths import PROJECT_ROOT, data_dir, model_dir, output_dir
@@ -51,9 +53,7 @@ def require_browser() -> None:
     if CHROMIUM is None:
         problem = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
     else:
-        try:
-            import playwright.sync_api  # noqa: F401 (only whether it imports)
-        except ImportError:
+        if importlib.util.find_spec("playwright") is None:
             problem = "playwright is not installed (pipenv sync --dev)"
     if problem:
         if os.environ.get("IMAGEPIPE_REQUIRE_BROWSER"):
@@ -103,9 +103,10 @@ class Shots:
         path = self.folder / f"{self.count:02d}-{name}.png"
         self.page.screenshot(path=str(path), full_page=full_page)
         target = os.environ.get("IMAGEPIPE_SCREENSHOTS")
-        if target:
+        if target:  # for the docs: 256 colours, a fraction of the size
             Path(target).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(target) / f"{name}.png")
+            with Image.open(path) as shot:
+                shot.convert("RGB").quantize(256).save(Path(target) / f"{name}.png", optimize=True)
 
 
 def launch(page, base: str, name: str, epochs: str) -> None:

@@ -123,3 +123,14 @@ def test_a_studio_started_again_finds_its_running_job(tmp_path):
     found = store.get(job.id)
     assert found.pid == pid and found.returncode is None  # not its child: the run's own status says how it ended
     assert found.message.startswith("run preempted")
+
+
+def test_a_job_whose_network_was_deleted_meanwhile_fails_with_training_s_message(tmp_path):
+    from common.paths import output_dir
+    store = JobStore(output_dir() / "studio" / "jobs.sqlite3")
+    scheduler = Scheduler(store, LocalExecutor())
+    job = store.add("orphan", ["--name", "orphan", "--dev", "network=deleted_meanwhile", "--no-progress"])
+    wait_for(lambda: (scheduler.tick(), store.get(job.id).state == "failed")[1], 120, "the job to fail")
+    failed = store.get(job.id)
+    assert failed.returncode == 2 and "deleted_meanwhile.yaml: network config not found" in failed.message
+    assert not list((output_dir() / "train").glob("orphan-*"))  # nothing was written for it
