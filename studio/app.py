@@ -37,9 +37,14 @@ from studio.security import (COOKIE, PAGE_HEADERS, Guard, client_of, log_safe_pa
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("studio")
 MAX_BODY = 256 * 1024 * 1024
-"""Largest request body (uploads included); larger ones are refused before they are read."""
-FORM_LIMITS = {"max_files": 64, "max_fields": 200, "max_part_size": 32 * 1024 * 1024}
-"""Limits of one submitted form: files, fields, bytes of one part."""
+"""Largest request body of a signed-in client (uploads included); larger ones are refused before they are read."""
+MAX_ANONYMOUS_BODY = 8 * 1024
+"""Largest request body before signing in (the sign-in form holds one token)."""
+FORM_LIMITS = {"max_files": 64, "max_fields": 200, "max_part_size": 1024 * 1024}
+"""Limits of one submitted form: files, fields, bytes of one text field (uploads are checked by size where read)."""
+LOGIN_LIMITS = {"max_files": 0, "max_fields": 2, "max_part_size": 1024}
+MAX_STREAMS = 64
+"""Pages that may watch runs at once (each reads its run's files every second); more get 503."""
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Studio:
         table: The runs table's cache.
         tensorboard_host: Where TensorBoard processes started from a run page listen.
         tensorboards: ``run name -> (process, port)`` of those processes.
+        streams: Watching pages at once (:data:`MAX_STREAMS`).
     """
 
     guard: Guard
@@ -61,6 +67,7 @@ class Studio:
     table: runs_view.RunTable = field(default_factory=runs_view.RunTable)
     tensorboard_host: str = "127.0.0.1"
     tensorboards: dict[str, Any] = field(default_factory=dict)
+    streams: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_STREAMS))
 
 
 class GuardMiddleware:
@@ -80,18 +87,21 @@ class GuardMiddleware:
         if response is not None:
             await _with_headers(response)(scope, receive, send)
             return
-        await self.app(scope, _limited(receive), _adding_headers(send))
+        limit = MAX_BODY if scope["state"].get("session") else MAX_ANONYMOUS_BODY
+        await self.app(scope, _limited(receive, limit), _adding_headers(send))
 
     def check(self, request: Request) -> Response | None:
         """A response that ends the request here (refused, or a login), else None."""
         if not self.guard.host_allowed(request.headers.get("host", "")):
             return PlainTextResponse("refused: this Host is not a name of the studio (DNS rebinding?); "
                                      "start it with --allowed-host NAME to allow one", 400)
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
-            return PlainTextResponse(f"refused: larger than {MAX_BODY // 2**20} MiB", 413)
         request.scope.setdefault("state", {})
         sid = self.guard.session(request)
+        limit = MAX_BODY if sid else MAX_ANONYMOUS_BODY
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            return PlainTextResponse(f"refused: a request body larger than {limit:,} bytes"
+                                     + ("" if sid else " before signing in"), 413)
         if self.guard.token is None and sid is None:
             return self.login_to(request, query_without_token(request))
         if "token" in request.query_params and self.guard.token is not None:
@@ -137,8 +147,8 @@ def _adding_headers(send: Callable) -> Callable:
     return sending
 
 
-def _limited(receive: Callable) -> Callable:
-    """``receive`` that stops a body (sent without a length) once it passes :data:`MAX_BODY`."""
+def _limited(receive: Callable, limit: int) -> Callable:
+    """``receive`` that stops a body (sent without a length, or longer than it said) once it passes ``limit``."""
     seen = 0
 
     async def receiving() -> dict:
@@ -146,8 +156,8 @@ def _limited(receive: Callable) -> Callable:
         message = await receive()
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise UserError(f"request body larger than {MAX_BODY // 2**20} MiB")
+            if seen > limit:
+                raise UserError(f"request body larger than {limit:,} bytes")
         return message
     return receiving
 
@@ -162,7 +172,7 @@ async def login(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     if not origin_matches(request):
         return PlainTextResponse("refused: this request did not come from the studio's own page (Origin)", 403)
-    form = await request.form()
+    form = await request.form(**LOGIN_LIMITS)
     guard = studio.guard
     client = client_of(request)
     wait = guard.throttle.wait(client)

@@ -11,6 +11,7 @@ reused pid is never taken for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -25,10 +26,15 @@ from common.paths import PROJECT_ROOT, display_path, output_dir
 from common.provenance import host_name, moment, now
 from common.run_folder import RunFolder, runs_root
 from studio.jobs import ACTIVE, Job, JobStore
+from studio.security import child_environment
 
+LOG = logging.getLogger("studio")
 POLL_SECONDS = 1.0
 """How often the scheduler looks at the queue and the running jobs."""
 SLURM_JOB = re.compile(r"Submitted batch job (\d+)|job (\d+)")
+FINAL_SLURM_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                                "BOOT_FAIL", "DEADLINE", "PREEMPTED"})
+"""``squeue`` states of a job that has ended (it may still be listed for a while)."""
 
 
 def jobs_dir() -> Path:
@@ -88,7 +94,7 @@ class LocalExecutor:
 
     def start(self, job: Job, log: Path) -> dict[str, object]:
         """Start ``python -m train ...`` in a new session, output to ``log``."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**child_environment(), "PYTHONUNBUFFERED": "1"}
         with open(log, "ab") as out:
             process = subprocess.Popen(train_command(job.arguments), cwd=PROJECT_ROOT, stdout=out,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -135,7 +141,7 @@ class SlurmExecutor:
     def start(self, job: Job, log: Path) -> dict[str, object]:
         """Submit the job (``train --submit slurm``); its own output goes where train's Slurm script says."""
         result = subprocess.run(train_command([*job.arguments, *self.extra_arguments()]), cwd=PROJECT_ROOT,
-                                capture_output=True, text=True, timeout=300)
+                                capture_output=True, text=True, timeout=300, env=child_environment())
         log.write_text(result.stdout + result.stderr)
         found = SLURM_JOB.search(result.stdout + result.stderr)
         if result.returncode != 0 or not found:
@@ -143,10 +149,17 @@ class SlurmExecutor:
         return {"scheduler_id": found.group(1) or found.group(2), "host": host_name()}
 
     def alive(self, job: Job) -> bool:
-        """``squeue`` still lists the job."""
-        result = subprocess.run(["squeue", "-h", "-j", str(job.scheduler_id), "-o", "%T"], capture_output=True,
-                                text=True, timeout=60)
-        return result.returncode == 0 and bool(result.stdout.strip())
+        """``squeue`` lists the job in a state that is not final; when ``squeue`` cannot answer (a busy controller),
+        the job counts as alive (a job is only recorded ended when Slurm says so)."""
+        try:
+            result = subprocess.run(["squeue", "-h", "-j", str(job.scheduler_id), "-o", "%T"], capture_output=True,
+                                    text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return True
+        if result.returncode != 0:
+            return "invalid job id" not in result.stderr.lower()  # a job Slurm has forgotten has ended
+        state = result.stdout.strip()
+        return bool(state) and state not in FINAL_SLURM_STATES
 
     def returncode(self, job: Job) -> int | None:
         """Not known without accounting (``sacct``); the run's own status says how it ended."""
@@ -169,7 +182,10 @@ def find_run_dir(job: Job) -> Path | None:
     if not job.started:
         return None
     newest: tuple[str, Path] | None = None
+    own = re.compile(re.escape(job.name) + r"-\d{8}-\d{6}(-\d+)?")
     for folder in runs_root().glob(f"{job.name}-*"):
+        if not own.fullmatch(folder.name):
+            continue  # another name that begins with this one (exp-lr2 for exp)
         try:
             manifest = RunFolder(folder).read_manifest()
         except UserError:
@@ -214,7 +230,9 @@ class Scheduler:
             try:
                 self.tick()
             except UserError as exc:  # a locked queue: say so, try again next time
-                print(f"studio: {exc}", file=sys.stderr)
+                LOG.warning("scheduler: %s", exc)
+            except Exception:  # noqa: BLE001 - the scheduler must outlive one bad look (a full disk, a tool gone)
+                LOG.exception("scheduler: this look at the queue failed; trying again")
             self._stop.wait(POLL_SECONDS)
 
     def tick(self) -> None:
@@ -244,7 +262,11 @@ class Scheduler:
         except (UserError, OSError, subprocess.SubprocessError) as exc:
             self.store.update(job.id, state="failed", ended=now(), message=f"could not start: {exc}")
             return False
-        self.store.update(job.id, **recorded)
+        try:
+            self.store.update(job.id, **recorded)
+        except UserError:  # the queue stayed locked: a job nobody can follow must not run
+            self.executor.cancel(Job(job.id, job.name, job.arguments, executor=job.executor, **recorded))
+            raise
         return True
 
     def _link_run(self, job: Job) -> Path | None:

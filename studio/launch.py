@@ -22,6 +22,7 @@ from common.errors import UserError
 from common.files import read_yaml
 from common.paths import PROJECT_ROOT, data_dir, shared_configs_dir
 from common.run_folder import RunFolder, runs_root
+from studio.security import child_environment
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 """A run name: what ``train --name`` takes."""
@@ -35,6 +36,9 @@ TRACKERS = ("tensorboard", "mlflow", "wandb")
 """``log.trackers`` choices (the tracker registry's names)."""
 VALIDATE_SECONDS = 120
 MAX_OVERRIDES = 50
+MAX_OVERRIDES_TEXT = 10_000
+MAX_FIELD_TEXT = 1_000
+"""Longest value of any other field (a number, a name)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ def command_from_form(form: Mapping[str, object], taken: set[str] | None = None)
         values[field.name] = raw if problem else value
         if problem:
             errors[field.name] = problem
-        elif not (value is None or value is False or value in ("", [])):
+        elif not (value is None or value is False or value == "") and (value != [] or field.kind == "multi"):
             arguments += _arguments(field, value)
     arguments.append("--no-progress")  # the job's log is a file: lines, not a progress bar
     name = str(values.get("name") or "")
@@ -151,7 +155,9 @@ def command_from_form(form: Mapping[str, object], taken: set[str] | None = None)
 def _field_value(field: Field, raw: object, options: dict[str, list[str]]) -> tuple[object, str | None]:
     """``(value, None)`` or ``(None, problem)`` for one field."""
     if field.kind == "multi":
-        picked = [str(item) for item in (raw if isinstance(raw, list) else [raw] if raw else [])]
+        if raw is None:
+            return None, None  # not on the form: the recipe's value
+        picked = [str(item) for item in (raw if isinstance(raw, list) else [raw])]  # none ticked: none
         unknown = [item for item in picked if item not in options[field.name]]
         return (None, f"unknown {unknown}; choose from {options[field.name]}") if unknown else (picked, None)
     text = "" if raw is None else str(raw).strip()
@@ -159,6 +165,8 @@ def _field_value(field: Field, raw: object, options: dict[str, list[str]]) -> tu
         return text in ("on", "true", "1"), None
     if not text:
         return (None, "required") if field.name == "name" else (None, None)
+    if field.name != "overrides" and len(text) > MAX_FIELD_TEXT:
+        return None, f"at most {MAX_FIELD_TEXT:,} characters"
     if "\x00" in text or ("\n" in text and field.name != "overrides"):
         return None, "one line, without control characters"
     checks = {"choice": _check_choice, "int": _check_int, "float": _check_float, "text": _check_text}
@@ -191,6 +199,8 @@ def _check_text(field: Field, text: str, options: dict[str, list[str]]) -> tuple
         if not NAME.match(text) or len(text) > 100:
             return None, "letters, digits, '.', '_' and '-' only, starting with a letter or digit (no '/')"
         return text, None
+    if len(text) > MAX_OVERRIDES_TEXT:
+        return None, f"at most {MAX_OVERRIDES_TEXT:,} characters"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > MAX_OVERRIDES:
         return None, f"at most {MAX_OVERRIDES} overrides"
@@ -225,8 +235,13 @@ def validate(launch: Launch) -> Launch:
     the field whose key or option it names (else to the whole form)."""
     if launch.errors:
         return launch
-    result = subprocess.run([sys.executable, "-m", "train", *launch.arguments, "--print-config"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=VALIDATE_SECONDS)
+    try:
+        result = subprocess.run([sys.executable, "-m", "train", *launch.arguments, "--print-config"],
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=VALIDATE_SECONDS,
+                                env=child_environment())
+    except subprocess.TimeoutExpired:
+        launch.errors[""] = f"training's validator did not answer within {VALIDATE_SECONDS} s; try again"
+        return launch
     if result.returncode != 0:
         message = "\n".join(line for line in result.stderr.splitlines() if line.strip())[-2000:] or "refused"
         launch.errors[_field_of(message)] = message.removeprefix("error: ")

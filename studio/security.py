@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import secrets
 import socket
 import time
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -45,6 +46,8 @@ MAX_WAIT = 300.0
 """Longest wait after repeated wrong tokens (seconds)."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+TOKEN_VARIABLE = "IMAGEPIPE_STUDIO_TOKEN"
+"""Where a fixed token comes from (else a fresh one is made); never passed on to the processes the studio starts."""
 
 PAGE_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
@@ -226,7 +229,12 @@ def redacted(text: str, token: str | None) -> str:
 
 
 def log_safe_path(scope: dict[str, Any]) -> str:
-    """A request's path for the log: the query string's ``token`` never appears."""
+    """A request's path for the log: the query's ``token`` never appears, however its name is encoded."""
     query = scope.get("query_string", b"").decode("latin-1")
-    kept = "&".join(part for part in query.split("&") if part and not part.startswith("token="))
+    kept = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.strip() != "token"])
     return scope.get("path", "") + (f"?{kept}" if kept else "")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the studio's token: what the processes it starts get."""
+    return {key: value for key, value in os.environ.items() if key != TOKEN_VARIABLE}

@@ -22,10 +22,7 @@ from common.paths import display_path, output_dir
 from studio.app import Studio, build_app
 from studio.executors import LocalExecutor, Scheduler, SlurmExecutor
 from studio.jobs import JobStore
-from studio.security import LOOPBACK_NAMES, Guard, allowed_host_names, new_token
-
-TOKEN_VARIABLE = "IMAGEPIPE_STUDIO_TOKEN"
-
+from studio.security import LOOPBACK_NAMES, TOKEN_VARIABLE, Guard, allowed_host_names, new_token
 
 @dataclass
 class StudioOptions:

@@ -30,10 +30,12 @@ async def submit_launch(request: Request) -> Response:
     studio = request.app.state.studio
     form = await request.form()
     submitted: dict[str, Any] = {name: form.get(name) for name in form.keys()}
-    submitted["trackers"] = form.getlist("trackers")
+    submitted["trackers"] = form.getlist("trackers") if "trackers_shown" in form else None
     checked = launch.command_from_form(submitted, studio.store.names_in_use())
     if not checked.errors:
         checked = await asyncio.to_thread(launch.validate, checked)
+    if not checked.errors and str(checked.values["name"]) in studio.store.names_in_use():
+        checked.errors["name"] = "a job of this name was queued meanwhile (a second click?); choose another name"
     if checked.errors:
         return await launch_form(request, checked.values, checked.errors, checked.command, 400)
     executor = studio.scheduler.executor
@@ -55,11 +57,10 @@ async def queue(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     """POST /jobs/<id>/cancel: remove a queued job, or stop a running one (SIGTERM: checkpoint, preempted)."""
     studio = request.app.state.studio
-    try:
-        job_id = int(request.path_params["job"])
-    except ValueError:
-        raise UserError(f"no job {request.path_params['job']!r}") from None
-    studio.scheduler.cancel(job_id)
+    text = request.path_params["job"]
+    if not text.isdigit() or len(text) > 12:
+        raise UserError(f"no job {text[:20]!r}")
+    await asyncio.to_thread(studio.scheduler.cancel, int(text))  # the scheduler may be busy with squeue
     return RedirectResponse("/queue", 303)
 
 

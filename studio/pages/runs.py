@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from common.errors import UserError
@@ -20,12 +20,13 @@ from studio import runs as runs_view
 from studio.launch import form_from_run
 from studio.render import page
 from studio.resolver import url_for_file
-from studio.security import state_changing
+from studio.security import child_environment, state_changing
 
 EVENT_SECONDS = 1.0
 """How often a watched run's files are looked at for its page."""
 KEEPALIVE_SECONDS = 15.0
 MAX_COMPARED = 8
+
 
 
 async def runs_table(request: Request) -> Response:
@@ -66,29 +67,34 @@ async def run_events(request: Request) -> Response:
     """
     folder = runs_view.find_run_folder(request.path_params["name"])
     cursor = runs_view.Cursor.parse(request.headers.get("last-event-id") or request.query_params.get("since"))
+    streams = request.app.state.studio.streams
+    if streams.locked():
+        return PlainTextResponse("too many pages are watching runs; close one and reload", 503)
 
     async def stream():  # type: ignore[no-untyped-def]
         nonlocal cursor
         quiet = 0.0
         last_sent = ""
         yield "retry: 2000\n\n"
-        while True:
-            if await request.is_disconnected():
-                return
-            try:
-                update, cursor = await asyncio.to_thread(runs_view.live_update, folder, cursor)
-            except UserError as exc:
-                update = {"problem": str(exc)}
-            text = json.dumps(update, allow_nan=False, default=str)
-            changed = text != last_sent
-            if changed or quiet >= KEEPALIVE_SECONDS:
-                yield f"id: {cursor.text()}\ndata: {text}\n\n" if changed else ": keep-alive\n\n"
-                last_sent, quiet = text, 0.0
-            if update.get("status") and update["status"] != RunStatus.RUNNING and not update["steps"]:
-                yield "event: end\ndata: {}\n\n"
-                return
-            await asyncio.sleep(EVENT_SECONDS)
-            quiet += EVENT_SECONDS
+        async with streams:
+            while True:
+                if await request.is_disconnected():
+                    return
+                try:
+                    update, cursor = await asyncio.to_thread(runs_view.live_update, folder, cursor)
+                except (UserError, OSError, ValueError) as exc:  # e.g. the run folder was deleted meanwhile
+                    yield f"event: end\ndata: {json.dumps({'problem': str(exc)})}\n\n"
+                    return
+                text = json.dumps(update, allow_nan=False, default=str)
+                changed = text != last_sent
+                if changed or quiet >= KEEPALIVE_SECONDS:
+                    yield f"id: {cursor.text()}\ndata: {text}\n\n" if changed else ": keep-alive\n\n"
+                    last_sent, quiet = text, 0.0
+                if update["status"] != RunStatus.RUNNING and not update["steps"]:
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                await asyncio.sleep(EVENT_SECONDS)
+                quiet += EVENT_SECONDS
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
@@ -163,7 +169,8 @@ async def start_tensorboard(request: Request) -> Response:
         port = free_port()
         process = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(folder.tensorboard_dir),
                                     "--host", studio.tensorboard_host, "--port", str(port)], cwd=PROJECT_ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                   env=child_environment())
         studio.tensorboards[folder.name] = (process, port)
     return RedirectResponse(f"/runs/{folder.name}", 303)
 

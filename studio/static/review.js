@@ -22,7 +22,8 @@
   }
 
   function fromHash() {
-    const id = decodeURIComponent(window.location.hash.slice(1));
+    let id = "";
+    try { id = decodeURIComponent(window.location.hash.slice(1)); } catch (error) { return 0; }  // a malformed link
     const index = findings.findIndex(element => element.id === id);
     return index < 0 ? 0 : index;
   }

@@ -64,7 +64,7 @@ function drawSystem(holder, rows) {
   const keys = new Set();
   rows.forEach(r => Object.keys(r).forEach(k => { if (k.startsWith("system/")) keys.add(k); }));
   keys.forEach(key => {
-    let canvas = holder.querySelector(`canvas[data-metric="${key}"]`);
+    let canvas = holder.querySelector(`canvas[data-metric="${CSS.escape(key)}"]`);
     if (!canvas) {
       const figure = document.createElement("figure");
       const caption = document.createElement("figcaption");

@@ -77,3 +77,47 @@ def test_two_threads_adding_at_once_lose_nothing(tmp_path):
     for thread in threads:
         thread.join()
     assert len({job.name for job in store.all()}) == 80
+
+
+def test_a_job_s_run_is_its_own_name_not_a_longer_one(tmp_path):
+    from studio.executors import find_run_dir
+    from tests.studio.fake_runs import fake_run
+    fake_run("exp-lr2", started="2026-12-01T10:00:00+00:00")
+    job = jobs.Job(1, "exp", [], executor="slurm", started="2026-12-01T09:00:00+00:00")
+    assert find_run_dir(job) is None
+    mine = fake_run("exp", started="2026-12-01T10:00:00+00:00")
+    assert find_run_dir(job) == mine.path
+
+
+@pytest.mark.parametrize("returncode, out, err, alive", [
+    (0, "RUNNING\n", "", True), (0, "PENDING\n", "", True), (0, "COMPLETED\n", "", False), (0, "", "", False),
+    (1, "", "slurm_load_jobs error: Invalid job id specified", False),
+    (1, "", "slurm_load_jobs error: Socket timed out on send/recv operation", True),
+])
+def test_a_slurm_job_is_only_over_when_slurm_says_so(monkeypatch, returncode, out, err, alive):
+    import subprocess
+    from studio.executors import SlurmExecutor
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, returncode, out, err))
+    assert SlurmExecutor([]).alive(jobs.Job(1, "x", [], executor="slurm", scheduler_id="7")) is alive
+
+
+def test_the_scheduler_outlives_an_unexpected_error(tmp_path, monkeypatch):
+    from studio import executors
+    from studio.executors import LocalExecutor, Scheduler
+    monkeypatch.setattr(executors, "POLL_SECONDS", 0.05)
+    scheduler = Scheduler(JobStore(tmp_path / "jobs.sqlite3"), LocalExecutor())
+    calls = []
+
+    def failing_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scheduler, "tick", failing_once)
+    scheduler.start()
+    try:
+        deadline = threading.Event()
+        deadline.wait(1.0)
+        assert len(calls) > 2 and scheduler.thread.is_alive()
+    finally:
+        scheduler.stop()

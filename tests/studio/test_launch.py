@@ -101,3 +101,13 @@ def test_the_page_shows_the_problems_and_queues_nothing(signed):
     assert "epochs" in errors_on_page(response.text)["epochs"]
     assert "pipenv run train --name bad epochs=0 --no-progress" in response.text.replace("&#39;", "'")
     assert signed.studio.store.all() == []
+
+
+def test_unticking_every_tracker_means_none_and_a_field_that_is_not_on_the_form_means_the_recipe_s():
+    assert "log.trackers=[]" in command_from_form({"name": "x", "trackers": []}).arguments
+    assert not any(a.startswith("log.trackers") for a in command_from_form({"name": "x"}).arguments)
+
+
+def test_long_values_are_refused_before_they_are_looked_at():
+    assert "at most" in command_from_form({"name": "x", "overrides": "a=1\n" * 5000}).errors["overrides"]
+    assert "at most" in command_from_form({"name": "x", "lr": "1" * 2000}).errors["lr"]

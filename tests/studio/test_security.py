@@ -190,3 +190,32 @@ def test_signing_in_with_the_form_needs_the_right_token_and_the_studio_s_own_ori
         signed_in = client.post("/login", data={"token": TOKEN}, headers=SAME_ORIGIN, follow_redirects=False)
         assert signed_in.status_code == 303 and "HttpOnly" in signed_in.headers["set-cookie"]
         assert client.get("/queue").status_code == 200
+
+
+def test_before_signing_in_a_request_body_is_small():
+    with fresh_client() as client:
+        response = client.post("/login", data={"token": TOKEN, "pad": "x" * 20_000}, headers=SAME_ORIGIN)
+        assert response.status_code == 413 and "before signing in" in response.text
+        with_file = client.post("/login", data={"token": TOKEN}, files={"f": ("a.bin", b"0" * 100)},
+                                headers=SAME_ORIGIN)
+        assert with_file.status_code == 400  # no file is taken by the sign-in form
+
+
+def test_an_encoded_token_name_is_kept_out_of_the_log(caplog):
+    with caplog.at_level(logging.INFO, logger="studio"):
+        with fresh_client() as client:
+            client.get(f"/runs?%74oken={TOKEN}&q=c")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "q=c" in logged and TOKEN not in logged
+
+
+def test_the_processes_the_studio_starts_do_not_get_its_token(monkeypatch):
+    monkeypatch.setenv("IMAGEPIPE_STUDIO_TOKEN", TOKEN)
+    monkeypatch.setenv("OTHER", "kept")
+    environment = security.child_environment()
+    assert "IMAGEPIPE_STUDIO_TOKEN" not in environment and environment["OTHER"] == "kept"
+
+
+def test_a_huge_job_number_is_a_clear_error(signed):
+    response = signed.post("/jobs/99999999999999999999/cancel")
+    assert response.status_code == 400 and "no job" in response.text
