@@ -26,6 +26,7 @@ from common.paths import PROJECT_ROOT, display_path, output_dir
 from common.provenance import host_name, moment, now
 from common.run_folder import RunFolder, runs_root
 from studio.jobs import ACTIVE, Job, JobStore
+from studio.runs import tail_text
 from studio.security import child_environment
 
 LOG = logging.getLogger("studio")
@@ -293,7 +294,7 @@ class Scheduler:
                 status = RunFolder(run_dir).status()
             except UserError:
                 status = None
-        log_text = Path(job.log).read_text(errors="replace")[-20000:] if job.log and Path(job.log).is_file() else ""
+        log_text = tail_text(Path(job.log)) if job.log and Path(job.log).is_file() else ""
         if status is None and job.state == "cancelling":
             state, message = "ended", "cancelled before the run began"
         elif status is None and code not in (None, 0):

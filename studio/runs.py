@@ -247,10 +247,15 @@ def log_tail(folder: RunFolder, lines: int = LOG_LINES) -> list[str]:
     """The last lines of the job's log (``job.log``), else of the run's ``log.txt``."""
     for path in (folder.path / "job.log", folder.log_path):
         if path.is_file():
-            with open(path, "rb") as handle:
-                handle.seek(max(0, path.stat().st_size - 64 * 1024))
-                return handle.read().decode("utf-8", "replace").splitlines()[-lines:]
+            return tail_text(path).splitlines()[-lines:]
     return []
+
+
+def tail_text(path: Path, size: int = 64 * 1024) -> str:
+    """The last ``size`` bytes of a text file (a log may be large; only its end is read)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, Path(path).stat().st_size - size))
+        return handle.read().decode("utf-8", "replace")
 
 
 def evaluations_of(run: str) -> list[Path]:

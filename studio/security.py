@@ -218,9 +218,7 @@ def state_changing(handler: Handler) -> Handler:
 
 def query_without_token(request: Request) -> str:
     """The request's path and query with ``token`` removed (where a login redirects to)."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-    query = urlencode(kept)
-    return request.url.path + (f"?{query}" if query else "")
+    return log_safe_path(request.scope)
 
 
 def redacted(text: str, token: str | None) -> str:
@@ -229,7 +227,8 @@ def redacted(text: str, token: str | None) -> str:
 
 
 def log_safe_path(scope: dict[str, Any]) -> str:
-    """A request's path for the log: the query's ``token`` never appears, however its name is encoded."""
+    """A request's path and query without ``token``, however its name is encoded: what is logged, and where a
+    login redirects to."""
     query = scope.get("query_string", b"").decode("latin-1")
     kept = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.strip() != "token"])
     return scope.get("path", "") + (f"?{kept}" if kept else "")
